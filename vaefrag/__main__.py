@@ -1,0 +1,3 @@
+from vaefrag.cli import main
+
+raise SystemExit(main())

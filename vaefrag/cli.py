@@ -1,0 +1,67 @@
+"""`vaefrag` / `python -m vaefrag`: the command-line entry point.
+
+Each sub-command lives in `vaefrag/commands/<name>.py` and exposes
+`register(subparsers)` which adds its parser and sets `func=run` where
+`run(args) -> int`. Modules are imported lazily on dispatch so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+#: sub-command name -> (module under vaefrag.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("bench", "benchmarks that print ratios measured side by side"),
+    "train": ("train", "train an ensemble of VAEs"),
+    "fingerprint": ("fingerprint", "re-encode a new fingerprint sample with every member"),
+    "import": ("import_", "make an ensemble from posteriors in an npz file"),
+    "analyze": ("analyze", "hotspots, maps and scores of an ensemble (cached)"),
+    "export": ("export", "write the paper figure and data of an ensemble"),
+    "serve": ("serve", "start the dashboard"),
+    "spaces": ("spaces", "compare full latent spaces of an ensemble's models"),
+    "fuse": ("fuse", "fuse a set of channels into one representation"),
+    "benchmark-measures": ("benchmark_measures", "NMI/VI against CKA on synthetic spaces"),
+}
+
+
+class CLIError(Exception):
+    """An error the CLI reports as one line and exit status 2."""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaefrag", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_, add_help=False)
+            continue
+        try:
+            mod = importlib.import_module(f"vaefrag.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"vaefrag.commands.{module}":
+                raise
+            continue  # command not built yet
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, ValueError, FileNotFoundError) as exc:
+        print(f"vaefrag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vaefrag {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,436 @@
+"""Hotspots of recurring channels (OPTICS), their bootstrap stability, and 2-D channel maps.
+
+Numpy in, numpy out (shared/DESIGN.md §3). Channels carrying less than ``info_threshold`` bits
+are set aside; the rest are compared through a distance derived from VI (clipped at 0) or NMI
+(``-ln(max(NMI, 1e-4))``). OPTICS (scikit-learn, ``metric="precomputed"``, xi extraction)
+orders the channels; its leaf clusters are the **hotspots**. Hotspot ids are renumbered
+0, 1, ... in the order they appear along the OPTICS ordering, so figures number them left to right.
+
+Defaults scale with the ensemble: a fragment that recurs across runs appears (at most) once per
+model, so ``min_samples`` defaults to about half the number of models K (at least 2), and the
+smallest hotspot (``min_cluster_size``) to the same number.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Hotspot",
+    "HotspotFinder",
+    "channel_distances",
+    "default_min_samples",
+    "channel_maps",
+    "bootstrap_stability",
+    "Stability",
+    "NMI_FLOOR",
+]
+
+#: NMI values below this are clipped before taking -ln (distance at most ln(1e4) ~ 9.2)
+NMI_FLOOR = 1e-4
+#: xi default: steepness of reachability valleys that delimit a hotspot
+DEFAULT_XI = 0.05
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class Hotspot:
+    """One hotspot (a group of nearly identical channels).
+
+    members : int [size] indices into the kept channels (in kept order).
+    channels : int [size, 2] (model, latent) of the members.
+    medoid : index into the kept channels of the member with the least summed distance to the others.
+    mean_info : mean information of the members (bits).  mean_nmi : mean NMI between distinct members.
+    best_factor : factor column with the highest mean NMI over members (None without factors).
+    stability : fraction of bootstrap refits that find it again (NaN until computed).
+    nmi_ci : (lo, hi) bootstrap interval of ``mean_nmi`` (NaN until computed).
+    """
+
+    id: int
+    members: np.ndarray
+    channels: np.ndarray
+    size: int
+    n_models: int
+    mean_info: float
+    mean_nmi: float
+    medoid: int
+    best_factor: int | None = None
+    best_factor_nmi: float = float("nan")
+    stability: float = float("nan")
+    nmi_ci: tuple = (float("nan"), float("nan"))
+
+
+def default_min_samples(n_models: int, n_channels: int) -> int:
+    """OPTICS ``min_samples`` default: ceil(K / 2) clipped to [2, n_channels].
+
+    A fragment recurs at most once per model, so a hotspot found by half of K runs has about
+    K / 2 members; a constant (the reference code's 20) would miss every hotspot of a small ensemble.
+    """
+    return int(max(2, min(math.ceil(n_models / 2), n_channels)))
+
+
+def channel_distances(nmi=None, vi=None, measure: str = "nmi") -> np.ndarray:
+    """Symmetric distance matrix between channels.
+
+    Parameters
+    ----------
+    nmi, vi : [M, M] NMI and VI matrices (only the one named by ``measure`` is needed).
+    measure : "nmi" -> -ln(max(NMI, 1e-4)); "vi" -> max(VI, 0) (bits).
+
+    Returns
+    -------
+    [M, M] float64, symmetric, zero diagonal. NaN entries (undefined NMI) raise ValueError.
+    """
+    if measure not in ("nmi", "vi"):
+        raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
+    src = nmi if measure == "nmi" else vi
+    if src is None:
+        raise ValueError(f"{measure}: expected an [M, M] matrix for measure={measure!r}, got None")
+    a = np.asarray(src, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"{measure}: expected a square [M, M] matrix, got shape {a.shape}")
+    a = 0.5 * (a + a.T)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{measure}: expected finite values among the kept channels, found NaN/inf")
+    d = -np.log(np.clip(a, NMI_FLOOR, 1.0)) if measure == "nmi" else np.clip(a, 0.0, None)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def _unpack(nmi, vi, info, factor_nmi):
+    """Accept a ChannelComparison-like object (attributes nmi, vi, info, factor_nmi) or arrays."""
+    if hasattr(nmi, "nmi"):
+        comp = nmi
+        return comp.nmi, comp.vi, comp.info, getattr(comp, "factor_nmi", None)
+    return nmi, vi, info, factor_nmi
+
+
+class HotspotFinder:
+    """OPTICS hotspots of channels, scikit-learn style.
+
+    Parameters
+    ----------
+    measure : "nmi" or "vi", the distance (see `channel_distances`).
+    info_threshold : channels with less information (bits) are set aside (not clustered).
+    min_samples : OPTICS neighbourhood size; None -> `default_min_samples` (about K / 2).
+    xi : OPTICS xi steepness in (0, 1); None -> 0.05.
+    min_cluster_size : smallest hotspot; None -> min_samples.
+    min_nmi : an OPTICS cluster is a hotspot only if the mean NMI between its members reaches this
+        (nearly identical channels). Groups of unrelated high-information channels form shallow
+        valleys too (finite-sample NMI between independent channels is not 0); this keeps them out.
+        0 disables the check (it needs the NMI matrix).
+    random_state : unused by OPTICS (deterministic); kept for a uniform API with the maps.
+
+    Learned attributes
+    ------------------
+    kept_ [Mk] indices of the clustered channels into the M input channels;
+    distance_ [Mk, Mk]; ordering_ [Mk] (indices into kept); reachability_ [Mk] in OPTICS order
+    (first entry inf); labels_ [Mk] hotspot id or -1 (in kept order); hotspots_ list[Hotspot];
+    min_samples_, xi_, min_cluster_size_ (resolved values); n_models_.
+    """
+
+    def __init__(self, measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
+                 xi: float | None = None, min_cluster_size: int | None = None, min_nmi: float = 0.5,
+                 random_state: int | None = 0):
+        self.measure = measure
+        self.info_threshold = info_threshold
+        self.min_samples = min_samples
+        self.xi = xi
+        self.min_cluster_size = min_cluster_size
+        self.min_nmi = min_nmi
+        self.random_state = random_state
+
+    def _check_params(self):
+        if self.measure not in ("nmi", "vi"):
+            raise ValueError(f"measure: expected 'nmi' or 'vi', got {self.measure!r}")
+        if not (np.isfinite(self.info_threshold) and self.info_threshold >= 0):
+            raise ValueError(f"info_threshold: expected a finite number >= 0, got {self.info_threshold}")
+        if self.min_samples is not None and (int(self.min_samples) != self.min_samples or self.min_samples < 2):
+            raise ValueError(f"min_samples: expected an integer >= 2, got {self.min_samples}")
+        if self.xi is not None and not (0.0 < self.xi < 1.0):
+            raise ValueError(f"xi: expected a number in (0, 1), got {self.xi}")
+        if self.min_cluster_size is not None and (int(self.min_cluster_size) != self.min_cluster_size
+                                                  or self.min_cluster_size < 2):
+            raise ValueError(f"min_cluster_size: expected an integer >= 2, got {self.min_cluster_size}")
+        if not (np.isfinite(self.min_nmi) and 0.0 <= self.min_nmi <= 1.0):
+            raise ValueError(f"min_nmi: expected a number in [0, 1], got {self.min_nmi}")
+
+    def fit(self, nmi, vi=None, info=None, *, channel_ids=None, factor_nmi=None) -> "HotspotFinder":
+        """Find hotspots.
+
+        Parameters
+        ----------
+        nmi : [M, M] NMI matrix, or a `measures.ChannelComparison` (then vi, info, factor_nmi are read from it).
+        vi : [M, M] VI (bits); required for measure="vi".
+        info : [M] information per channel (bits); None keeps every channel with defined NMI.
+        channel_ids : [M, 2] (model, latent); None -> every channel its own model.
+        factor_nmi : [M, F] NMI of each channel with each ground-truth factor, optional.
+        """
+        self._check_params()
+        nmi, vi, info, factor_nmi = _unpack(nmi, vi, info, factor_nmi)
+        ref = nmi if self.measure == "nmi" else vi
+        if ref is None:
+            raise ValueError(f"{self.measure}: expected an [M, M] matrix for measure={self.measure!r}, got None")
+        ref = np.asarray(ref, dtype=np.float64)
+        if ref.ndim != 2 or ref.shape[0] != ref.shape[1]:
+            raise ValueError(f"{self.measure}: expected a square [M, M] matrix, got shape {ref.shape}")
+        m = ref.shape[0]
+        info = np.full(m, np.inf) if info is None else np.asarray(info, dtype=np.float64)
+        if info.shape != (m,):
+            raise ValueError(f"info: expected shape ({m},), got {info.shape}")
+        ids = np.stack([np.arange(m), np.zeros(m, int)], 1) if channel_ids is None else np.asarray(channel_ids)
+        if ids.shape != (m, 2):
+            raise ValueError(f"channel_ids: expected shape ({m}, 2), got {ids.shape}")
+        if factor_nmi is not None:
+            factor_nmi = np.asarray(factor_nmi, dtype=np.float64)
+            if factor_nmi.ndim != 2 or factor_nmi.shape[0] != m:
+                raise ValueError(f"factor_nmi: expected shape ({m}, F), got {factor_nmi.shape}")
+
+        keep = info >= self.info_threshold
+        keep &= np.isfinite(np.diag(ref))
+        if self.measure == "nmi":
+            keep &= np.isfinite(np.asarray(nmi, dtype=np.float64)).sum(1) > 0
+        kept = np.flatnonzero(keep)
+        sub = lambda a: None if a is None else np.asarray(a, dtype=np.float64)[np.ix_(kept, kept)]
+        dist = channel_distances(sub(nmi), sub(vi), self.measure)
+        mk = kept.size
+        self.kept_, self.distance_, self.n_models_ = kept, dist, int(len(np.unique(ids[:, 0])))
+        self.channel_ids_ = ids[kept]
+        self.info_ = info[kept]
+        self.nmi_ = sub(nmi)
+        self.factor_nmi_ = None if factor_nmi is None else factor_nmi[kept]
+        if self.min_samples is not None and self.min_samples > mk:
+            raise ValueError(f"min_samples: expected at most the {mk} channels above the information "
+                             f"threshold, got {self.min_samples}")
+        self.min_samples_ = int(self.min_samples) if self.min_samples is not None else \
+            default_min_samples(self.n_models_, mk)
+        self.xi_ = float(self.xi) if self.xi is not None else DEFAULT_XI
+        self.min_cluster_size_ = int(self.min_cluster_size) if self.min_cluster_size is not None \
+            else self.min_samples_
+        if mk < 2:
+            self.ordering_ = np.arange(mk)
+            self.reachability_ = np.full(mk, np.inf)
+            self.labels_ = np.full(mk, -1)
+            self.hotspots_ = []
+            return self
+        from sklearn.cluster import OPTICS
+
+        opt = OPTICS(min_samples=min(self.min_samples_, mk), metric="precomputed", cluster_method="xi",
+                     xi=self.xi_, min_cluster_size=min(self.min_cluster_size_, mk))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            opt.fit(dist)
+        self.ordering_ = opt.ordering_.astype(np.int64)
+        self.reachability_ = opt.reachability_[self.ordering_].astype(np.float64)
+        raw = opt.labels_.copy()
+        if self.min_nmi > 0 and self.nmi_ is not None:
+            for lab in np.unique(raw[raw >= 0]):
+                idx = np.flatnonzero(raw == lab)
+                off = self.nmi_[np.ix_(idx, idx)][~np.eye(idx.size, dtype=bool)]
+                if not (np.isfinite(off).any() and np.nanmean(off) >= self.min_nmi):
+                    raw[idx] = -1
+        # renumber hotspots by first appearance along the ordering
+        order_labels = raw[self.ordering_]
+        seen = [lab for lab in dict.fromkeys(order_labels.tolist()) if lab >= 0]
+        remap = {old: new for new, old in enumerate(seen)}
+        self.labels_ = np.array([remap.get(lab, -1) for lab in raw], dtype=np.int64)
+        self.hotspots_ = [self._describe(h) for h in range(len(seen))]
+        return self
+
+    def fit_predict(self, *args, **kwargs) -> np.ndarray:
+        return self.fit(*args, **kwargs).labels_
+
+    def _describe(self, h: int) -> Hotspot:
+        members = np.flatnonzero(self.labels_ == h)
+        # keep members in OPTICS order (as they appear in the ordered matrix)
+        pos = np.argsort(self.ordering_)
+        members = members[np.argsort(pos[members])]
+        d = self.distance_[np.ix_(members, members)]
+        medoid = int(members[np.argmin(d.sum(1))])
+        block = self.nmi_[np.ix_(members, members)] if self.nmi_ is not None else None
+        if block is not None and members.size > 1:
+            off = block[~np.eye(members.size, dtype=bool)]
+            mean_nmi = float(np.nanmean(off)) if np.isfinite(off).any() else float("nan")
+        else:
+            mean_nmi = float("nan")
+        best, best_nmi = None, float("nan")
+        if self.factor_nmi_ is not None and self.factor_nmi_.shape[1] > 0:
+            prof = np.nanmean(np.where(np.isfinite(self.factor_nmi_[members]), self.factor_nmi_[members], np.nan), 0)
+            if np.isfinite(prof).any():
+                best = int(np.nanargmax(prof))
+                best_nmi = float(prof[best])
+        chans = self.channel_ids_[members]
+        return Hotspot(id=h, members=members, channels=chans, size=int(members.size),
+                       n_models=int(len(np.unique(chans[:, 0]))),
+                       mean_info=float(np.mean(self.info_[members])), mean_nmi=mean_nmi, medoid=medoid,
+                       best_factor=best, best_factor_nmi=best_nmi)
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def channel_maps(distance, methods: Sequence[str] = ("mds", "umap"), *, random_state: int = 0,
+                 n_neighbors: int | None = None) -> dict[str, np.ndarray]:
+    """2-D maps of channels from a precomputed distance matrix.
+
+    Parameters
+    ----------
+    distance : [M, M] symmetric distances (e.g. ``HotspotFinder.distance_``).
+    methods : any of "mds" (scikit-learn metric MDS, SMACOF from classical MDS) and "umap"
+        (umap-learn, imported lazily; it costs seconds to import).
+    random_state : seed of both maps.  n_neighbors : UMAP neighbours; None -> min(15, M - 1).
+
+    Returns
+    -------
+    dict method -> [M, 2] float64 coordinates.
+    """
+    d = np.asarray(distance, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1] or not np.all(np.isfinite(d)):
+        raise ValueError(f"distance: expected a finite square [M, M] matrix, got shape {d.shape}")
+    d = 0.5 * (d + d.T)
+    np.fill_diagonal(d, 0.0)
+    m = d.shape[0]
+    out: dict[str, np.ndarray] = {}
+    for method in methods:
+        if method not in ("mds", "umap"):
+            raise ValueError(f"methods: expected 'mds' and/or 'umap', got {method!r}")
+        if m < 3 or not np.any(d > 0):
+            out[method] = np.zeros((m, 2)) if m < 2 else np.c_[np.linspace(0, 1, m), np.zeros(m)]
+            continue
+        out[method] = _mds(d, random_state) if method == "mds" else _umap(d, random_state, n_neighbors)
+    return out
+
+
+def _mds(d: np.ndarray, random_state: int) -> np.ndarray:
+    import inspect
+
+    from sklearn.manifold import MDS
+
+    params = inspect.signature(MDS.__init__).parameters
+    if "metric_mds" in params:      # scikit-learn >= 1.8
+        mds = MDS(n_components=2, metric_mds=True, metric="precomputed", init="classical_mds",
+                  random_state=random_state, normalized_stress="auto")
+    else:
+        mds = MDS(n_components=2, metric=True, dissimilarity="precomputed", random_state=random_state,
+                  n_init=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(mds.fit_transform(d), dtype=np.float64)
+
+
+def _umap(d: np.ndarray, random_state: int, n_neighbors: int | None) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import umap
+
+        m = d.shape[0]
+        k = int(min(15, m - 1) if n_neighbors is None else n_neighbors)
+        if not 2 <= k < m:
+            raise ValueError(f"n_neighbors: expected an integer in [2, {m - 1}], got {k}")
+        init = "spectral" if m > k + 2 else "random"
+        reducer = umap.UMAP(n_neighbors=k, n_components=2, metric="precomputed", random_state=random_state,
+                            init=init, n_jobs=1)
+        return np.asarray(reducer.fit_transform(d), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- stability
+
+
+@dataclass
+class Stability:
+    """Bootstrap stability of a fitted finder's hotspots.
+
+    stability [H] fraction of refits that find each hotspot (best Jaccard overlap >= ``min_jaccard``);
+    nmi_ci [H, 2] percentile interval of each hotspot's mean within-hotspot NMI;
+    mean_nmi [B, H] the per-resample values; jaccard [B, H] best overlap per resample.
+    """
+
+    stability: np.ndarray
+    nmi_ci: np.ndarray
+    mean_nmi: np.ndarray
+    jaccard: np.ndarray
+    n_bootstrap: int
+    extra: dict = field(default_factory=dict)
+
+
+def bootstrap_stability(finder: HotspotFinder, mu, logvar, *, n_bootstrap: int = 20, random_state: int = 0,
+                        min_jaccard: float = 0.5, ci: float = 0.95, device="auto",
+                        progress: Progress | None = None) -> Stability:
+    """Resample the fingerprint points, recompute the measures, refit and match the hotspots.
+
+    Parameters
+    ----------
+    finder : a fitted `HotspotFinder` (its ``kept_`` index the M channels of ``mu``).
+    mu, logvar : [M, N, d] channel posteriors the finder's matrices came from
+        (``measures.split_channels`` of the ensemble posteriors).
+    n_bootstrap : number of resamples B (rows of the N points drawn with replacement).
+    min_jaccard : a refit hotspot with member overlap |A & B| / |A | B| >= this counts as found.
+    ci : width of the percentile interval of the mean within-hotspot NMI.
+    progress : optional callable(done, total, message).
+
+    Returns
+    -------
+    `Stability`; also writes ``stability`` and ``nmi_ci`` into ``finder.hotspots_``.
+    """
+    from vaefrag.measures import compare_channels
+
+    if not hasattr(finder, "hotspots_"):
+        raise ValueError("finder: expected a fitted HotspotFinder (call fit first)")
+    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap: expected an integer >= 1, got {n_bootstrap}")
+    if not 0.0 < min_jaccard <= 1.0:
+        raise ValueError(f"min_jaccard: expected a number in (0, 1], got {min_jaccard}")
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci: expected a number in (0, 1), got {ci}")
+    mu = np.asarray(mu)
+    logvar = np.asarray(logvar)
+    if mu.ndim != 3 or mu.shape != logvar.shape:
+        raise ValueError(f"mu, logvar: expected equal shapes [M, N, d], got {mu.shape}, {logvar.shape}")
+    kept = finder.kept_
+    if kept.size and kept.max() >= mu.shape[0]:
+        raise ValueError(f"mu: expected at least {kept.max() + 1} channels (the finder's), got {mu.shape[0]}")
+    hotspots = finder.hotspots_
+    n_h, n = len(hotspots), mu.shape[1]
+    rng = np.random.default_rng(random_state)
+    mean_nmi = np.full((n_bootstrap, n_h), np.nan)
+    best_j = np.zeros((n_bootstrap, n_h))
+    member_sets = [set(h.members.tolist()) for h in hotspots]
+    mu_k, lv_k = mu[kept], logvar[kept]
+    for b in range(n_bootstrap):
+        idx = rng.integers(0, n, size=n)
+        comp = compare_channels(mu_k[:, idx], lv_k[:, idx], info_threshold=finder.info_threshold, device=device)
+        for h, members in enumerate(hotspots):
+            blk = comp.nmi[np.ix_(members.members, members.members)]
+            off = blk[~np.eye(members.size, dtype=bool)]
+            if np.isfinite(off).any():
+                mean_nmi[b, h] = np.nanmean(off)
+        refit = HotspotFinder(measure=finder.measure, info_threshold=finder.info_threshold,
+                              min_samples=finder.min_samples_, xi=finder.xi_,
+                              min_cluster_size=finder.min_cluster_size_, min_nmi=finder.min_nmi)
+        try:
+            refit.fit(comp.nmi, comp.vi, comp.info, channel_ids=finder.channel_ids_)
+            found = [set(refit.kept_[hs.members].tolist()) for hs in refit.hotspots_]
+        except ValueError:          # too few channels left above the threshold in this resample
+            found = []
+        for h, ms in enumerate(member_sets):
+            if found:
+                best_j[b, h] = max(len(ms & f) / len(ms | f) for f in found)
+        if progress is not None:
+            progress(b + 1, n_bootstrap, "bootstrap")
+    stability = (best_j >= min_jaccard).mean(0) if n_h else np.zeros(0)
+    lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
+    nmi_ci = np.full((n_h, 2), np.nan)
+    for h in range(n_h):
+        vals = mean_nmi[:, h][np.isfinite(mean_nmi[:, h])]
+        if vals.size:
+            nmi_ci[h] = np.percentile(vals, [lo_q, hi_q])
+    for h, hs in enumerate(hotspots):
+        hs.stability = float(stability[h])
+        hs.nmi_ci = (float(nmi_ci[h, 0]), float(nmi_ci[h, 1]))
+    return Stability(stability=stability, nmi_ci=nmi_ci, mean_nmi=mean_nmi, jaccard=best_j,
+                     n_bootstrap=int(n_bootstrap))

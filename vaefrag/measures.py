@@ -47,6 +47,8 @@ Progress = Callable[..., None]
 
 #: working-memory budget (bytes) for one block of fingerprint points
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
+#: on a CPU, a block of fingerprint rows is kept about this small so its passes run in cache
+CPU_BLOCK_BYTES = 48 * 2**20
 #: largest channel tile computed in one piece; larger sets are tiled
 DEFAULT_BLOCK_CHANNELS = 2048
 #: log-variances are clipped to this range after per-channel centering, so exp() never overflows
@@ -234,23 +236,26 @@ class _GaussianRows:
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a.transpose(2, 0, 1)), dtype=dtype, device=device)
         self.mu, self.lv = t(mu), t(lv)                                    # [d, M, N]
         self.var = torch.exp(self.lv)
+        self.root4 = torch.exp(0.25 * self.lv)                             # var^(1/4)
         self.device, self.dtype = device, dtype
         self.n_channels, self.n_points = mu.shape[0], mu.shape[1]
         self.dims = mu.shape[2]
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
-        """[B, M, N] with B = stop - start."""
-        dist = None
+        """[B, M, N] with B = stop - start.
+
+        Per dimension, BC = exp(-D) = sqrt(2) (v_i v_j)^(1/4) (v_i + v_j)^(-1/2) exp(-dmu^2 / (4 (v_i + v_j))),
+        evaluated with in-place passes over the block and no logarithm.
+        """
+        bc = None
         for k in range(self.dims):
-            mu, lv, var = self.mu[k], self.lv[k], self.var[k]              # [M, N]
-            mi, li, vi = (a[:, start:stop].T.unsqueeze(-1) for a in (mu, lv, var))  # [B, M, 1]
-            s = vi + var                                                   # v_i + v_j   [B, M, N]
-            term = (mi - mu).square_().div_(s).mul_(0.25)                  # (dmu)^2 / (8 s_k)
-            s.mul_(0.5).log_().mul_(0.5)                                   # 1/2 ln s_k
-            s.sub_(0.25 * li).sub_(0.25 * lv)                              # - 1/4 (ln v_i + ln v_j)
-            term.add_(s)
-            dist = term if dist is None else dist.add_(term)
-        return dist.clamp_(min=0.0).neg_().exp_()
+            mu, var, root4 = self.mu[k], self.var[k], self.root4[k]         # [M, N]
+            mi, vi, ri = (a[:, start:stop].T.unsqueeze(-1) for a in (mu, var, root4))  # [B, M, 1]
+            q = (vi + var).rsqrt_()                                        # (v_i + v_j)^(-1/2)
+            term = (mi - mu).mul_(q).square_().mul_(-0.25).exp_()          # exp(-dmu^2 / (4 (v_i + v_j)))
+            term.mul_(q).mul_(root4).mul_(ri * math.sqrt(2.0))
+            bc = term if bc is None else bc.mul_(term)
+        return bc.clamp_(max=1.0)
 
 
 class _LabelRows:
@@ -266,8 +271,13 @@ class _LabelRows:
         return (li == self.labels).to(self.dtype)                          # [B, F, N]
 
 
-def _block_size(n_points: int, n_rows: int, n_cols: int, budget: int, itemsize: int) -> int:
+def _block_size(n_points: int, n_rows: int, n_cols: int, budget: int, itemsize: int, device) -> int:
+    """Points per block. On a CPU the fingerprint rows of a block should stay in cache (the
+    elementwise passes are memory-bound; the batched GEMM is as fast for small batches), on a GPU
+    large batches pay, up to the memory budget."""
     per_point = itemsize * (3 * n_points * (n_rows + n_cols) + n_rows * n_cols)
+    if torch.device(device).type == "cpu":
+        budget = min(budget, CPU_BLOCK_BYTES)
     return int(max(1, min(n_points, budget // max(per_point, 1))))
 
 
@@ -299,7 +309,7 @@ def _run_tile(rows_a, rows_b, extra_cols, block_points, progress, memory_budget,
     dev, dt = rows_a.device, rows_a.dtype
     itemsize = torch.finfo(dt).bits // 8
     if block_points is None:
-        block_points = _block_size(n, ma, (0 if rows_b is None else mb) + m_extra, memory_budget, itemsize)
+        block_points = _block_size(n, ma, (0 if rows_b is None else mb) + m_extra, memory_budget, itemsize, dev)
     zeros = lambda *s: torch.zeros(*s, dtype=torch.float64, device=dev)
     joint, info_a, self_a = zeros(ma, mb), zeros(ma), zeros(ma)
     info_b, self_b = zeros(mb), zeros(mb)

@@ -313,3 +313,13 @@ def test_bad_factors_and_other():
         ms.compare_channels(mu, lv, info_threshold=-1)
     with pytest.raises(ValueError, match="dtype"):
         ms.compare_channels(mu, lv, dtype="float16")
+
+
+def test_pair_tile_is_a_block_of_the_full_computation():
+    mu, lv = structured(8, m=6, n=40)
+    full = ms.compare_channels(mu, lv, dtype="float64")
+    tile = ms.pair_tile(mu[:2], lv[:2], mu[3:], lv[3:], dtype="float64", block_points=6)
+    joint = full.info[:, None] + full.info[None, :] - full.mutual           # I(X;U_a,U_b)
+    np.testing.assert_allclose(tile.joint, joint[:2, 3:], atol=1e-9)
+    np.testing.assert_allclose(tile.info_a, full.info[:2], atol=1e-9)
+    np.testing.assert_allclose(2 * tile.info_b - tile.selfjoint_b, full.self_info[3:], atol=1e-9)

@@ -1,0 +1,385 @@
+"""The on-disk ensemble format (DESIGN §5): a directory per ensemble.
+
+- ``ensemble.json``: manifest (``format_version``, name, dataset, model family + spec, latents,
+  training recipe, fingerprint size/seed, members with id, seed, weights file, final loss).
+- ``posteriors.npz``: ``mu`` and ``logvar`` float32 [K models, N points, L latents].
+- ``fingerprint.npz`` (optional): ``x`` fingerprint inputs, ``factors`` int [N, F], ``factor_names``.
+- ``members/*.safetensors`` (optional): model weights, needed only for traversals / re-encoding.
+
+Writing is atomic: everything goes to a temporary sibling directory that is renamed into place.
+Loading validates every field and never unpickles (``np.load(..., allow_pickle=False)``,
+safetensors for weights).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vaefrag.datasets.npz import check_factors, check_numeric, load_npz
+
+FORMAT_VERSION = 1
+MANIFEST = "ensemble.json"
+POSTERIORS = "posteriors.npz"
+FINGERPRINT = "fingerprint.npz"
+MEMBERS_DIR = "members"
+
+
+class EnsembleError(ValueError):
+    """An ensemble on disk (or its input) is invalid; the message names the file and the field."""
+
+
+@dataclass
+class Ensemble:
+    """An ensemble loaded from disk (see module docstring).
+
+    Attributes
+    ----------
+    path : Path
+    manifest : dict
+    mu, logvar : np.ndarray, float32 [K, N, L]
+    x : np.ndarray or None
+        Fingerprint inputs [N, C, H, W] in [0, 1] or [N, D], float32.
+    factors : np.ndarray or None
+        int64 [N, F].
+    factor_names : list of str
+    """
+
+    path: Path
+    manifest: dict
+    mu: np.ndarray
+    logvar: np.ndarray
+    x: np.ndarray | None = None
+    factors: np.ndarray | None = None
+    factor_names: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def n_models(self) -> int:
+        return int(self.mu.shape[0])
+
+    @property
+    def n_points(self) -> int:
+        return int(self.mu.shape[1])
+
+    @property
+    def n_latents(self) -> int:
+        return int(self.mu.shape[2])
+
+    @property
+    def has_weights(self) -> bool:
+        members = self.manifest.get("members", [])
+        return bool(members) and all(m.get("weights") and (self.path / m["weights"]).is_file() for m in members)
+
+    @property
+    def image_shape(self) -> tuple[int, ...] | None:
+        """Shape of one input, e.g. (1, 64, 64) or (2,), or None when unknown."""
+        shape = (self.manifest.get("dataset") or {}).get("shape")
+        if shape:
+            return tuple(int(s) for s in shape)
+        return None if self.x is None else tuple(self.x.shape[1:])
+
+
+def safe_name(name: str) -> str:
+    """An ensemble name usable as one directory name: letters, digits, ``._-``; no path escapes.
+
+    Raises ValueError for empty names or names made only of dots.
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).strip()).strip("-")
+    if not cleaned or set(cleaned) <= {"."} or cleaned.startswith("."):
+        raise ValueError(f"name: {name!r} is not a usable ensemble name (letters, digits, '._-'; not starting with '.')")
+    return cleaned
+
+
+def list_ensembles(root) -> list[Path]:
+    """Ensemble directories (holding an ``ensemble.json``) directly under ``root``, sorted by name;
+    hidden and temporary directories are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
+
+
+# ----------------------------------------------------------------------------------------- checks
+def _check_posteriors(where, mu, logvar) -> tuple[np.ndarray, np.ndarray]:
+    mu = check_numeric(where, "mu", np.asarray(mu), ndims=(3,))
+    logvar = check_numeric(where, "logvar", np.asarray(logvar), ndims=(3,))
+    if mu.shape != logvar.shape:
+        raise EnsembleError(f"{where}: fields 'mu' {mu.shape} and 'logvar' {logvar.shape} must have the same shape [K, N, L]")
+    if min(mu.shape) < 1:
+        raise EnsembleError(f"{where}: field 'mu' has an empty axis, shape {mu.shape}")
+    return mu.astype(np.float32), logvar.astype(np.float32)
+
+
+def _check_manifest(path: Path, manifest) -> dict:
+    where = path / MANIFEST
+    if not isinstance(manifest, dict):
+        raise EnsembleError(f"{where}: expected a JSON object, got {type(manifest).__name__}")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise EnsembleError(f"{where}: field 'format_version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise EnsembleError(f"{where}: field 'format_version' is {version}, newer than this vaefrag reads "
+                            f"({FORMAT_VERSION}); upgrade vaefrag")
+    if version < 1:
+        raise EnsembleError(f"{where}: field 'format_version' must be >= 1, got {version}")
+    members = manifest.get("members")
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        raise EnsembleError(f"{where}: field 'members' must be a list of objects")
+    for i, m in enumerate(members):
+        w = m.get("weights")
+        if w is not None:
+            if not isinstance(w, str) or Path(w).is_absolute() or ".." in Path(w).parts:
+                raise EnsembleError(f"{where}: field 'members[{i}].weights' must be a relative path inside the ensemble, got {w!r}")
+    return manifest
+
+
+def _with_error(exc_type=EnsembleError):
+    """Re-raise plain ValueErrors of the validators as EnsembleError (same message)."""
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, et, ev, tb):
+            if et is not None and issubclass(et, ValueError) and not issubclass(et, exc_type):
+                raise exc_type(str(ev)) from None
+            return False
+    return _Ctx()
+
+
+# ------------------------------------------------------------------------------------------ load
+def load_ensemble(path) -> Ensemble:
+    """Load and validate an ensemble directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or its manifest / posteriors file is missing.
+    EnsembleError
+        Naming the file and field that is invalid (bad JSON, future ``format_version``, shapes
+        that disagree, non-finite values, ...).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such ensemble directory")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise FileNotFoundError(f"{mpath}: missing manifest")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EnsembleError(f"{mpath}: not valid JSON ({exc})") from None
+    manifest = _check_manifest(path, manifest)
+    ppath = path / POSTERIORS
+    with _with_error():
+        data = load_npz(ppath, required=("mu", "logvar"))
+        mu, logvar = _check_posteriors(ppath, data["mu"], data["logvar"])
+    k, n, lat = mu.shape
+    members = manifest["members"]
+    if members and len(members) != k:
+        raise EnsembleError(f"{mpath}: field 'members' lists {len(members)} models but {ppath.name} holds {k}")
+    if "latents" in manifest and manifest["latents"] != lat:
+        raise EnsembleError(f"{mpath}: field 'latents' is {manifest['latents']} but {ppath.name} has {lat} latents")
+    x = factors = None
+    names: list[str] = []
+    fpath = path / FINGERPRINT
+    if fpath.is_file():
+        with _with_error():
+            fp = load_npz(fpath, optional=("x", "factors", "factor_names"))
+            if "x" in fp:
+                x = check_numeric(fpath, "x", fp["x"], ndims=(2, 4)).astype(np.float32)
+                if len(x) != n:
+                    raise EnsembleError(f"{fpath}: field 'x' has {len(x)} items but posteriors have N={n}")
+            factors, names = check_factors(fpath, fp.get("factors"), fp.get("factor_names"), n)
+    return Ensemble(path=path, manifest=manifest, mu=mu, logvar=logvar, x=x, factors=factors, factor_names=names)
+
+
+# ----------------------------------------------------------------------------------------- write
+def _atomic_npz(path: Path, compressed: bool = True, **arrays) -> None:
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+
+
+def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, factor_names=None,
+                   weights=None, overwrite: bool = False) -> Path:
+    """Write an ensemble directory atomically (temporary sibling directory renamed into place).
+
+    Parameters
+    ----------
+    path : str or Path
+        Target directory; its parent is created if needed.
+    manifest : dict
+        Manifest fields; ``format_version``, ``name`` (default: the directory name), ``latents``
+        and ``members`` (default: one ``{"id": k}`` per model) are filled in.
+    mu, logvar : array [K, N, L]
+    x : array [N, ...] or None
+        Fingerprint inputs.
+    factors : int array [N, F] or None
+    factor_names : list of F str or None
+    weights : list of K (dict name -> tensor/array, or path of a .safetensors file) or None
+        Member weights, saved as ``members/member_KKK.safetensors`` (dtype kept).
+    overwrite : bool
+        Replace an existing directory; otherwise an existing target raises FileExistsError.
+
+    Returns
+    -------
+    Path of the written ensemble.
+    """
+    path = Path(path)
+    where = f"{path}"
+    with _with_error():
+        mu, logvar = _check_posteriors(where, mu, logvar)
+        k, n, lat = mu.shape
+        if x is not None:
+            x = check_numeric(where, "x", np.asarray(x), ndims=(2, 4)).astype(np.float32)
+            if len(x) != n:
+                raise EnsembleError(f"{where}: 'x' has {len(x)} items, expected N={n}")
+        factors, names = check_factors(where, factors, factor_names, n)
+    if weights is not None and len(weights) != k:
+        raise EnsembleError(f"{where}: 'weights' has {len(weights)} entries, expected K={k}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
+    manifest = json.loads(json.dumps(manifest))  # deep copy; fails early on non-JSON values
+    manifest["format_version"] = FORMAT_VERSION
+    manifest.setdefault("name", path.name)
+    manifest["latents"] = lat
+    members = manifest.get("members") or [{"id": i} for i in range(k)]
+    if len(members) != k:
+        raise EnsembleError(f"{where}: manifest field 'members' lists {len(members)} models, expected K={k}")
+    manifest["members"] = members
+    manifest["n_points"] = n
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        tmp.chmod(0o755)
+        if weights is not None:
+            from safetensors.numpy import save_file
+
+            (tmp / MEMBERS_DIR).mkdir()
+            for i, w in enumerate(weights):
+                rel = f"{MEMBERS_DIR}/member_{i:03d}.safetensors"
+                if isinstance(w, (str, Path)):
+                    shutil.copyfile(w, tmp / rel)
+                else:
+                    arrays = {name: np.ascontiguousarray(t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t))
+                              for name, t in w.items()}
+                    save_file(arrays, str(tmp / rel))
+                members[i]["weights"] = rel
+        _atomic_npz(tmp / POSTERIORS, compressed=False, mu=mu, logvar=logvar)
+        if x is not None or factors is not None:
+            arrays = {}
+            if x is not None:
+                arrays["x"] = x
+            if factors is not None:
+                arrays["factors"] = factors
+                arrays["factor_names"] = np.asarray(names, dtype=str)
+            _atomic_npz(tmp / FINGERPRINT, **arrays)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / "ensemble")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def import_posteriors(npz_path, name: str, root="data/ensembles", *, overwrite: bool = False) -> Path:
+    """Make an ensemble from posteriors computed elsewhere.
+
+    The npz holds ``mu`` and ``logvar`` [K, N, L] (or [N, L] for one model), and optionally ``x``
+    [N, ...] (fingerprint inputs), ``factors`` int [N, F] and ``factor_names`` [F] str.
+
+    Returns the path ``root / safe_name(name)``.
+
+    Raises
+    ------
+    EnsembleError
+        Naming the file and field when the npz is unreadable, a key is missing, shapes disagree or
+        values are not finite.
+    """
+    npz_path = Path(npz_path)
+    target = Path(root) / safe_name(name)
+    with _with_error():
+        data = load_npz(npz_path, required=("mu", "logvar"), optional=("x", "factors", "factor_names"))
+        mu, logvar = data["mu"], data["logvar"]
+        for key, arr in (("mu", mu), ("logvar", logvar)):
+            check_numeric(npz_path, key, arr, ndims=(2, 3))
+        if mu.ndim == 2:
+            mu = mu[None]
+        if logvar.ndim == 2:
+            logvar = logvar[None]
+        mu, logvar = _check_posteriors(npz_path, mu, logvar)
+        n = mu.shape[1]
+        x = data.get("x")
+        if x is not None:
+            x = check_numeric(npz_path, "x", x, ndims=(2, 3, 4))
+            if x.ndim == 3:
+                x = x[:, None]
+            if len(x) != n:
+                raise EnsembleError(f"{npz_path}: field 'x' has {len(x)} items but 'mu' has N={n}")
+        factors, names = check_factors(npz_path, data.get("factors"), data.get("factor_names"), n)
+    manifest = {
+        "name": target.name,
+        "source": {"kind": "imported", "file": npz_path.name},
+        "dataset": {"name": "imported", "shape": None if x is None else list(x.shape[1:]),
+                    "factor_names": names},
+        "model": {"family": "imported"},
+        "fingerprint": {"size": n},
+        "members": [{"id": i} for i in range(mu.shape[0])],
+    }
+    return write_ensemble(target, manifest, mu, logvar, x=x, factors=factors, factor_names=names or None,
+                          overwrite=overwrite)
+
+
+def load_member_state(ensemble: Ensemble, k: int) -> dict:
+    """Member k's weights as a dict name -> float32 torch tensor (read with safetensors)."""
+    from safetensors.torch import load_file
+
+    members = ensemble.manifest.get("members", [])
+    if not 0 <= k < len(members):
+        raise ValueError(f"k: member index must lie in [0, {len(members)}), got {k}")
+    rel = members[k].get("weights")
+    if not rel:
+        raise EnsembleError(f"{ensemble.path / MANIFEST}: field 'members[{k}].weights' is missing "
+                            "(an imported ensemble has no weights)")
+    wpath = ensemble.path / rel
+    if not wpath.is_file():
+        raise FileNotFoundError(f"{wpath}: weights file of member {k} is missing")
+    try:
+        state = load_file(str(wpath))
+    except Exception as exc:  # safetensors raises its own error types
+        raise EnsembleError(f"{wpath}: not a readable safetensors file ({exc})") from None
+    return {key: t.float() for key, t in state.items()}
+
+
+def load_member(ensemble, k: int, device="cpu"):
+    """Rebuild member k from the manifest's model spec and its safetensors weights (strict).
+
+    Returns a :class:`vaefrag.models.Member` in eval mode: ``encode(x) -> (mu, logvar)`` [B, L],
+    ``decode(z) -> x`` in [0, 1] (images [B, C, H, W]) or vectors [B, D].
+    """
+    from vaefrag.models import Member
+
+    if not isinstance(ensemble, Ensemble):
+        ensemble = load_ensemble(ensemble)
+    spec = (ensemble.manifest.get("model") or {}).get("spec")
+    if not isinstance(spec, dict):
+        raise EnsembleError(f"{ensemble.path / MANIFEST}: field 'model.spec' is missing; cannot rebuild the network")
+    with _with_error():
+        member = Member(spec)
+        member.load_state(load_member_state(ensemble, k))
+    return member.to(device).eval()

@@ -30,7 +30,12 @@ def run(args) -> int:
             bar.n = done
             bar.refresh()
 
-        path = refingerprint(args.ensemble, args.size, args.seed, out=args.out,
-                             device=resolve_device(args.device), progress=progress)
+        try:
+            path = refingerprint(args.ensemble, args.size, args.seed, out=args.out,
+                                 device=resolve_device(args.device), progress=progress)
+        except FileExistsError as exc:
+            from vaefrag.cli import CLIError
+
+            raise CLIError(str(exc)) from None
     print(f"wrote {path}")
     return 0

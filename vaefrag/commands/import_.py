@@ -19,7 +19,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from vaefrag.store import import_posteriors, load_ensemble
 
-    path = import_posteriors(args.file, args.name, args.root, overwrite=args.overwrite)
+    from vaefrag.cli import CLIError
+
+    try:
+        path = import_posteriors(args.file, args.name, args.root, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        raise CLIError(str(exc)) from None
     ens = load_ensemble(path)
     print(f"wrote {path}: {ens.n_models} models x {ens.n_latents} latents, {ens.n_points} points"
           + (f", factors {ens.factor_names}" if ens.factor_names else ""))

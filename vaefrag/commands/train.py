@@ -137,6 +137,8 @@ def run(args) -> int:
     try:
         path = train_ensemble(args.out, **recipe, group_size=args.group_size, device=resolve_device(args.device),
                               overwrite=args.overwrite, progress=ens_progress, member_progress=member_progress)
+    except FileExistsError as exc:
+        raise CLIError(str(exc)) from None
     finally:
         for bar in bars.values():
             bar.close()

@@ -1,0 +1,156 @@
+"""`vaefrag analyze ENSEMBLE`: hotspots, stability, maps and model scores (cached), as tables."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from vaefrag.cli import CLIError
+
+ENSEMBLE_ROOT = Path("data/ensembles")
+
+
+def add_analysis_args(p) -> None:
+    """Options shared by `analyze` and `export` (the parameters of `analysis.analyze`)."""
+    p.add_argument("ensemble", metavar="ENSEMBLE",
+                   help="ensemble directory, or the name of one under data/ensembles/")
+    p.add_argument("--measure", choices=("nmi", "vi"), default="nmi",
+                   help="distance for the hotspots: -ln NMI or VI (default nmi)")
+    p.add_argument("--threshold", type=float, default=0.01,
+                   help="channels with less information (bits) are set aside (default 0.01)")
+    p.add_argument("--min-samples", type=int, default=None,
+                   help="OPTICS min_samples (>= 2; default about half the number of models)")
+    p.add_argument("--xi", type=float, default=None, help="OPTICS xi in (0, 1) (default 0.05)")
+    p.add_argument("--min-nmi", type=float, default=0.5,
+                   help="smallest mean NMI within a hotspot (default 0.5)")
+    p.add_argument("--bootstrap", type=int, default=20, metavar="N",
+                   help="bootstrap resamples for hotspot stability, 0 to skip (default 20)")
+    p.add_argument("--maps", default="mds,umap", help="channel maps to compute: mds,umap / mds / none (default mds,umap)")
+    p.add_argument("--scores", default=None,
+                   help="model scores to require, e.g. mig,sap,udr (default: MIG/SAP when the ensemble has factors)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the maps (default 0)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--device", default="auto", help="torch device for the measures (default auto)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "analyze", help="hotspots, maps and scores of an ensemble (cached)",
+        description="Compare every latent channel of an ensemble with every other (NMI/VI), find "
+                    "hotspots of channels that recur across models (OPTICS), measure how stable each "
+                    "hotspot is under bootstrap resampling of the fingerprint, compute MDS/UMAP maps and "
+                    "model scores (MIG, SAP, UDR). Results are cached: a second call returns at once.")
+    add_analysis_args(p)
+    p.set_defaults(func=run)
+
+
+def resolve_ensemble(arg: str) -> Path:
+    """ENSEMBLE argument -> directory: the path itself, else data/ensembles/NAME."""
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        return path
+    alt = ENSEMBLE_ROOT / arg
+    if not path.is_absolute() and alt.is_dir():
+        return alt
+    raise FileNotFoundError(f"ENSEMBLE: {arg} is not an ensemble directory (nor a name under {ENSEMBLE_ROOT}/)")
+
+
+def _list(value: str | None, name: str) -> tuple | None:
+    if value is None:
+        return None
+    items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+    return () if items in ((), ("none",)) else items
+
+
+def analysis_kwargs(args) -> dict:
+    if args.min_samples is not None and args.min_samples < 2:
+        raise CLIError(f"--min-samples: expected an integer >= 2, got {args.min_samples}")
+    if not (math.isfinite(args.threshold) and args.threshold >= 0):
+        raise CLIError(f"--threshold: expected a number of bits >= 0, got {args.threshold}")
+    if args.bootstrap < 0:
+        raise CLIError(f"--bootstrap: expected an integer >= 0, got {args.bootstrap}")
+    return dict(measure=args.measure, info_threshold=args.threshold, min_samples=args.min_samples, xi=args.xi,
+                min_nmi=args.min_nmi, n_bootstrap=args.bootstrap, maps=_list(args.maps, "maps"),
+                scores=_list(args.scores, "scores"), seed=args.seed, cache_dir=args.cache,
+                use_cache=not args.no_cache, device=args.device)
+
+
+def run_analysis(args):
+    """Load the ensemble and analyze it with a tqdm progress bar. Returns (ensemble, analysis, seconds)."""
+    from tqdm import tqdm
+
+    from vaefrag.analysis import analyze
+    from vaefrag.store import load_ensemble
+
+    kwargs = analysis_kwargs(args)
+    ens = load_ensemble(resolve_ensemble(args.ensemble))
+    bar = None
+
+    def progress(done, total, message=""):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="analyze", unit="step", leave=False)
+        bar.n = done
+        bar.set_postfix_str(message)
+        bar.refresh()
+
+    t0 = time.perf_counter()
+    try:
+        result = analyze(ens, progress=progress, **kwargs)
+    finally:
+        if bar is not None:
+            bar.close()
+    return ens, result, time.perf_counter() - t0
+
+
+def _fmt(v, spec=".2f", missing="-") -> str:
+    return missing if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def summary(ens, a, seconds: float) -> str:
+    """The text the CLI prints: channels kept, hotspot table, model table, timings."""
+    from vaefrag.analysis import hotspot_rows
+
+    k, n, l_ = ens.mu.shape
+    p = a.params
+    out = [f"ensemble {ens.name} ({ens.path}): {k} models x {l_} latents, {n} fingerprint points",
+           f"channels kept: {len(a.kept)} of {k * l_} (information >= {p['info_threshold']:g} bits); "
+           f"measure {p['measure']}; hotspots: {len(a.hotspots)}"]
+    rows = []
+    for r in hotspot_rows(a):
+        ci = "-" if not math.isfinite(r["nmi_ci_lo"]) else f"[{r['nmi_ci_lo']:.2f}, {r['nmi_ci_hi']:.2f}]"
+        factor = "-" if not r["best_factor"] else f"{r['best_factor']} ({r['best_factor_nmi']:.2f})"
+        rows.append([str(r["hotspot"] + 1), str(r["size"]), f"{r['models']}/{k}", _fmt(r["mean_info_bits"]),
+                     _fmt(r["mean_nmi"]), factor, _fmt(r["stability"]), ci,
+                     f"model {r['medoid_model']}, ch {r['medoid_latent']}"])
+    if rows:
+        out += ["", _table(["hotspot", "size", "models", "info (bits)", "NMI", "best factor (NMI)",
+                            f"stability ({p['n_bootstrap']} boot)", "NMI 95% CI", "medoid"], rows)]
+    else:
+        out += ["", "no hotspots found (try a smaller --min-samples or --min-nmi)"]
+    t = a.model_table
+    mrows = [[str(m), _fmt(t["info"][m], ".1f"), _fmt(t["n_informative"][m], ".0f"), _fmt(t["mig"][m], ".3f"),
+              _fmt(t["sap"][m], ".3f"), _fmt(t["udr"][m], ".3f"), _fmt(t["final_loss"][m], ".1f")]
+             for m in range(k)]
+    out += ["", _table(["model", "info (bits)", "informative", "MIG", "SAP", "UDR", "final loss"], mrows)]
+    if a.from_cache:
+        out += ["", f"served from cache in {seconds:.2f} s (key {a.key[:12]})"]
+    else:
+        parts = ", ".join(f"{name} {a.timings[name]:.2f} s" for name in
+                          ("measures", "hotspots", "bootstrap", "maps", "scores") if name in a.timings)
+        out += ["", f"computed in {seconds:.2f} s ({parts}); cached as {a.key[:12]}"]
+    return "\n".join(out)
+
+
+def run(args) -> int:
+    ens, a, seconds = run_analysis(args)
+    print(summary(ens, a, seconds))
+    return 0

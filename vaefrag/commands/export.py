@@ -1,0 +1,137 @@
+"""`vaefrag export ENSEMBLE --out FILE`: the paper figure (PDF/SVG/PNG) and, with --data, the numbers."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from vaefrag.cli import CLIError
+from vaefrag.commands.analyze import add_analysis_args, run_analysis
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="write the paper figure and data of an ensemble",
+        description="Write the paper figure of an ensemble's analysis: reachability profile with numbered "
+                    "hotspots, the ordered NMI (or VI) matrix, factor-NMI profiles and a traversal of each "
+                    "hotspot's medoid channel. PDF/SVG are vector with embedded fonts; PNG is 300 dpi. "
+                    "--data DIR also writes the matrices, orderings and tables (npz + CSV).")
+    add_analysis_args(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="figure file to write")
+    p.add_argument("--format", choices=("pdf", "svg", "png"), default=None,
+                   help="figure format (default: the suffix of --out, else pdf)")
+    p.add_argument("--matrix", choices=("nmi", "vi"), default=None,
+                   help="matrix shown (default: the --measure of the hotspots)")
+    p.add_argument("--traversals", choices=("auto", "yes", "no"), default="auto",
+                   help="decode traversals of the hotspot medoids: auto = when the ensemble has weights; "
+                        "yes = required (error without weights) (default auto)")
+    p.add_argument("--rows", type=int, default=3, help="base images per traversal (default 3)")
+    p.add_argument("--values", type=int, default=7, help="values along each traversal (default 7)")
+    p.add_argument("--width", type=float, default=7.0, help="figure width in inches (default 7, two columns)")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="also write analysis.npz, channels.csv, hotspots.csv and models.csv to DIR")
+    p.set_defaults(func=run)
+
+
+def hotspot_traversals(ens, analysis, *, n_rows: int = 3, n_values: int = 7, seed: int = 0) -> dict:
+    """hotspot id -> uint8 traversal grid of its medoid channel (shared base images)."""
+    from vaefrag.traversal import channel_traversals
+
+    if not analysis.hotspots:
+        return {}
+    medoids = [analysis.channel_ids[analysis.kept[h.medoid]] for h in analysis.hotspots]
+    grids, _ = channel_traversals(ens, medoids, n_values=n_values, n_rows=n_rows, align=False, seed=seed)
+    return {h.id: g for h, g in zip(analysis.hotspots, grids)}
+
+
+def write_data(analysis, out_dir) -> list[Path]:
+    """Matrices and orderings (npz) and channel / hotspot / model tables (CSV) into ``out_dir``."""
+    from vaefrag.analysis import hotspot_rows
+
+    a = analysis
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    arrays = {"channel_ids": a.channel_ids, "info": a.info, "self_info": a.self_info, "kept": a.kept,
+              "nmi": a.nmi, "vi": a.vi, "ordering": a.ordering, "reachability": a.reachability, "labels": a.labels,
+              "factor_names": np.asarray(a.factor_names, dtype=str)}
+    if a.factor_nmi is not None:
+        arrays["factor_nmi"] = a.factor_nmi
+    arrays.update({f"map_{k}": v for k, v in a.maps.items()})
+    arrays.update({f"model_{k}": v for k, v in a.model_table.items()})
+    written = [d / "analysis.npz"]
+    np.savez(written[0], **arrays)
+
+    pos = np.empty(len(a.kept), dtype=int)
+    pos[a.ordering] = np.arange(len(a.kept))
+    header = ["kept_index", "optics_position", "model", "latent", "info_bits", "hotspot", "reachability"]
+    header += [f"{k}_{c}" for k in a.maps for c in "xy"]
+    header += [f"nmi_{name}" for name in a.factor_names] if a.factor_nmi is not None else []
+    rows = []
+    for i, c in enumerate(a.kept):
+        r = [i, int(pos[i]), *map(int, a.channel_ids[c]), float(a.info[c]), int(a.labels[i]) + 1 if a.labels[i] >= 0 else "",
+             float(a.reachability[pos[i]])]
+        r += [float(v) for k in a.maps for v in a.maps[k][i]]
+        r += [float(v) for v in a.factor_nmi[i]] if a.factor_nmi is not None else []
+        rows.append(r)
+    written.append(_csv(d / "channels.csv", header, rows))
+
+    hrows = hotspot_rows(a)
+    hheader = list(hrows[0]) if hrows else ["hotspot", "size", "models", "mean_info_bits", "mean_nmi", "best_factor",
+                                             "best_factor_nmi", "stability", "nmi_ci_lo", "nmi_ci_hi",
+                                             "medoid_model", "medoid_latent"]
+    members = {h.id: ";".join(f"{m}:{c}" for m, c in h.channels) for h in a.hotspots}
+    written.append(_csv(d / "hotspots.csv", hheader + ["members"],
+                        [[r[k] + 1 if k == "hotspot" else r[k] for k in hheader] + [members[r["hotspot"]]]
+                         for r in hrows]))
+    t = a.model_table
+    keys = list(t)
+    written.append(_csv(d / "models.csv", ["model"] + keys,
+                        [[m] + [float(t[k][m]) for k in keys] for m in range(len(t[keys[0]]))]))
+    return written
+
+
+def _csv(path: Path, header: list, rows: list) -> Path:
+    def cell(v):
+        if isinstance(v, float):
+            return "" if not math.isfinite(v) else f"{v:.6g}"
+        return v
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows([[cell(v) for v in r] for r in rows])
+    return path
+
+
+def run(args) -> int:
+    from vaefrag.commands.analyze import summary
+    from vaefrag.figures.paper import paper_figure, save_figure
+
+    out = Path(args.out)
+    fmt = args.format or (out.suffix.lstrip(".").lower() or "pdf")
+    if fmt not in ("pdf", "svg", "png"):
+        raise CLIError(f"--out: cannot tell the format from {out.name!r}; give --format pdf|svg|png")
+    if out.suffix.lstrip(".").lower() != fmt:
+        out = out.with_name(out.name + f".{fmt}")
+    if args.rows < 1 or args.values < 2:
+        raise CLIError(f"--rows must be >= 1 and --values >= 2, got {args.rows}, {args.values}")
+    ens, analysis, seconds = run_analysis(args)
+    traversals = None
+    if args.traversals != "no":
+        if not ens.has_weights or ens.x is None:
+            if args.traversals == "yes":
+                raise CLIError(f"--traversals yes: ensemble {ens.name} ({ens.path}) has no member weights "
+                               "(or no fingerprint inputs) to decode traversals with")
+            print(f"note: ensemble {ens.name} has no member weights; the figure has no traversals")
+        else:
+            traversals = hotspot_traversals(ens, analysis, n_rows=args.rows, n_values=args.values, seed=args.seed)
+    fig = paper_figure(analysis, traversals, measure=args.matrix, width=args.width)
+    save_figure(fig, out, fmt)
+    print(summary(ens, analysis, seconds))
+    print(f"\nfigure: {out}")
+    if args.data:
+        for path in write_data(analysis, args.data):
+            print(f"data: {path}")
+    return 0

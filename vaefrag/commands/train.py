@@ -120,7 +120,7 @@ def run(args) -> int:
     def ens_progress(done, total, message=""):
         bar = bars.setdefault("ens", tqdm(total=total, desc="members", unit="model", position=0))
         bar.n = done
-        bar.set_postfix_str(message)
+        bar.set_postfix_str(message, refresh=False)
         bar.refresh()
 
     def member_progress(done, total, message=""):
@@ -131,7 +131,7 @@ def run(args) -> int:
             bar = bars["grp"] = tqdm(total=total, desc="group", unit="step", position=1, leave=False)
         bar.n = done
         if done % 10 == 0 or done == total:
-            bar.set_postfix_str(message)
+            bar.set_postfix_str(message, refresh=False)
             bar.refresh()
 
     try:

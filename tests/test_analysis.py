@@ -123,3 +123,5 @@ def test_without_factors(tmp_path):
     a = analyze(path, use_cache=False, **FAST)
     assert a.factor_nmi is None and all(h.best_factor is None for h in a.hotspots)
     assert np.all(np.isnan(a.model_table["mig"])) and len(a.hotspots) == 3
+    with pytest.raises(ValueError, match="factors"):
+        analyze(path, use_cache=False, scores=("mig",), **FAST)

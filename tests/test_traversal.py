@@ -70,11 +70,21 @@ def test_traverse_colour_and_vectors():
     assert to_uint8([0.0, 0.5, 1.2]).tolist() == [0, 128, 255]
 
 
-def tiny_ensemble(root, weights=True, k=2, n=40, latents=3, seed=0):
-    """A real (untrained) ensemble on disk: 8x8 images, conv members, posteriors from the members."""
+def tiny_ensemble(root, weights=True, k=2, n=40, latents=3, seed=0, clones=False):
+    """A real (untrained) ensemble on disk: 8x8 images, conv members, posteriors from the members.
+
+    Encoders are scaled to give informative channels; ``clones`` makes every member a copy of
+    member 0 (so each latent forms a hotspot spanning all members).
+    """
     spec = make_spec([1, 8, 8], latents, width=4, hidden=16)
     net = EnsembleVAE(spec, k)
     net.init_members(list(range(seed, seed + k)))
+    with torch.no_grad():
+        net.enc_fc[-1].weight[:, :, :latents] *= 30.0
+        net.enc_fc[-1].bias[:, latents:] = -4.0
+    if clones:
+        for i in range(1, k):
+            net.load_member_state(i, net.member_state(0))
     x = np.random.default_rng(seed).random((n, 1, 8, 8)).astype(np.float32)
     with torch.no_grad():
         mu, lv = net.encode(torch.from_numpy(x))

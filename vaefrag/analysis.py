@@ -206,7 +206,7 @@ def _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps) -
 
 def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
             xi: float | None = None, min_nmi: float = 0.5, n_bootstrap: int = 20,
-            maps: Sequence[str] = MAPS, seed: int = 0, cache_dir=None, use_cache: bool = True, device="auto",
+            maps: Sequence[str] = MAPS, scores: Sequence[str] | None = None, seed: int = 0, cache_dir=None, use_cache: bool = True, device="auto",
             progress: Progress | None = None) -> Analysis:
     """Measures, hotspots, bootstrap stability, channel maps and model scores of an ensemble.
 
@@ -216,6 +216,8 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
     measure, info_threshold, min_samples, xi, min_nmi : hotspot parameters (`structure.HotspotFinder`).
     n_bootstrap : resamples for hotspot stability (0 skips it).
     maps : which channel maps to compute ("mds", "umap").  seed : seed of bootstrap and maps.
+    scores : model scores to require, subset of ("mig", "sap", "udr"); None computes MIG and SAP
+        when the ensemble has factors. Asking for MIG / SAP without factors raises ValueError.
     cache_dir : diskcache directory (default `default_cache_dir()`); use_cache=False neither reads nor writes.
     device : torch device for the measures ("auto": CUDA when available). Not part of the cache key.
     progress : optional callable(done, total, message).
@@ -229,6 +231,14 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
     maps = _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps)
     t0 = time.perf_counter()
     ens = ensemble if isinstance(ensemble, Ensemble) else load_ensemble(ensemble)
+    if scores is not None:
+        bad = [s for s in scores if s not in ("mig", "sap", "udr")]
+        if bad:
+            raise ValueError(f"scores: expected a subset of ('mig', 'sap', 'udr'), got {bad}")
+        need = [s.upper() for s in scores if s in ("mig", "sap")]
+        if need and ens.factors is None:
+            raise ValueError(f"scores: {'/'.join(need)} need ground-truth factors, and ensemble {ens.name} "
+                             f"({ens.path}) has none (no 'factors' in fingerprint.npz)")
     params = {"measure": measure, "info_threshold": float(info_threshold),
               "min_samples": None if min_samples is None else int(min_samples),
               "xi": None if xi is None else float(xi), "min_nmi": float(min_nmi), "n_bootstrap": int(n_bootstrap),

@@ -97,7 +97,8 @@ def channel_distances(nmi=None, vi=None, measure: str = "nmi") -> np.ndarray:
     a = 0.5 * (a + a.T)
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{measure}: expected finite values among the kept channels, found NaN/inf")
-    d = -np.log(np.clip(a, NMI_FLOOR, 1.0)) if measure == "nmi" else np.clip(a, 0.0, None)
+    d = -np.log(np.clip(a, NMI_FLOOR, 1.0)) if measure == "nmi" else a
+    d = np.where(d > 0, d, 0.0)         # +0.0, never -0.0 (OPTICS' xi divides reachabilities)
     np.fill_diagonal(d, 0.0)
     return d
 

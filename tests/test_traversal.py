@@ -70,11 +70,12 @@ def test_traverse_colour_and_vectors():
     assert to_uint8([0.0, 0.5, 1.2]).tolist() == [0, 128, 255]
 
 
-def tiny_ensemble(root, weights=True, k=2, n=40, latents=3, seed=0, clones=False):
+def tiny_ensemble(root, weights=True, k=2, n=40, latents=3, seed=0, clones=False, flip=None):
     """A real (untrained) ensemble on disk: 8x8 images, conv members, posteriors from the members.
 
     Encoders are scaled to give informative channels; ``clones`` makes every member a copy of
-    member 0 (so each latent forms a hotspot spanning all members).
+    member 0 (so each latent forms a hotspot spanning all members); ``flip=(member, latent)`` then
+    negates that latent of that clone in encoder and decoder (same function, opposite sign).
     """
     spec = make_spec([1, 8, 8], latents, width=4, hidden=16)
     net = EnsembleVAE(spec, k)
@@ -85,6 +86,12 @@ def tiny_ensemble(root, weights=True, k=2, n=40, latents=3, seed=0, clones=False
     if clones:
         for i in range(1, k):
             net.load_member_state(i, net.member_state(0))
+        if flip is not None:
+            m, j = flip
+            with torch.no_grad():
+                net.enc_fc[-1].weight[m, :, j] *= -1
+                net.enc_fc[-1].bias[m, j] *= -1
+                net.dec_fc[0].weight[m, j, :] *= -1
     x = np.random.default_rng(seed).random((n, 1, 8, 8)).astype(np.float32)
     with torch.no_grad():
         mu, lv = net.encode(torch.from_numpy(x))
@@ -119,3 +126,25 @@ def test_channel_traversals_need_weights(tmp_path):
     path, _, _ = tiny_ensemble(tmp_path, weights=False)
     with pytest.raises(ValueError, match="weights"):
         channel_traversals(store.load_ensemble(path), [(0, 0)])
+
+
+def test_member_traversals_are_sign_aligned(tmp_path):
+    from vaefrag.analysis import analyze
+    from vaefrag.traversal import hotspot_traversals, member_traversals
+
+    path, _, _ = tiny_ensemble(tmp_path, k=3, n=60, clones=True, flip=(1, 2))
+    ens = store.load_ensemble(path)
+    a = analyze(ens, use_cache=False, n_bootstrap=0, maps=())
+    assert len(a.hotspots) == 3
+    h = next(h for h in a.hotspots if 2 in h.channels[:, 1])
+    channels, grids, signs = member_traversals(ens, a, h.id, n_values=5, n_rows=2)
+    assert channels[0].tolist() == a.channel_ids[a.kept[h.medoid]].tolist()
+    flipped = [s for (m, _), s in zip(channels, signs) if m == 1]
+    same = [s for (m, _), s in zip(channels, signs) if m != 1]
+    assert flipped == [-signs[0]] if channels[0][0] != 1 else all(s == -1 for s in same)
+    assert np.abs(grids[0][:, 0].astype(int) - grids[0][:, -1].astype(int)).max() > 5   # the images change
+    # flipped back, every member's traversal shows the same images
+    for g in grids[1:]:
+        assert np.abs(g.astype(int) - grids[0].astype(int)).max() <= 1
+    medoids = hotspot_traversals(ens, a, n_values=5, n_rows=2)
+    assert set(medoids) == {hs.id for hs in a.hotspots} and medoids[h.id].shape == (2, 5, 8, 8)

@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["traversal_values", "align_signs", "traverse", "to_uint8", "channel_traversals"]
+__all__ = ["traversal_values", "align_signs", "traverse", "to_uint8", "channel_traversals", "hotspot_traversals",
+           "member_traversals"]
 
 
 def traversal_values(channel_mu, n_values: int = 7, quantiles=(0.05, 0.95), sign: int = 1) -> np.ndarray:
@@ -153,3 +154,38 @@ def channel_traversals(ensemble, channels: Sequence, *, n_values: int = 7, n_row
         vals = traversal_values(mu_c, n_values, quantiles, int(s))
         grids.append(traverse(models[m], ensemble.x[rows], int(lat), vals, device=device))
     return grids, signs
+
+
+def hotspot_traversals(ensemble, analysis, *, n_values: int = 7, n_rows: int = 3, quantiles=(0.05, 0.95),
+                       seed: int = 0, device="cpu") -> dict[int, np.ndarray]:
+    """Traversal grid of each hotspot's medoid channel, on shared base inputs.
+
+    ensemble : `store.Ensemble` with weights; analysis : its `analysis.Analysis`.
+    Returns dict hotspot id -> grid (see `traverse`); empty without hotspots.
+    """
+    if not analysis.hotspots:
+        return {}
+    medoids = [analysis.channel_ids[analysis.kept[h.medoid]] for h in analysis.hotspots]
+    grids, _ = channel_traversals(ensemble, medoids, n_values=n_values, n_rows=n_rows, quantiles=quantiles,
+                                  align=False, seed=seed, device=device)
+    return {h.id: g for h, g in zip(analysis.hotspots, grids)}
+
+
+def member_traversals(ensemble, analysis, hotspot: int, *, n_values: int = 7, n_rows: int = 3,
+                      quantiles=(0.05, 0.95), seed: int = 0, device="cpu"):
+    """Sign-aligned traversals of every member of one hotspot, the medoid first.
+
+    Returns
+    -------
+    channels : int [S, 2] (model, latent), medoid first;  grids : list of S grids;
+    signs : int [S], -1 where a member runs opposite to the medoid (shown flipped back).
+    """
+    ids = {h.id: h for h in analysis.hotspots}
+    if hotspot not in ids:
+        raise ValueError(f"hotspot: expected one of {sorted(ids)}, got {hotspot}")
+    h = ids[hotspot]
+    order = [h.medoid] + [int(m) for m in h.members if m != h.medoid]
+    channels = analysis.channel_ids[analysis.kept[order]]
+    grids, signs = channel_traversals(ensemble, channels, n_values=n_values, n_rows=n_rows, quantiles=quantiles,
+                                      align=True, seed=seed, device=device)
+    return channels, grids, signs

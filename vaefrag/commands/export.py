@@ -35,17 +35,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def hotspot_traversals(ens, analysis, *, n_rows: int = 3, n_values: int = 7, seed: int = 0) -> dict:
-    """hotspot id -> uint8 traversal grid of its medoid channel (shared base images)."""
-    from vaefrag.traversal import channel_traversals
-
-    if not analysis.hotspots:
-        return {}
-    medoids = [analysis.channel_ids[analysis.kept[h.medoid]] for h in analysis.hotspots]
-    grids, _ = channel_traversals(ens, medoids, n_values=n_values, n_rows=n_rows, align=False, seed=seed)
-    return {h.id: g for h, g in zip(analysis.hotspots, grids)}
-
-
 def write_data(analysis, out_dir) -> list[Path]:
     """Matrices and orderings (npz) and channel / hotspot / model tables (CSV) into ``out_dir``."""
     from vaefrag.analysis import hotspot_rows
@@ -126,6 +115,8 @@ def run(args) -> int:
                                "(or no fingerprint inputs) to decode traversals with")
             print(f"note: ensemble {ens.name} has no member weights; the figure has no traversals")
         else:
+            from vaefrag.traversal import hotspot_traversals
+
             traversals = hotspot_traversals(ens, analysis, n_rows=args.rows, n_values=args.values, seed=args.seed)
     fig = paper_figure(analysis, traversals, measure=args.matrix, width=args.width)
     save_figure(fig, out, fmt)

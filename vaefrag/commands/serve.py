@@ -1,0 +1,42 @@
+"""`vaefrag serve`: start the dashboard (127.0.0.1:8050 by default, debug off)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p) -> None:
+    """Options shared by `vaefrag serve` and `python app.py`."""
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    p.add_argument("--ensembles", default="data/ensembles", metavar="DIR",
+                   help="directory of ensembles to list; uploads are stored here (default data/ensembles)")
+    p.add_argument("--default", metavar="NAME", help="ensemble opened first (default: the sprites one)")
+    p.add_argument("--cache-dir", metavar="DIR", help="analysis cache (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
+    p.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, reloader); never on a shared host")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="start the dashboard",
+                              description="Start the Dash dashboard on the ensembles of a directory. The first "
+                                          "visit of an ensemble computes its analysis in the background (progress "
+                                          "bar in the page) and caches it; later starts are fast.")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from vaefrag.dashboard import create_app
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port: expected a port in 1..65535, got {args.port}")
+    root = Path(args.ensembles)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--ensembles: {root} is not a directory")
+    app = create_app(root, default=args.default, cache_dir=args.cache_dir)
+    log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
+    app.run(host=args.host, port=args.port, debug=bool(args.debug), use_reloader=False)
+    return 0

@@ -1,0 +1,71 @@
+"""App factory: `create_app(ensembles_dir, default=None, cache_dir=None) -> dash.Dash`.
+
+The layout is rebuilt on every page load (so uploaded ensembles appear in the list); callbacks
+are registered once, by theme (`callbacks.analysis`, `.views`, `.traversal`, `.export`). Long
+work (a first analysis, a recompute, an upload's analysis) runs in background callbacks on a
+`DiskcacheManager` whose jobs live in ``cache_dir / "jobs"``. Nothing imports UMAP here: maps
+come precomputed from the cached `analysis.analyze`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+import diskcache
+
+from vaefrag.analysis import default_cache_dir
+from vaefrag.dashboard import data
+from vaefrag.dashboard.callbacks import analysis as cb_analysis
+from vaefrag.dashboard.callbacks import export as cb_export
+from vaefrag.dashboard.callbacks import traversal as cb_traversal
+from vaefrag.dashboard.callbacks import views as cb_views
+from vaefrag.dashboard.config import Config
+from vaefrag.dashboard.layout import serve_layout
+
+#: CSS and static files (repository ``assets/``)
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+def pick_default(names: list[str], default: str | None = None) -> str | None:
+    """The ensemble opened first: ``default`` if listed, else one named like 'sprites', else the first."""
+    if default is not None:
+        if default not in names:
+            raise ValueError(f"default: no ensemble named {default!r} (have: {', '.join(names) or 'none'})")
+        return default
+    for n in names:
+        if n == "sprites":
+            return n
+    for n in names:
+        if "sprites" in n:
+            return n
+    return names[0] if names else None
+
+
+def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache_dir=None) -> dash.Dash:
+    """Build the dashboard for the ensembles under ``ensembles_dir``.
+
+    Parameters
+    ----------
+    ensembles_dir : directory holding one directory per ensemble (uploads are written there too).
+    default : name of the ensemble opened first (default: the sprites one, else the first).
+    cache_dir : analysis cache (default `analysis.default_cache_dir()`); jobs go to ``cache_dir/jobs``.
+
+    Raises ValueError when ``default`` names no ensemble under ``ensembles_dir``.
+    """
+    root = Path(ensembles_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cfg = Config(root=root, cache_dir=cache, default=pick_default(data.ensemble_names(root), default))
+    manager = dash.DiskcacheManager(diskcache.Cache(str(cache / "jobs")))
+    app = dash.Dash(__name__, title="vaefrag", assets_folder=str(ASSETS), background_callback_manager=manager,
+                    update_title=None, suppress_callback_exceptions=False)
+
+    def layout():
+        names = data.ensemble_names(cfg.root)
+        default_name = cfg.default if cfg.default in names else pick_default(names)
+        return serve_layout(names, default_name)
+
+    app.layout = layout
+    for module in (cb_analysis, cb_views, cb_traversal, cb_export):
+        module.register(app, cfg)
+    return app

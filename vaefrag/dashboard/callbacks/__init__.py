@@ -1,0 +1,1 @@
+"""Dash callbacks by theme; each module has plain functions (tested directly) and `register(app, cfg)`."""

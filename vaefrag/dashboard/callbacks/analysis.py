@@ -1,0 +1,229 @@
+"""Callbacks that choose, load, compute and import analyses (and the URL that bookmarks them).
+
+Flow: URL / ensemble / "Recompute" -> ``REQUEST`` (ensemble + parameters) -> `resolve_request`:
+a cached analysis becomes the ``ANALYSIS`` token at once; otherwise the request goes to
+``PENDING`` and `compute_job` (a background callback with progress bar and cancel) computes it.
+Uploads are validated, imported with `store.import_posteriors`, and then opened the same way.
+
+The plain functions take the values Dash would pass plus the app `Config` and return what the
+callback returns, so tests call them without a server.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from dash import Input, Output, State, ctx, html, no_update
+
+from vaefrag import store
+from vaefrag.dashboard import data, ids
+from vaefrag.dashboard.layout import MAX_UPLOAD_BYTES
+
+SHOW = {"display": "block"}
+HIDE = {"display": "none"}
+
+
+def alert(message: str, kind: str = "error") -> html.Div:
+    """An alert box (kind: error, info, ok)."""
+    return html.Div(message, className=f"vf-alert vf-alert-{kind}", role="alert")
+
+
+# ----------------------------------------------------------------------------------- URL state
+def parse_query(search: str | None) -> dict:
+    """``?ensemble=a&measure=vi&thr=0.02&ms=3&xi=0.1&hotspot=2&view=vi&map=mds`` -> dict of strings."""
+    q = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
+    return {k: v[-1] for k, v in q.items() if v}
+
+
+def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg) -> tuple:
+    """Build the analysis request.
+
+    On the first call (``trigger`` None or the URL) the URL query wins and the controls are set
+    from it; afterwards the controls win. Returns (request, status, ensemble, measure, thr, ms,
+    xi, matrix view, map method) where unchanged controls are ``no_update``.
+    """
+    names = data.ensemble_names(cfg.root)
+    keep = (no_update,) * 7
+    if trigger in (None, ids.URL):
+        q = parse_query(search)
+        name = q.get("ensemble") if q.get("ensemble") in names else (ensemble if ensemble in names else cfg.default)
+        if name is None:
+            return None, alert(f"No ensembles under {cfg.root}: upload a posteriors .npz or train one "
+                               "(vaefrag train).", "info"), *keep
+        try:
+            params = data.clean_params(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"))
+        except ValueError as exc:
+            params = data.clean_params()
+            status = alert(f"Ignored the parameters in the URL: {exc}")
+        else:
+            status = None
+        req = {"ensemble": name, "params": params}
+        if q.get("hotspot", "").lstrip("-").isdigit():
+            req["hotspot"] = int(q["hotspot"])
+        view = q.get("view") if q.get("view") in ("nmi", "vi") else no_update
+        mmap = q.get("map") if q.get("map") in ("umap", "mds") else no_update
+        return (req, status, name, params["measure"], params["info_threshold"], params["min_samples"],
+                params["xi"], view, mmap)
+    if ensemble not in names:
+        return no_update, alert(f"No ensemble named {ensemble!r} under {cfg.root}."), *keep
+    try:
+        params = data.clean_params(measure, thr, ms, xi)
+    except ValueError as exc:
+        return no_update, alert(str(exc)), *keep
+    return ({"ensemble": ensemble, "params": params}, None, *keep)
+
+
+def resolve_request(req: dict | None, cfg) -> tuple:
+    """A request -> (analysis token or no_update, pending request or None, status)."""
+    if not req:
+        return no_update, None, no_update
+    try:
+        path = data.ensemble_path(cfg.root, req["ensemble"])
+        found = data.cached_analysis(path, req["params"], cfg.cache_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        return no_update, None, alert(str(exc))
+    if found is not None:
+        return data.token(req["ensemble"], req["params"], found.key) | _extra(req), None, None
+    msg = f"Computing the analysis of {req['ensemble']} (cached afterwards) ..."
+    return no_update, req, alert(msg, "info")
+
+
+def _extra(req: dict) -> dict:
+    return {"hotspot": req["hotspot"]} if "hotspot" in req else {}
+
+
+def compute_job(set_progress, pending: dict | None, cfg) -> tuple:
+    """Background job: compute (or load) the pending analysis with a progress bar."""
+    if not pending:
+        return no_update, no_update
+
+    def progress(done, total, message=""):
+        set_progress((str(done), str(max(total, 1)), f"{message} ({done}/{total})"))
+
+    try:
+        path = data.ensemble_path(cfg.root, pending["ensemble"])
+        set_progress(("0", "1", "loading the ensemble ..."))
+        result = data.compute_analysis(path, pending["params"], cfg.cache_dir, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        return no_update, alert(f"Analysis of {pending['ensemble']} failed: {exc}")
+    return data.token(pending["ensemble"], pending["params"], result.key) | _extra(pending), None
+
+
+# ------------------------------------------------------------------------------------- upload
+def _unique_name(root: Path, stem: str) -> str:
+    base = store.safe_name(stem)
+    names = set(data.ensemble_names(root))
+    name, i = base, 2
+    while name in names or (root / name).exists():
+        name, i = f"{base}-{i}", i + 1
+    return name
+
+
+def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
+    """Validate and import an uploaded posteriors .npz.
+
+    Returns (alert, ensemble options, ensemble value). Bad uploads give an error alert and leave
+    the ensemble list unchanged; nothing half-written stays on disk (`store.write_ensemble` is atomic).
+    """
+    if not contents:
+        return no_update, no_update, no_update
+    fname = Path(str(filename or "upload.npz")).name
+    try:
+        if not fname.lower().endswith(".npz"):
+            raise ValueError(f"{fname}: expected a .npz file (numpy savez) with 'mu' and 'logvar' [K, N, L]")
+        head, _, b64 = contents.partition(",")
+        if len(b64) * 3 // 4 > MAX_UPLOAD_BYTES:
+            raise ValueError(f"{fname}: larger than the upload limit of {MAX_UPLOAD_BYTES // 2**20} MiB")
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{fname}: the upload is not valid base64 data") from None
+        if not raw.startswith(b"PK"):
+            raise ValueError(f"{fname}: not an npz file (expected a zip archive written by numpy.savez)")
+        name = _unique_name(cfg.root, Path(fname).stem)
+        with tempfile.TemporaryDirectory(prefix="vaefrag-upload-") as tmp:
+            src = Path(tmp) / "posteriors.npz"
+            src.write_bytes(raw)
+            store.import_posteriors(src, name, cfg.root)
+    except (ValueError, OSError) as exc:
+        msg = str(exc).replace(str(Path(tempfile.gettempdir())), "<upload>")
+        return alert(f"Upload rejected: {msg}"), no_update, no_update
+    names = data.ensemble_names(cfg.root)
+    return (alert(f"Imported {fname} as ensemble '{name}'; analysing it ...", "ok"),
+            [{"label": n, "value": n} for n in names], name)
+
+
+def ensemble_info(tok: dict | None, cfg) -> str:
+    """'K models x L latents, N points (dataset)' of the open ensemble."""
+    if not tok:
+        return ""
+    try:
+        ens = data.load_ensemble(data.ensemble_path(cfg.root, tok["ensemble"]))
+    except (ValueError, FileNotFoundError):
+        return ""
+    ds = (ens.manifest.get("dataset") or {}).get("name", "")
+    weights = "" if ens.has_weights else ", no weights"
+    return f"{ens.n_models} models x {ens.n_latents} latents, N={ens.n_points}" + (f" ({ds}{weights})" if ds else "")
+
+
+# ----------------------------------------------------------------------------------- register
+URL_JS = """
+function(tok, sel, view, mapm) {
+    if (!tok) { return window.dash_clientside.no_update; }
+    const p = tok.params, q = new URLSearchParams();
+    q.set('ensemble', tok.ensemble); q.set('measure', p.measure); q.set('thr', p.info_threshold);
+    if (p.min_samples !== null && p.min_samples !== undefined) { q.set('ms', p.min_samples); }
+    if (p.xi !== null && p.xi !== undefined) { q.set('xi', p.xi); }
+    if (sel && sel.hotspot !== null && sel.hotspot !== undefined) { q.set('hotspot', sel.hotspot); }
+    if (view && view !== 'nmi') { q.set('view', view); }
+    if (mapm && mapm !== 'umap') { q.set('map', mapm); }
+    const s = '?' + q.toString();
+    if (window.location.search !== s) { window.history.replaceState(null, '', s); }
+    return s;
+}
+"""
+
+
+def register(app, cfg) -> None:
+    @app.callback(Output(ids.REQUEST, "data"), Output(ids.STATUS, "children"), Output(ids.ENSEMBLE, "value"),
+                  Output(ids.MEASURE, "value"), Output(ids.INFO_THRESHOLD, "value"), Output(ids.MIN_SAMPLES, "value"),
+                  Output(ids.XI, "value"), Output(ids.MATRIX_MEASURE, "value"), Output(ids.MAP_METHOD, "value"),
+                  Input(ids.URL, "search"), Input(ids.ENSEMBLE, "value"), Input(ids.APPLY, "n_clicks"),
+                  State(ids.MEASURE, "value"), State(ids.INFO_THRESHOLD, "value"), State(ids.MIN_SAMPLES, "value"),
+                  State(ids.XI, "value"))
+    def _request(search, ensemble, _n, measure, thr, ms, xi):
+        return request_from(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, cfg)
+
+    @app.callback(Output(ids.ANALYSIS, "data"), Output(ids.PENDING, "data"),
+                  Output(ids.STATUS, "children", allow_duplicate=True),
+                  Input(ids.REQUEST, "data"), prevent_initial_call=True)
+    def _resolve(req):
+        return resolve_request(req, cfg)
+
+    @app.callback(Output(ids.ANALYSIS, "data", allow_duplicate=True),
+                  Output(ids.STATUS, "children", allow_duplicate=True),
+                  Input(ids.PENDING, "data"), background=True, prevent_initial_call=True, interval=500,
+                  progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "max"),
+                            Output(ids.PROGRESS_TEXT, "children")],
+                  running=[(Output(ids.JOB_PANEL, "style"), SHOW, HIDE), (Output(ids.APPLY, "disabled"), True, False),
+                           (Output(ids.CANCEL, "disabled"), False, True)],
+                  cancel=[Input(ids.CANCEL, "n_clicks")])
+    def _compute(set_progress, pending):
+        return compute_job(set_progress, pending, cfg)
+
+    @app.callback(Output(ids.UPLOAD_STATUS, "children"), Output(ids.ENSEMBLE, "options"),
+                  Output(ids.ENSEMBLE, "value", allow_duplicate=True),
+                  Input(ids.UPLOAD, "contents"), State(ids.UPLOAD, "filename"), prevent_initial_call=True)
+    def _upload(contents, filename):
+        return handle_upload(contents, filename, cfg)
+
+    @app.callback(Output(ids.ENSEMBLE_INFO, "children"), Input(ids.ANALYSIS, "data"))
+    def _info(tok):
+        return ensemble_info(tok, cfg)
+
+    app.clientside_callback(URL_JS, Output(ids.URL_STATE, "data"), Input(ids.ANALYSIS, "data"),
+                            Input(ids.SELECTION, "data"), Input(ids.MATRIX_MEASURE, "value"),
+                            Input(ids.MAP_METHOD, "value"))

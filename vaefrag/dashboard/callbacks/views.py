@@ -1,0 +1,154 @@
+"""Callbacks of the linked views: matrix, map, hotspot and model tables, and the shared selection.
+
+Every view reads the analysis named by the ``ANALYSIS`` token from the server-side cache and the
+selection from ``SELECTION``; a change of selection alone patches the matrix figure (a few
+hundred bytes) instead of re-sending the whole matrix.
+"""
+from __future__ import annotations
+
+from dash import Input, Output, Patch, State, ctx, no_update
+
+from vaefrag.dashboard import data, ids
+from vaefrag.dashboard import selection as selmod
+from vaefrag.figures import views
+
+
+def _analysis(tok, cfg):
+    return data.analysis_from_token(tok, cfg.cache_dir)
+
+
+def matrix_view(tok, measure, sel, triggers, cfg):
+    """The matrix figure, or a Patch of its selection parts when only the selection changed.
+
+    ``triggers``: the ids that triggered the call (a Patch only when it is the selection alone).
+    """
+    a = _analysis(tok, cfg)
+    if a is None:
+        return views.empty_figure("loading the analysis ..." if tok else "no analysis yet", 600)
+    chans = sel["channels"] if sel else None
+    hs = sel.get("hotspot") if sel else None
+    fig = views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs)
+    if set(triggers or ()) != {ids.SELECTION}:
+        return fig
+    patch = Patch()
+    patch["data"][0]["selectedpoints"] = fig.data[0].selectedpoints
+    patch["data"][0]["unselected"] = fig.data[0].unselected.to_plotly_json() if fig.data[0].unselected else None
+    patch["data"][len(fig.data) - 1] = fig.data[-1].to_plotly_json()          # the selection rug
+    patch["layout"]["shapes"] = [s.to_plotly_json() for s in fig.layout.shapes]
+    return patch
+
+
+def map_view(tok, method, color, sel, cfg):
+    """The channel map figure."""
+    a = _analysis(tok, cfg)
+    if a is None:
+        return views.empty_figure("", 300)
+    try:
+        return views.map_figure(a, method or "umap", color or "hotspot", selected=sel["channels"] if sel else None)
+    except (ValueError, IndexError):
+        return views.map_figure(a, method or "umap", "hotspot", selected=sel["channels"] if sel else None)
+
+
+def color_options(tok, cfg) -> list[dict]:
+    """Map colouring choices: hotspot, model, information, and one per factor."""
+    opts = [{"label": "hotspot", "value": "hotspot"}, {"label": "model", "value": "model"},
+            {"label": "information", "value": "info"}]
+    a = _analysis(tok, cfg)
+    if a is not None and a.factor_nmi is not None:
+        names = list(a.factor_names) or [f"factor {j}" for j in range(a.factor_nmi.shape[1])]
+        opts += [{"label": f"NMI with {n}", "value": f"factor:{j}"} for j, n in enumerate(names)]
+    return opts
+
+
+def tables(tok, cfg) -> tuple[list[dict], list[dict]]:
+    """Rows of the hotspot table and the model table (each row has an ``id``)."""
+    a = _analysis(tok, cfg)
+    if a is None:
+        return [], []
+    hs = views.hotspot_table_rows(a)
+    models = [{**r, "id": r["model"]} for r in views.model_table_rows(a)]
+    return hs, models
+
+
+def table_styles(tok, sel, cfg) -> tuple[list[dict], list[dict]]:
+    """Conditional styles: hotspot id cells in their colour; the selected hotspot / model rows bold."""
+    a = _analysis(tok, cfg)
+    if a is None:
+        return [], []
+    hs_style = [{"if": {"filter_query": f"{{id}} = {h.id}", "column_id": "id"},
+                 "color": "white", "backgroundColor": views.hotspot_color(h.id), "fontWeight": "700"}
+                for h in a.hotspots]
+    model_style = []
+    if sel and sel.get("hotspot") is not None:
+        hs_style.append({"if": {"filter_query": f"{{id}} = {sel['hotspot']}"},
+                         "backgroundColor": "#e0e7ff", "fontWeight": "600"})
+    if sel:
+        models = sorted({int(m) for m in a.channel_ids[a.kept[sel["channels"]], 0]}) if sel["channels"] else []
+        for m in models:
+            model_style.append({"if": {"filter_query": f"{{model}} = {m}"}, "backgroundColor": "#e0e7ff",
+                                "fontWeight": "600" if sel.get("model") == m else "400"})
+    return hs_style, model_style
+
+
+def update_selection(event, matrix_click, map_click, map_sel, hs_cell, model_cell, tok, current, cfg):
+    """The new shared selection after ``event`` (the triggering ``"<id>.<property>"``)."""
+    a = _analysis(tok, cfg)
+    if a is None:
+        return None
+    trigger, _, prop = (event or "").rpartition(".")
+    if trigger == ids.ANALYSIS:
+        if current and current.get("key") == tok.get("key"):
+            return no_update
+        hid = tok.get("hotspot")
+        sel = selmod.hotspot(a, hid) if hid is not None else None
+    elif trigger == ids.CLEAR:
+        sel = None
+    elif trigger == ids.MATRIX:
+        sel = selmod.from_matrix_click(a, matrix_click)
+    elif trigger == ids.MAP and prop == "selectedData":
+        sel = selmod.from_map(a, map_sel)
+    elif trigger == ids.MAP:
+        sel = selmod.from_map(a, map_click)
+    elif trigger == ids.HOTSPOTS:
+        sel = selmod.from_table(a, "hotspot", hs_cell)
+    elif trigger == ids.MODELS:
+        sel = selmod.from_table(a, "model", model_cell)
+    else:
+        return no_update
+    if sel is None and trigger not in (ids.CLEAR, ids.ANALYSIS):
+        return no_update
+    return None if sel is None else {**sel, "key": tok.get("key")}
+
+
+def register(app, cfg) -> None:
+    @app.callback(Output(ids.MATRIX, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MATRIX_MEASURE, "value"),
+                  Input(ids.SELECTION, "data"))
+    def _matrix(tok, measure, sel):
+        triggers = {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") != "."}
+        return matrix_view(tok, measure, sel, triggers, cfg)
+
+    @app.callback(Output(ids.MAP, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MAP_METHOD, "value"),
+                  Input(ids.MAP_COLOR, "value"), Input(ids.SELECTION, "data"))
+    def _map(tok, method, color, sel):
+        return map_view(tok, method, color, sel, cfg)
+
+    @app.callback(Output(ids.MAP_COLOR, "options"), Input(ids.ANALYSIS, "data"))
+    def _colors(tok):
+        return color_options(tok, cfg)
+
+    @app.callback(Output(ids.HOTSPOTS, "data"), Output(ids.MODELS, "data"), Input(ids.ANALYSIS, "data"))
+    def _tables(tok):
+        return tables(tok, cfg)
+
+    @app.callback(Output(ids.HOTSPOTS, "style_data_conditional"), Output(ids.MODELS, "style_data_conditional"),
+                  Input(ids.ANALYSIS, "data"), Input(ids.SELECTION, "data"))
+    def _styles(tok, sel):
+        return table_styles(tok, sel, cfg)
+
+    @app.callback(Output(ids.SELECTION, "data"),
+                  Input(ids.MATRIX, "clickData"), Input(ids.MAP, "clickData"), Input(ids.MAP, "selectedData"),
+                  Input(ids.HOTSPOTS, "active_cell"), Input(ids.MODELS, "active_cell"), Input(ids.CLEAR, "n_clicks"),
+                  Input(ids.ANALYSIS, "data"), State(ids.SELECTION, "data"), prevent_initial_call=True)
+    def _selection(mclick, pclick, psel, hcell, mcell, _clear, tok, current):
+        event = ctx.triggered[0]["prop_id"] if ctx.triggered else ""
+        return update_selection(event, mclick, pclick, psel, hcell, mcell, tok, current, cfg)

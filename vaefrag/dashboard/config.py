@@ -1,0 +1,14 @@
+"""Read-only configuration shared by the callbacks of one app (never mutated after start)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    """root: directory of ensembles; cache_dir: analysis + job cache; default: ensemble opened first."""
+
+    root: Path
+    cache_dir: Path
+    default: str | None = None

@@ -1,0 +1,158 @@
+"""Server-side data of the dashboard: ensembles, analyses and members, cached by content.
+
+Nothing here is per-user state. Caches are read-through memos keyed by content (the analysis
+cache key, an ensemble's path plus the modification time of its posteriors), so several users
+can browse at once and a rewritten ensemble is never served stale. Big arrays stay on the
+server; the browser holds only small tokens (`AnalysisToken` dicts) in ``dcc.Store``.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from vaefrag import analysis as an
+from vaefrag import store
+
+#: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
+DEFAULT_PARAMS = {"measure": "nmi", "info_threshold": 0.01, "min_samples": None, "xi": None}
+#: keywords the dashboard passes to `analyze` besides the controlled ones (both maps precomputed,
+#: so switching the map never computes; the same defaults as `vaefrag analyze`)
+FIXED = {"min_nmi": 0.5, "n_bootstrap": 20, "maps": ("mds", "umap"), "seed": 0}
+
+
+def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None) -> dict:
+    """Validated analysis parameters from control values (None / '' -> default).
+
+    Raises ValueError naming the control when a value is out of range.
+    """
+    p = dict(DEFAULT_PARAMS)
+    if measure not in (None, ""):
+        if measure not in ("nmi", "vi"):
+            raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
+        p["measure"] = measure
+    if info_threshold not in (None, ""):
+        t = float(info_threshold)
+        if not np.isfinite(t) or t < 0:
+            raise ValueError(f"information threshold: expected a number >= 0 bits, got {info_threshold}")
+        p["info_threshold"] = t
+    if min_samples not in (None, ""):
+        m = float(min_samples)
+        if m != int(m) or m < 2:
+            raise ValueError(f"min_samples: expected an integer >= 2, got {min_samples}")
+        p["min_samples"] = int(m)
+    if xi not in (None, ""):
+        x = float(xi)
+        if not 0 < x < 1:
+            raise ValueError(f"xi: expected a number in (0, 1), got {xi}")
+        p["xi"] = x
+    return p
+
+
+def ensemble_names(root) -> list[str]:
+    """Names of the ensemble directories under ``root`` (`store.list_ensembles`)."""
+    return [p.name for p in store.list_ensembles(root)]
+
+
+def ensemble_path(root, name: str) -> Path:
+    """The directory of ensemble ``name`` under ``root``; the name must be a safe, existing one.
+
+    Raises ValueError for names that are not `store.safe_name`-clean (no path escapes) and
+    FileNotFoundError for unknown ensembles.
+    """
+    if not isinstance(name, str) or store.safe_name(name) != name:
+        raise ValueError(f"ensemble: {name!r} is not a valid ensemble name")
+    path = Path(root) / name
+    if not (path / store.MANIFEST).is_file():
+        raise FileNotFoundError(f"ensemble: no ensemble named {name!r} under {root}")
+    return path
+
+
+def _stamp(path: Path) -> int:
+    return (path / store.POSTERIORS).stat().st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _ensemble(path: str, stamp: int) -> store.Ensemble:
+    return store.load_ensemble(path)
+
+
+def load_ensemble(path) -> store.Ensemble:
+    """`store.load_ensemble`, memoised per (path, posteriors mtime). Treat the result as read-only."""
+    path = Path(path)
+    return _ensemble(str(path.resolve()), _stamp(path))
+
+
+def analysis_key(path, params: dict) -> str:
+    """The cache key `analyze` uses for this ensemble and these parameters."""
+    ens = load_ensemble(path)
+    full = {"measure": params["measure"], "info_threshold": float(params["info_threshold"]),
+            "min_samples": params["min_samples"], "xi": params["xi"], "min_nmi": FIXED["min_nmi"],
+            "n_bootstrap": FIXED["n_bootstrap"], "maps": list(FIXED["maps"]), "seed": FIXED["seed"]}
+    return an.cache_key(ens.mu, ens.logvar, ens.factors, full)
+
+
+def _cache_dir(cache_dir) -> Path:
+    return Path(cache_dir) if cache_dir else an.default_cache_dir()
+
+
+def _in_cache(cache_dir: str, key: str) -> bool:
+    import diskcache
+
+    with diskcache.Cache(str(Path(cache_dir) / "analysis")) as cache:
+        return key in cache
+
+
+@functools.lru_cache(maxsize=8)
+def _analysis_by_key(cache_dir: str, key: str) -> an.Analysis:
+    import diskcache
+
+    with diskcache.Cache(str(Path(cache_dir) / "analysis")) as cache:
+        hit = cache.get(key)
+    if not isinstance(hit, bytes):
+        raise KeyError(key)
+    return an.Analysis.from_bytes(hit)
+
+
+def _lookup(cache_dir, key: str) -> an.Analysis | None:
+    cache_dir = str(_cache_dir(cache_dir))
+    if not _in_cache(cache_dir, key):          # about a millisecond
+        return None
+    try:
+        return _analysis_by_key(cache_dir, key)
+    except KeyError:            # evicted between the check and the read
+        return None
+
+
+def cached_analysis(path, params: dict, cache_dir=None) -> an.Analysis | None:
+    """The analysis if it is in the cache already (never computes), else None."""
+    return _lookup(cache_dir, analysis_key(path, params))
+
+
+def compute_analysis(path, params: dict, cache_dir=None, progress=None) -> an.Analysis:
+    """Run (or load) `analyze` with the dashboard's parameters; ``progress(done, total, msg)``."""
+    return an.analyze(path, **params, **FIXED, cache_dir=_cache_dir(cache_dir), progress=progress)
+
+
+def token(name: str, params: dict, key: str) -> dict:
+    """What the browser stores about a loaded analysis (small, JSON)."""
+    return {"ensemble": name, "params": dict(params), "key": key}
+
+
+def analysis_from_token(tok: dict | None, cache_dir=None) -> an.Analysis | None:
+    """The analysis a token names (from the memo / cache), or None when missing / no token."""
+    if not tok or not tok.get("key"):
+        return None
+    return _lookup(cache_dir, tok["key"])
+
+
+@functools.lru_cache(maxsize=64)
+def _member(path: str, stamp: int, k: int):
+    return store.load_member(load_ensemble(path), k)
+
+
+def load_member(path, k: int):
+    """`store.load_member`, memoised per (ensemble path, posteriors mtime, member)."""
+    path = Path(path)
+    return _member(str(path.resolve()), _stamp(path), int(k))

@@ -1,0 +1,67 @@
+"""Every component id of the dashboard, in one place.
+
+Callbacks and tests refer to components only through these names. Ids are plain strings
+(prefixed ``vf-``) so the browser tests can find them as ``#vf-...`` CSS selectors.
+"""
+from __future__ import annotations
+
+# --- page state -------------------------------------------------------------------------------
+URL = "vf-url"                      # dcc.Location: ?ensemble=..&measure=..&hotspot=.. (bookmarks)
+REQUEST = "vf-request"              # dcc.Store: {"ensemble", "params"} the analysis the page wants
+PENDING = "vf-pending"              # dcc.Store: request that is not cached yet (starts the job)
+ANALYSIS = "vf-analysis"            # dcc.Store: {"ensemble", "params", "token"} of a loaded analysis
+SELECTION = "vf-selection"          # dcc.Store: the one shared selection (see selection.py)
+URL_STATE = "vf-url-state"          # dcc.Store: dummy output of the clientside URL writer
+
+# --- header / controls ------------------------------------------------------------------------
+ENSEMBLE = "vf-ensemble"            # dcc.Dropdown of ensembles
+ENSEMBLE_INFO = "vf-ensemble-info"  # short description of the open ensemble
+MEASURE = "vf-measure"              # dcc.RadioItems nmi / vi: the distance OPTICS clusters (recomputes)
+INFO_THRESHOLD = "vf-info-threshold"
+MIN_SAMPLES = "vf-min-samples"
+XI = "vf-xi"
+MAP_METHOD = "vf-map-method"        # dcc.RadioItems umap / mds (which precomputed map to show)
+MAP_COLOR = "vf-map-color"          # dcc.Dropdown hotspot / model / info / factor:<j>
+APPLY = "vf-apply"                  # button: recompute with the chosen parameters
+CANCEL = "vf-cancel"                # button: cancel the running analysis
+PROGRESS = "vf-progress"            # html.Progress of the background analysis
+PROGRESS_TEXT = "vf-progress-text"
+JOB_PANEL = "vf-job-panel"          # container shown while a job runs
+STATUS = "vf-status"                # status / error alert area
+UPLOAD = "vf-upload"                # dcc.Upload of a posteriors .npz
+UPLOAD_STATUS = "vf-upload-status"  # alert for the upload (error or success)
+CLEAR = "vf-clear"                  # button: clear the selection
+
+# --- views --------------------------------------------------------------------------------------
+MATRIX = "vf-matrix"                # dcc.Graph: reachability + ordered matrix + factor NMI
+MATRIX_MEASURE = "vf-matrix-measure"  # dcc.RadioItems nmi / vi: what the matrix shows (instant)
+MAP = "vf-map"                      # dcc.Graph: channel map
+HOTSPOTS = "vf-hotspots"            # dash_table.DataTable of hotspots
+MODELS = "vf-models"                # dash_table.DataTable of models
+SELECTION_INFO = "vf-selection-info"
+
+# --- traversals ---------------------------------------------------------------------------------
+TRAVERSALS = "vf-traversals"        # container of traversal image cards
+TRAV_STEPS = "vf-trav-steps"
+TRAV_RANGE = "vf-trav-range"
+TRAV_SEED = "vf-trav-seed"
+TRAV_NBASE = "vf-trav-nbase"
+TRAV_BASES = "vf-trav-bases"        # dcc.Store: picked fingerprint indices (None = random with seed)
+BASE_STRIP = "vf-base-strip"        # strip of fingerprint thumbnails to pick bases from
+BASE_RANDOM = "vf-base-random"      # button: back to random bases
+TRAV_IMAGE = "vf-trav-image"        # class name of every traversal <img>
+
+
+def base_thumb(index: int) -> dict:
+    """Pattern-matching id of one fingerprint thumbnail in the base strip."""
+    return {"type": "vf-base-thumb", "index": int(index)}
+
+
+BASE_THUMB_TYPE = "vf-base-thumb"
+
+# --- export ---------------------------------------------------------------------------------------
+EXPORT_FORMAT = "vf-export-format"  # dcc.RadioItems pdf / svg / png
+EXPORT_FIGURE = "vf-export-figure"  # button: paper figure
+EXPORT_CSV = "vf-export-csv"        # button: hotspot table CSV
+EXPORT_NPZ = "vf-export-npz"        # button: matrices NPZ
+DOWNLOAD = "vf-download"            # dcc.Download

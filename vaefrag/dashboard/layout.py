@@ -1,0 +1,167 @@
+"""The page: a header with the ensemble picker, a control sidebar, and the linked views.
+
+Layout (CSS grid in ``assets/vaefrag.css``)::
+
+    header: title | ensemble | upload | status
+    sidebar: analysis controls, progress + cancel, map / traversal controls, export
+    main:   [ matrix (reachability + ordered matrix + factor NMI) | map / hotspot list ]
+            [ traversals                                            | model table         ]
+"""
+from __future__ import annotations
+
+from dash import dash_table, dcc, html
+
+from vaefrag.dashboard import ids
+from vaefrag.figures.views import PRINT_SIZE, empty_figure
+
+#: upload cap (bytes); the server checks the decoded size again
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+def graph_config(kind: str, filename: str) -> dict:
+    """plotly config: the camera button saves an SVG at print size."""
+    w, h = PRINT_SIZE[kind]
+    return {"displaylogo": False, "responsive": True,
+            "toImageButtonOptions": {"format": "svg", "filename": filename, "width": w, "height": h, "scale": 1},
+            "modeBarButtonsToRemove": ["autoScale2d", "toggleSpikelines", "hoverCompareCartesian"]}
+
+
+def _field(label: str, control, hint: str | None = None) -> html.Div:
+    kids = [html.Label(label, className="vf-label"), control]
+    if hint:
+        kids.append(html.Div(hint, className="vf-hint"))
+    return html.Div(kids, className="vf-field")
+
+
+def _panel(title: str, body, *, extra=None, class_name: str = "") -> html.Section:
+    head = [html.H2(title)] + ([extra] if extra is not None else [])
+    return html.Section([html.Div(head, className="vf-panel-head"), html.Div(body, className="vf-panel-body")],
+                        className=f"vf-panel {class_name}".strip())
+
+
+def header(names: list[str], default: str | None) -> html.Header:
+    return html.Header([
+        html.Div([html.Span("vaefrag", className="vf-logo"),
+                  html.Span("information fragments of VAE ensembles", className="vf-tagline")], className="vf-brand"),
+        html.Div([dcc.Dropdown(id=ids.ENSEMBLE, options=[{"label": n, "value": n} for n in names], value=default,
+                               clearable=False, placeholder="choose an ensemble", className="vf-ensemble-dd"),
+                  html.Span(id=ids.ENSEMBLE_INFO, className="vf-ensemble-info")], className="vf-ensemble"),
+        dcc.Upload(id=ids.UPLOAD, children=html.Button("Upload posteriors .npz", className="vf-btn"),
+                   accept=".npz", multiple=False, max_size=MAX_UPLOAD_BYTES, className="vf-upload"),
+    ], className="vf-header")
+
+
+def sidebar() -> html.Aside:
+    analysis = html.Div([
+        html.H3("Analysis"),
+        _field("Cluster on", dcc.RadioItems(id=ids.MEASURE, options=[{"label": "NMI", "value": "nmi"},
+                                                                     {"label": "VI", "value": "vi"}],
+                                            value="nmi", inline=True, className="vf-radio")),
+        _field("Information threshold (bits)", dcc.Input(id=ids.INFO_THRESHOLD, type="number", min=0, step=0.005,
+                                                         value=0.01, debounce=True, className="vf-input")),
+        _field("OPTICS min_samples", dcc.Input(id=ids.MIN_SAMPLES, type="number", min=2, step=1,
+                                               placeholder="auto (about K/2)", debounce=True, className="vf-input")),
+        _field("OPTICS xi", dcc.Input(id=ids.XI, type="number", min=0.001, max=0.999, step=0.01,
+                                      placeholder="auto (0.05)", debounce=True, className="vf-input")),
+        html.Div([html.Button("Recompute", id=ids.APPLY, n_clicks=0, className="vf-btn vf-btn-primary"),
+                  html.Button("Cancel", id=ids.CANCEL, n_clicks=0, className="vf-btn", disabled=True)],
+                 className="vf-row"),
+        html.Div([html.Progress(id=ids.PROGRESS, value="0", max="1", className="vf-progress"),
+                  html.Div(id=ids.PROGRESS_TEXT, className="vf-hint")], id=ids.JOB_PANEL, style={"display": "none"}),
+    ], className="vf-side-block")
+    views = html.Div([
+        html.H3("Views"),
+        _field("Map", dcc.RadioItems(id=ids.MAP_METHOD, options=[{"label": "UMAP", "value": "umap"},
+                                                                 {"label": "MDS", "value": "mds"}],
+                                     value="umap", inline=True, className="vf-radio")),
+        _field("Colour map by", dcc.Dropdown(id=ids.MAP_COLOR, value="hotspot", clearable=False,
+                                             options=[{"label": "hotspot", "value": "hotspot"},
+                                                      {"label": "model", "value": "model"},
+                                                      {"label": "information", "value": "info"}])),
+        html.Button("Clear selection", id=ids.CLEAR, n_clicks=0, className="vf-btn"),
+    ], className="vf-side-block")
+    trav = html.Div([
+        html.H3("Traversals"),
+        html.Div([_field("Steps", dcc.Input(id=ids.TRAV_STEPS, type="number", min=3, max=15, step=1, value=7,
+                                            debounce=True, className="vf-input vf-input-sm")),
+                  _field("Bases", dcc.Input(id=ids.TRAV_NBASE, type="number", min=1, max=6, step=1, value=2,
+                                            debounce=True, className="vf-input vf-input-sm")),
+                  _field("Seed", dcc.Input(id=ids.TRAV_SEED, type="number", min=0, step=1, value=0, debounce=True,
+                                           className="vf-input vf-input-sm"))], className="vf-row"),
+        _field("Range (posterior-mean quantiles)",
+               dcc.RangeSlider(id=ids.TRAV_RANGE, min=0, max=1, step=0.01, value=[0.05, 0.95],
+                               marks={0: "0", 0.5: "0.5", 1: "1"}, tooltip={"placement": "bottom"})),
+    ], className="vf-side-block")
+    export = html.Div([
+        html.H3("Export"),
+        dcc.RadioItems(id=ids.EXPORT_FORMAT, options=[{"label": f, "value": f.lower()} for f in ("PDF", "SVG", "PNG")],
+                       value="pdf", inline=True, className="vf-radio"),
+        html.Div([html.Button("Paper figure", id=ids.EXPORT_FIGURE, n_clicks=0, className="vf-btn"),
+                  html.Button("Hotspots CSV", id=ids.EXPORT_CSV, n_clicks=0, className="vf-btn"),
+                  html.Button("Matrices NPZ", id=ids.EXPORT_NPZ, n_clicks=0, className="vf-btn")], className="vf-row vf-wrap"),
+        dcc.Download(id=ids.DOWNLOAD),
+    ], className="vf-side-block")
+    return html.Aside([analysis, views, trav, export], className="vf-sidebar")
+
+
+def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict]) -> dash_table.DataTable:
+    cols = []
+    for key, name, fmt in columns:
+        col = {"id": key, "name": name}
+        if fmt:
+            col.update(type="numeric", format={"specifier": fmt})
+        cols.append(col)
+    return dash_table.DataTable(
+        id=table_id, columns=cols, data=[], sort_action="native", sort_by=sort, page_action="none",
+        cell_selectable=True, style_as_list_view=True,
+        style_table={"overflowY": "auto", "overflowX": "auto"},
+        style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "3px 6px", "textAlign": "right",
+                    "border": "none", "whiteSpace": "nowrap"},
+        style_header={"fontWeight": "600", "backgroundColor": "#f3f4f6", "borderBottom": "1px solid #d1d5db"},
+        style_data_conditional=[], css=[{"selector": "tr:hover td", "rule": "background-color: #eef2ff !important;"}])
+
+
+def main_views() -> html.Main:
+    matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=empty_figure("loading ...", 600),
+                                                           config=graph_config("matrix", "vaefrag-matrix"),
+                                                           className="vf-graph-matrix"),
+                    extra=dcc.RadioItems(id=ids.MATRIX_MEASURE, options=[{"label": "NMI", "value": "nmi"},
+                                                                         {"label": "VI", "value": "vi"}],
+                                         value="nmi", inline=True, className="vf-radio vf-head-radio"),
+                    class_name="vf-matrix-panel")
+    chan_map = _panel("Channel map", dcc.Graph(id=ids.MAP, figure=empty_figure("", 300),
+                                               config=graph_config("map", "vaefrag-map"), className="vf-graph-map"),
+                      extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
+    hotspots = _panel("Hotspots", _table(ids.HOTSPOTS, [
+        ("id", "#", ""), ("size", "size", ""), ("models", "models", ""), ("info", "bits", ".2f"),
+        ("nmi", "NMI", ".2f"), ("factor", "best factor", ""), ("factor_nmi", "f. NMI", ".2f"),
+        ("stability", "stable", ".2f"), ("medoid", "medoid", "")], [{"column_id": "id", "direction": "asc"}]),
+        class_name="vf-hotspot-panel")
+    trav = _panel("Traversals", [html.Div(id=ids.SELECTION_INFO, className="vf-selection-info"),
+                                 dcc.Loading(html.Div(id=ids.TRAVERSALS, className="vf-traversals"), type="dot",
+                                             delay_show=400),
+                                 html.Div([html.Span("Bases: random with seed, or click fingerprint images",
+                                                     className="vf-hint"),
+                                           html.Button("random", id=ids.BASE_RANDOM, n_clicks=0, className="vf-btn vf-btn-sm")],
+                                          className="vf-row"),
+                                 html.Div(id=ids.BASE_STRIP, className="vf-base-strip")],
+                  class_name="vf-trav-panel")
+    models = _panel("Models", _table(ids.MODELS, [
+        ("model", "model", ""), ("info", "info (bits)", ".2f"), ("n_informative", "channels", ""),
+        ("hotspots", "hotspots", ""), ("mig", "MIG", ".3f"), ("sap", "SAP", ".3f"), ("udr", "UDR", ".3f"),
+        ("final_loss", "final loss", ".4g")], [{"column_id": "model", "direction": "asc"}]), class_name="vf-model-panel")
+    return html.Main([matrix, chan_map, hotspots, trav, models], className="vf-main")
+
+
+def serve_layout(names: list[str], default: str | None) -> html.Div:
+    """The whole page for the ensembles ``names`` with ``default`` open."""
+    return html.Div([
+        dcc.Location(id=ids.URL, refresh=False),
+        dcc.Store(id=ids.REQUEST), dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS),
+        dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.TRAV_BASES, data=None),
+        dcc.Store(id=ids.URL_STATE),
+        header(names, default),
+        html.Div(id=ids.STATUS, className="vf-status"),
+        html.Div(id=ids.UPLOAD_STATUS, className="vf-status"),
+        html.Div([sidebar(), main_views()], className="vf-body"),
+    ], className="vf-app")

@@ -1,0 +1,343 @@
+"""Interactive plotly views of an `analysis.Analysis` (no Dash here: they work in a notebook too).
+
+Every point of a view carries the kept-channel index (an index into ``analysis.kept``) in its
+``customdata`` (first column), so a click or a lasso identifies channels without coordinates.
+Matrix axes are categorical channel labels ``"m<model>:z<latent>"``, which identify cells too.
+
+Builders
+--------
+matrix_figure : reachability profile (hotspots shaded and numbered) above the OPTICS-ordered
+    NMI or VI matrix, with the factor-NMI profiles beside it.
+map_figure : the 2-D channel map (UMAP or MDS) coloured by hotspot, model, information or a factor.
+hotspot_table_rows / model_table_rows / channel_summary : plain rows for tables and hover text.
+png_data_uri / traversal_image : uint8 images -> small PNG data URIs.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = ["PALETTE", "NOISE_COLOR", "hotspot_color", "channel_label", "hotspot_spans", "best_factors",
+           "matrix_figure", "map_figure", "hotspot_table_rows", "model_table_rows", "png_data_uri",
+           "traversal_image", "empty_figure", "PRINT_SIZE"]
+
+#: qualitative palette for hotspots (ColorBrewer Dark2 + Set1, readable on white)
+PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#377eb8",
+           "#e41a1c", "#984ea3", "#ff7f00", "#4daf4a", "#f781bf", "#999933", "#17becf", "#8c564b"]
+NOISE_COLOR = "#b8bec6"
+SELECT_COLOR = "#111111"
+FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=12, color="#1f2933")
+#: export size of the plotly camera button (pixels at scale 1 ~ a two-column paper figure)
+PRINT_SIZE = {"matrix": (900, 760), "map": (600, 520)}
+
+
+def hotspot_color(h: int) -> str:
+    """Colour of hotspot ``h`` (grey for noise, h < 0)."""
+    return NOISE_COLOR if h < 0 else PALETTE[h % len(PALETTE)]
+
+
+def channel_label(model: int, latent: int) -> str:
+    """Display name of a channel, e.g. ``m3:z2``."""
+    return f"m{int(model)}:z{int(latent)}"
+
+
+def _kept_ids(analysis) -> np.ndarray:
+    """[Mk, 2] (model, latent) of the kept channels."""
+    return np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64)]
+
+
+def hotspot_spans(analysis) -> list[tuple[int, int, int]]:
+    """(hotspot id, first, last) positions along the OPTICS ordering, one per hotspot."""
+    pos = np.empty(len(analysis.ordering), dtype=np.int64)
+    pos[np.asarray(analysis.ordering, dtype=np.int64)] = np.arange(len(analysis.ordering))
+    spans = []
+    for h in analysis.hotspots:
+        p = pos[np.asarray(h.members, dtype=np.int64)]
+        if p.size:
+            spans.append((int(h.id), int(p.min()), int(p.max())))
+    return spans
+
+
+def best_factors(analysis) -> tuple[list[str], np.ndarray]:
+    """Per kept channel: name of the factor with the highest NMI ('' without factors) and that NMI [Mk]."""
+    mk = len(analysis.kept)
+    fn = analysis.factor_nmi
+    if fn is None or np.size(fn) == 0:
+        return [""] * mk, np.full(mk, np.nan)
+    fn = np.nan_to_num(np.asarray(fn, dtype=np.float64), nan=-1.0)
+    j = fn.argmax(1)
+    names = list(analysis.factor_names) or [f"factor {i}" for i in range(fn.shape[1])]
+    return [names[i] if i < len(names) else f"factor {i}" for i in j], fn[np.arange(mk), j]
+
+
+def empty_figure(message: str = "", height: int = 300) -> go.Figure:
+    """A blank figure with a centred message (while loading, or for an empty selection)."""
+    fig = go.Figure()
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, template="plotly_white",
+                      xaxis=dict(visible=False), yaxis=dict(visible=False))
+    if message:
+        fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                           font=dict(size=14, color="#6b7280"))
+    return fig
+
+
+def _selected_mask(mk: int, selected) -> np.ndarray | None:
+    if selected is None:
+        return None
+    sel = np.asarray(list(selected), dtype=np.int64)
+    sel = sel[(sel >= 0) & (sel < mk)]
+    mask = np.zeros(mk, dtype=bool)
+    mask[sel] = True
+    return mask
+
+
+def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | None = None,
+                  height: int = 640) -> go.Figure:
+    """Reachability profile, ordered similarity matrix and factor-NMI profiles (the paper's figure).
+
+    Parameters
+    ----------
+    analysis : `Analysis` (ordering, reachability, labels, hotspots, nmi/vi [Mk, Mk], factor_nmi [Mk, F]).
+    measure : "nmi" (dark = similar) or "vi" (bits; dark = similar, i.e. small VI).
+    selected : kept indices to highlight (None: no selection).  hotspot : id to outline on the matrix.
+
+    Returns
+    -------
+    go.Figure. Bars of the profile carry customdata [kept index, hotspot, model, latent, info];
+    the matrix axes are channel labels in OPTICS order.
+    """
+    if measure not in ("nmi", "vi"):
+        raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
+    order = np.asarray(analysis.ordering, dtype=np.int64)
+    mk = order.size
+    if mk == 0:
+        return empty_figure("no informative channels above the threshold", height)
+    ids = _kept_ids(analysis)[order]
+    labels_txt = [channel_label(m, z) for m, z in ids]
+    hs_labels = np.asarray(analysis.labels, dtype=np.int64)[order]
+    info = np.asarray(analysis.info, dtype=np.float64)[np.asarray(analysis.kept)][order]
+    reach = np.asarray(analysis.reachability, dtype=np.float64)
+    finite = reach[np.isfinite(reach)]
+    cap = float(finite.max()) * 1.05 if finite.size else 1.0
+    reach = np.where(np.isfinite(reach), reach, cap)
+    has_f = analysis.factor_nmi is not None and np.size(analysis.factor_nmi) > 0
+    fig = make_subplots(rows=2, cols=2 if has_f else 1, shared_xaxes="columns", shared_yaxes="rows",
+                        row_heights=[0.2, 0.8], column_widths=[0.84, 0.16] if has_f else None,
+                        horizontal_spacing=0.015, vertical_spacing=0.02)
+    fnames, fvals = best_factors(analysis)
+    custom = np.c_[order, hs_labels, ids, np.round(info, 3)].astype(object)
+    custom = np.c_[custom, np.asarray(fnames, dtype=object)[order]]
+    mask = _selected_mask(mk, selected)
+    colors = [hotspot_color(h) for h in hs_labels]
+    bar = go.Bar(x=labels_txt, y=np.round(reach, 4), marker=dict(color=colors, line=dict(width=0)),
+                 customdata=custom, name="reachability", showlegend=False,
+                 hovertemplate="model %{customdata[2]}, latent %{customdata[3]}<br>info %{customdata[4]} bits"
+                               "<br>best factor %{customdata[5]}<br>hotspot %{customdata[1]}"
+                               "<br>reachability %{y:.3f}<extra></extra>")
+    if mask is not None:
+        bar.selectedpoints = np.flatnonzero(mask[order]).tolist()
+        bar.unselected = dict(marker=dict(opacity=0.25))
+    fig.add_trace(bar, row=1, col=1)
+    mat = np.asarray(analysis.nmi if measure == "nmi" else analysis.vi, dtype=np.float64)[np.ix_(order, order)]
+    if measure == "vi":
+        mat = np.maximum(mat, 0.0)
+    mat = np.round(mat, 3).astype(np.float32)
+    name = "NMI" if measure == "nmi" else "VI (bits)"
+    fig.add_trace(go.Heatmap(z=mat, x=labels_txt, y=labels_txt, colorscale="Blues" if measure == "nmi" else "Blues_r",
+                             zmin=0.0, zmax=1.0 if measure == "nmi" else None, showscale=True,
+                             colorbar=dict(title=dict(text=name, side="right"), thickness=10, len=0.55, y=0.38,
+                                           x=1.0 if not has_f else 1.02),
+                             hovertemplate="%{y} vs %{x}<br>" + name + " %{z:.3f}<extra></extra>"),
+                  row=2, col=1)
+    if has_f:
+        fn = np.round(np.asarray(analysis.factor_nmi, dtype=np.float64)[order], 3).astype(np.float32)
+        fl = list(analysis.factor_names) or [f"factor {j}" for j in range(fn.shape[1])]
+        fig.add_trace(go.Heatmap(z=fn, x=fl, y=labels_txt, colorscale="Oranges", zmin=0.0, zmax=1.0,
+                                 showscale=False, hovertemplate="%{y}: NMI with %{x} %{z:.3f}<extra></extra>"),
+                      row=2, col=2)
+        fig.update_xaxes(side="bottom", tickangle=-60, row=2, col=2)
+    # hotspot bands: shaded on the profile, numbered, outlined on the matrix diagonal
+    for hid, a, b in hotspot_spans(analysis):
+        c = hotspot_color(hid)
+        fig.add_shape(type="rect", x0=a - 0.5, x1=b + 0.5, y0=0, y1=1, yref="y domain", xref="x",
+                      fillcolor=c, opacity=0.14, line_width=0, layer="below", row=1, col=1)
+        fig.add_annotation(x=(a + b) / 2, y=1.0, yref="y domain", xref="x", text=f"<b>{hid}</b>", showarrow=False,
+                           font=dict(color=c, size=12), yanchor="bottom", row=1, col=1)
+        sel = hotspot is not None and hid == hotspot
+        fig.add_shape(type="rect", x0=a - 0.5, x1=b + 0.5, y0=a - 0.5, y1=b + 0.5, xref="x3" if has_f else "x2",
+                      yref="y3" if has_f else "y2", line=dict(color=SELECT_COLOR if sel else c, width=3 if sel else 1.2),
+                      fillcolor="rgba(0,0,0,0)")
+    # rug of the selected channels along the matrix top edge (always the last trace, maybe empty)
+    pos = np.flatnonzero(mask[order]) if mask is not None else np.zeros(0, dtype=np.int64)
+    fig.add_trace(go.Scatter(x=[labels_txt[p] for p in pos], y=[labels_txt[0]] * pos.size, mode="markers",
+                             marker=dict(symbol="triangle-down", size=7, color=SELECT_COLOR), name="selected",
+                             hoverinfo="skip", showlegend=False, cliponaxis=False), row=2, col=1)
+    dense = mk > 60
+    fig.update_xaxes(showticklabels=not dense, tickangle=-90, tickfont=dict(size=8), row=2, col=1)
+    fig.update_yaxes(showticklabels=not dense, tickfont=dict(size=8), autorange="reversed", row=2, col=1)
+    fig.update_xaxes(showticklabels=False, row=1, col=1)
+    fig.update_yaxes(title=dict(text="reach.", font=dict(size=11)), row=1, col=1, rangemode="tozero")
+    fig.update_layout(height=height, margin=dict(l=50 if dense else 70, r=20, t=24, b=40 if dense else 70),
+                      font=FONT, template="plotly_white", bargap=0, dragmode="zoom", uirevision="matrix",
+                      clickmode="event")
+    if dense:
+        fig.update_xaxes(title=dict(text=f"{mk} channels in OPTICS order", font=dict(size=11)), row=2, col=1)
+    return fig
+
+
+def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=None,
+               height: int = 460) -> go.Figure:
+    """The 2-D channel map.
+
+    Parameters
+    ----------
+    analysis : `Analysis` with ``maps[method]`` [Mk, 2].
+    method : "umap" or "mds" (falls back to the other one when missing).
+    color : "hotspot", "model", "info" or "factor:<j>" (NMI with factor j).
+    selected : kept indices to highlight; the rest are dimmed.
+
+    Returns
+    -------
+    go.Figure whose points carry customdata [kept index, model, latent, info, best factor, hotspot].
+    """
+    maps = analysis.maps or {}
+    if method not in maps:
+        if not maps:
+            return empty_figure("no channel map in this analysis", height)
+        method = next(iter(maps))
+    xy = np.asarray(maps[method], dtype=np.float64)
+    mk = len(xy)
+    if mk == 0:
+        return empty_figure("no informative channels", height)
+    ids = _kept_ids(analysis)
+    info = np.asarray(analysis.info, dtype=np.float64)[np.asarray(analysis.kept)]
+    labels = np.asarray(analysis.labels, dtype=np.int64)
+    fnames, _ = best_factors(analysis)
+    custom = np.c_[np.arange(mk), ids, np.round(info, 3), np.asarray(fnames, dtype=object), labels].astype(object)
+    mask = _selected_mask(mk, selected)
+    hover = ("model %{customdata[1]}, latent %{customdata[2]}<br>info %{customdata[3]} bits"
+             "<br>best factor %{customdata[4]}<br>hotspot %{customdata[5]}<extra></extra>")
+    fig = go.Figure()
+    marker = dict(size=9, line=dict(width=0.6, color="white"))
+
+    def add(idx, name, col, **extra):
+        tr = go.Scatter(x=np.round(xy[idx, 0], 4), y=np.round(xy[idx, 1], 4), mode="markers", name=name,
+                        customdata=custom[idx], hovertemplate=hover, marker={**marker, "color": col, **extra})
+        if mask is not None:
+            tr.selectedpoints = np.flatnonzero(mask[idx]).tolist()
+            tr.selected = dict(marker=dict(size=12))
+            tr.unselected = dict(marker=dict(opacity=0.15))
+        fig.add_trace(tr)
+
+    if color in ("hotspot", "model"):
+        groups = labels if color == "hotspot" else ids[:, 0]
+        for g in np.unique(groups):
+            idx = np.flatnonzero(groups == g)
+            if color == "hotspot":
+                add(idx, "noise" if g < 0 else f"hotspot {g}", hotspot_color(int(g)))
+            else:
+                add(idx, f"model {g}", PALETTE[int(g) % len(PALETTE)])
+    else:
+        if color == "info":
+            vals, title = info, "info (bits)"
+        elif color.startswith("factor:") and analysis.factor_nmi is not None:
+            j = int(color.split(":", 1)[1])
+            vals = np.asarray(analysis.factor_nmi, dtype=np.float64)[:, j]
+            names = list(analysis.factor_names)
+            title = f"NMI {names[j] if j < len(names) else j}"
+        else:
+            raise ValueError(f"color: expected 'hotspot', 'model', 'info' or 'factor:<j>', got {color!r}")
+        add(np.arange(mk), title, np.round(vals, 4), colorscale="Viridis", showscale=True,
+            colorbar=dict(title=dict(text=title, side="right"), thickness=10))
+    fig.update_layout(height=height, margin=dict(l=30, r=10, t=30, b=10), font=FONT, template="plotly_white",
+                      dragmode="lasso", clickmode="event+select", uirevision=f"map-{method}",
+                      legend=dict(itemsizing="constant", font=dict(size=11), orientation="h", x=0, y=-0.02,
+                                  yanchor="top"),
+                      xaxis=dict(showticklabels=False, zeroline=False, title=None),
+                      yaxis=dict(showticklabels=False, zeroline=False, title=dict(text=f"{method.upper()}", standoff=4)))
+    return fig
+
+
+def _num(x, digits: int = 3):
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)
+
+
+def hotspot_table_rows(analysis) -> list[dict]:
+    """One row per hotspot: id, size, models, info (bits), best factor (+ NMI), stability, medoid."""
+    rows = []
+    ids = _kept_ids(analysis)
+    names = list(analysis.factor_names)
+    for h in analysis.hotspots:
+        bf = "" if h.best_factor is None else (names[h.best_factor] if h.best_factor < len(names)
+                                               else f"factor {h.best_factor}")
+        m, z = ids[h.medoid]
+        rows.append({"id": int(h.id), "size": int(h.size), "models": int(h.n_models),
+                     "info": _num(h.mean_info), "nmi": _num(h.mean_nmi), "factor": bf,
+                     "factor_nmi": _num(h.best_factor_nmi), "stability": _num(h.stability, 2),
+                     "medoid": channel_label(m, z)})
+    return rows
+
+
+def model_table_rows(analysis) -> list[dict]:
+    """One row per model: info (summed bits), informative channels, MIG, SAP, UDR, final loss, hotspots."""
+    table = analysis.model_table or {}
+    k = analysis.n_models
+    ids = _kept_ids(analysis)
+    labels = np.asarray(analysis.labels)
+    rows = []
+    for m in range(k):
+        hs = sorted({int(h) for h in labels[ids[:, 0] == m] if h >= 0})
+        row = {"model": m, "hotspots": len(hs)}
+        for key in ("info", "n_informative", "mig", "sap", "udr", "final_loss"):
+            v = table.get(key)
+            row[key] = _num(v[m]) if v is not None and m < len(v) else None
+        rows.append(row)
+    return rows
+
+
+def png_data_uri(image, scale: int = 1) -> str:
+    """uint8 image [H, W] or [H, W, C] (C in 1, 3, 4) -> ``data:image/png;base64,...``.
+
+    ``scale`` enlarges by pixel repetition (crisp small sprites).
+    """
+    from PIL import Image
+
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise ValueError(f"image: expected uint8, got {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ValueError(f"image: expected [H, W] or [H, W, 3|4], got shape {a.shape}")
+    if scale > 1:
+        a = np.repeat(np.repeat(a, scale, 0), scale, 1)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG", optimize=False, compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def traversal_image(grid, gap: int = 2, background: int = 255) -> np.ndarray:
+    """Tile a traversal grid into one image.
+
+    grid : uint8 [R, V, H, W] or [R, V, H, W, C] (rows = base inputs, columns = latent values),
+    or float [R, V, D] vectors (drawn as a heat strip per row, scaled to the grid's range).
+    Returns uint8 [R*H + gaps, V*W + gaps(, C)].
+    """
+    g = np.asarray(grid)
+    if g.ndim == 3:                          # vectors: each value becomes a 6x6 cell
+        lo, hi = float(np.min(g)), float(np.max(g))
+        v = ((g - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)
+        g = np.repeat(np.repeat(v[:, :, None, :], 6, axis=2), 6, axis=3)
+    if g.ndim not in (4, 5) or g.dtype != np.uint8:
+        raise ValueError(f"grid: expected uint8 [R, V, H, W(, C)], got {g.dtype} shape {g.shape}")
+    r, v, h, w = g.shape[:4]
+    extra = g.shape[4:]
+    out = np.full((r * h + (r - 1) * gap, v * w + (v - 1) * gap) + extra, background, dtype=np.uint8)
+    for i in range(r):
+        for j in range(v):
+            out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = g[i, j]
+    return out

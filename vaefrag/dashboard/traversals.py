@@ -14,8 +14,6 @@ from vaefrag.dashboard import data
 from vaefrag.figures.views import channel_label, png_data_uri, traversal_image
 
 MAX_CARDS = 9
-#: target on-screen height of one traversal row (pixels) for small inputs
-ROW_PX = 48
 
 
 def channels_to_show(analysis, sel: dict | None) -> list[int]:
@@ -91,10 +89,9 @@ def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 
         vals = traversal.traversal_values(mu_c, steps, (lo, hi), int(s))
         grid = traversal.traverse(data.load_member(path, int(m)), base, int(z), vals)
         img = traversal_image(grid, gap=1)
-        scale = max(1, int(round(ROW_PX / grid.shape[2]))) if grid.ndim >= 4 else 1
         out.append({"label": channel_label(m, z), "model": int(m), "latent": int(z), "kept": int(chans[i]),
                     "sign": int(s), "info": float(analysis.info[kept[chans[i]]]), "reference": i == 0,
-                    "uri": png_data_uri(img, scale=scale)})
+                    "uri": png_data_uri(img)})
     return out
 
 

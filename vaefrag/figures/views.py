@@ -181,7 +181,7 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     fig.update_yaxes(showticklabels=not dense, tickfont=dict(size=8), autorange="reversed", row=2, col=1)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(title=dict(text="reach.", font=dict(size=11)), row=1, col=1, rangemode="tozero")
-    fig.update_layout(height=height, margin=dict(l=50 if dense else 70, r=20, t=24, b=40 if dense else 70),
+    fig.update_layout(height=height, margin=dict(l=50 if dense else 70, r=20, t=44, b=40 if dense else 70),
                       font=FONT, template="plotly_white", bargap=0, dragmode="zoom", uirevision="matrix",
                       clickmode="event")
     if dense:

@@ -75,13 +75,13 @@ def table_styles(tok, sel, cfg) -> tuple[list[dict], list[dict]]:
     a = _analysis(tok, cfg)
     if a is None:
         return [], []
-    hs_style = [{"if": {"filter_query": f"{{id}} = {h.id}", "column_id": "id"},
-                 "color": "white", "backgroundColor": views.hotspot_color(h.id), "fontWeight": "700"}
-                for h in a.hotspots]
-    model_style = []
+    hs_style, model_style = [], []
     if sel and sel.get("hotspot") is not None:
         hs_style.append({"if": {"filter_query": f"{{id}} = {sel['hotspot']}"},
                          "backgroundColor": "#e0e7ff", "fontWeight": "600"})
+    hs_style += [{"if": {"filter_query": f"{{id}} = {h.id}", "column_id": "id"},
+                  "color": "white", "backgroundColor": views.hotspot_color(h.id), "fontWeight": "700"}
+                 for h in a.hotspots]
     if sel:
         models = sorted({int(m) for m in a.channel_ids[a.kept[sel["channels"]], 0]}) if sel["channels"] else []
         for m in models:

@@ -1,0 +1,310 @@
+"""Dashboard callbacks as plain functions, on a small real ensemble written to a temporary directory.
+
+The ensemble (`benchmarks.dashboard.make_fragment_ensemble`) has channels that carry known
+sprites factors; its analysis is computed once per session by the real `analyze`. Expected
+values come from the analysis arrays, numpy and PIL, not from the code under test.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dash")
+
+from vaefrag.analysis import analyze  # noqa: E402
+from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
+from vaefrag.dashboard import data, ids  # noqa: E402
+from vaefrag.dashboard import selection as selmod  # noqa: E402
+from vaefrag.dashboard import traversals as trav  # noqa: E402
+from vaefrag.dashboard.callbacks import analysis as cba  # noqa: E402
+from vaefrag.dashboard.callbacks import export as cbe  # noqa: E402
+from vaefrag.dashboard.callbacks import traversal as cbt  # noqa: E402
+from vaefrag.dashboard.callbacks import views as cbv  # noqa: E402
+from vaefrag.dashboard.config import Config  # noqa: E402
+from vaefrag.figures import views  # noqa: E402
+
+NAME = "frag"
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory):
+    """(Config, Analysis, token) of a 6 x 5 fragment ensemble with a warm analysis cache."""
+    tmp = tmp_path_factory.mktemp("dash")
+    root, cache = tmp / "ensembles", tmp / "cache"
+    path = make_fragment_ensemble(root / NAME, models=6, latents=5, n_points=160, seed=1)
+    params = data.clean_params()
+    a = data.compute_analysis(path, params, cache)
+    cfg = Config(root=root, cache_dir=cache, default=NAME)
+    return cfg, a, data.token(NAME, params, a.key)
+
+
+def _npz_upload(**arrays) -> str:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return "data:application/octet-stream;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+# ------------------------------------------------------------------------------------ data layer
+def test_cached_analysis_is_the_analyze_result(env):
+    cfg, a, tok = env
+    path = cfg.root / NAME
+    got = data.cached_analysis(path, data.clean_params(), cfg.cache_dir)
+    assert got is not None and got.key == a.key
+    direct = analyze(path, cache_dir=cfg.cache_dir)            # analyze's own defaults: the same entry
+    assert direct.from_cache and direct.key == a.key
+    np.testing.assert_array_equal(got.nmi, a.nmi)
+    assert data.cached_analysis(path, data.clean_params(info_threshold=0.5), cfg.cache_dir) is None
+
+
+@pytest.mark.parametrize("kwargs", [{"measure": "cka"}, {"info_threshold": -1}, {"min_samples": 1},
+                                    {"min_samples": 2.5}, {"xi": 1.5}])
+def test_clean_params_rejects(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0]):
+        data.clean_params(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", ".hidden", ""])
+def test_ensemble_path_refuses_escapes(env, name):
+    cfg, _, _ = env
+    with pytest.raises(ValueError):
+        data.ensemble_path(cfg.root, name)
+
+
+# ------------------------------------------------------------------------------- request / URL
+def test_request_from_url_sets_controls(env):
+    cfg, _, _ = env
+    out = cba.request_from("?ensemble=frag&measure=vi&thr=0.05&ms=3&xi=0.1&hotspot=2&view=vi&map=mds",
+                           None, None, None, None, None, None, cfg)
+    req, status, ens, measure, thr, ms, xi, view, mmap = out
+    assert req == {"ensemble": NAME, "params": {"measure": "vi", "info_threshold": 0.05, "min_samples": 3,
+                                                "xi": 0.1}, "hotspot": 2}
+    assert (status, ens, measure, thr, ms, xi, view, mmap) == (None, NAME, "vi", 0.05, 3, 0.1, "vi", "mds")
+
+
+def test_request_bad_url_params_fall_back_with_alert(env):
+    cfg, _, _ = env
+    req, status, *_ = cba.request_from("?ensemble=nope&thr=-3", None, None, None, None, None, None, cfg)
+    assert req["ensemble"] == NAME and req["params"] == data.clean_params()
+    assert "threshold" in status.children
+
+
+def test_request_from_controls_and_resolve(env):
+    cfg, a, _ = env
+    req, status, *rest = cba.request_from("", NAME, "nmi", 0.01, None, None, ids.APPLY, cfg)
+    assert status is None and req["params"] == data.clean_params()
+    tok, pending, status = cba.resolve_request(req, cfg)
+    assert tok["key"] == a.key and pending is None
+    bad = cba.request_from("", NAME, "nmi", 0.01, 1, None, ids.APPLY, cfg)
+    assert "min_samples" in bad[1].children
+
+
+def test_uncached_request_goes_to_the_background_job(env):
+    cfg, a, _ = env
+    req = {"ensemble": NAME, "params": data.clean_params(info_threshold=0.2)}
+    tok, pending, status = cba.resolve_request(req, cfg)
+    assert pending == req and "Computing" in status.children
+    calls = []
+    tok, status = cba.compute_job(calls.append, pending, cfg)
+    assert status is None
+    done = [int(c[0]) for c in calls[1:]]
+    assert done == sorted(done) and calls[-1][0] == calls[-1][1]     # progress runs up to total
+    got = data.analysis_from_token(tok, cfg.cache_dir)
+    info = got.info
+    np.testing.assert_array_equal(got.kept, np.flatnonzero(info >= 0.2))
+    assert cba.resolve_request(req, cfg)[0]["key"] == tok["key"]     # now served from the cache
+
+
+# -------------------------------------------------------------------------------------- views
+def test_matrix_figure_is_the_ordered_matrix(env):
+    cfg, a, tok = env
+    order = a.ordering
+    for measure, full in (("nmi", a.nmi), ("vi", np.maximum(a.vi, 0))):
+        fig = cbv.matrix_view(tok, measure, None, {ids.ANALYSIS}, cfg)
+        heat = fig.data[1]
+        np.testing.assert_allclose(np.asarray(heat.z, dtype=float), full[np.ix_(order, order)], atol=1e-3)
+        labels = [views.channel_label(m, z) for m, z in a.channel_ids[a.kept[order]]]
+        assert list(heat.x) == labels and list(heat.y) == labels
+    bars = fig.data[0]
+    np.testing.assert_array_equal(np.asarray(bars.customdata)[:, 0].astype(int), order)
+    np.testing.assert_array_equal(np.asarray(bars.customdata)[:, 1].astype(int), a.labels[order])
+    # factor profiles beside: rows in the same order
+    np.testing.assert_allclose(np.asarray(fig.data[2].z, dtype=float), a.factor_nmi[order], atol=1e-3)
+
+
+def test_selection_only_change_patches_the_matrix(env):
+    cfg, a, tok = env
+    sel = selmod.hotspot(a, a.hotspots[0].id)
+    patch = cbv.matrix_view(tok, "nmi", sel, {ids.SELECTION}, cfg)
+    blob = json.dumps(patch.to_plotly_json(), default=list)
+    full = cbv.matrix_view(tok, "nmi", sel, {ids.SELECTION, ids.ANALYSIS}, cfg)
+    assert len(blob) < len(full.to_json()) / 5
+    pos = np.flatnonzero(np.isin(a.ordering, a.hotspots[0].members))
+    assert sorted(full.data[0].selectedpoints) == pos.tolist()
+
+
+def test_map_points_carry_their_channel(env):
+    cfg, a, tok = env
+    for method in ("umap", "mds"):
+        fig = cbv.map_view(tok, method, "hotspot", None, cfg)
+        for tr in fig.data:
+            cd = np.asarray(tr.customdata)
+            k = cd[:, 0].astype(int)
+            np.testing.assert_allclose(np.c_[tr.x, tr.y], a.maps[method][k], atol=1e-3)
+            np.testing.assert_array_equal(cd[:, 1:3].astype(int), a.channel_ids[a.kept[k]])
+            np.testing.assert_array_equal(cd[:, 5].astype(int), a.labels[k])
+    fig = cbv.map_view(tok, "mds", "factor:0", None, cfg)
+    np.testing.assert_allclose(np.asarray(fig.data[0].marker.color, dtype=float), a.factor_nmi[:, 0], atol=1e-4)
+
+
+def test_tables(env):
+    cfg, a, tok = env
+    hs, models = cbv.tables(tok, cfg)
+    assert [r["id"] for r in hs] == [h.id for h in a.hotspots]
+    assert [r["size"] for r in hs] == [len(h.members) for h in a.hotspots]
+    k = a.channel_ids[:, 0].max() + 1
+    assert [r["model"] for r in models] == list(range(k))
+    for r in models:           # summed information of the model's channels
+        assert r["info"] == pytest.approx(a.info[a.channel_ids[:, 0] == r["model"]].sum(), abs=1e-3)
+
+
+def test_fragments_are_found_as_hotspots(env):
+    """Every factor the synthetic channels carry comes out as a hotspot spanning most models."""
+    _, a, _ = env
+    best = {a.factor_names[h.best_factor] for h in a.hotspots if h.best_factor is not None}
+    assert best == {"x", "y", "scale", "shape", "orientation"}
+    assert all(h.n_models == len(set(a.channel_ids[a.kept[h.members], 0])) for h in a.hotspots)
+
+
+# ------------------------------------------------------------------------------------ selection
+def test_selection_events(env):
+    cfg, a, tok = env
+    h = a.hotspots[1]
+    members = sorted(int(m) for m in h.members)
+    # a reachability bar inside the hotspot band
+    bar = {"points": [{"customdata": [int(members[0]), int(h.id), 0, 0, 1.0, ""]}]}
+    sel = cbv.update_selection(f"{ids.MATRIX}.clickData", bar, None, None, None, None, tok, None, cfg)
+    assert sel["kind"] == "hotspot" and sel["channels"] == members
+    # a matrix cell inside the block, and one outside any block
+    lab = {i: views.channel_label(*a.channel_ids[a.kept[i]]) for i in range(len(a.kept))}
+    cell = {"points": [{"x": lab[members[0]], "y": lab[members[-1]], "z": 0.9}]}
+    assert selmod.from_matrix_click(a, cell)["hotspot"] == h.id
+    other = next(i for i in range(len(a.kept)) if a.labels[i] != h.id)
+    cell = {"points": [{"x": lab[other], "y": lab[members[0]], "z": 0.1}]}
+    assert selmod.from_matrix_click(a, cell) == selmod.channel(a, members[0])
+    # a lasso on the map: identified by customdata
+    lasso = {"points": [{"x": 0.0, "y": 0.0, "customdata": [i, 0, 0]} for i in (3, 1, 3)]}
+    sel = cbv.update_selection(f"{ids.MAP}.selectedData", None, None, lasso, None, None, tok, None, cfg)
+    assert sel["kind"] == "channels" and sel["channels"] == [1, 3]
+    # model row: its kept channels
+    sel = cbv.update_selection(f"{ids.MODELS}.active_cell", None, None, None, None, {"row_id": 2}, tok, None, cfg)
+    assert sel["channels"] == np.flatnonzero(a.channel_ids[a.kept, 0] == 2).tolist()
+    # hotspot row, clear, URL hotspot restored on load
+    sel = cbv.update_selection(f"{ids.HOTSPOTS}.active_cell", None, None, None, {"row_id": h.id}, None, tok, None, cfg)
+    assert sel["hotspot"] == h.id
+    assert cbv.update_selection(f"{ids.CLEAR}.n_clicks", None, None, None, None, None, tok, sel, cfg) is None
+    restored = cbv.update_selection(f"{ids.ANALYSIS}.data", None, None, None, None, None, {**tok, "hotspot": h.id},
+                                    None, cfg)
+    assert restored["channels"] == members
+
+
+# ----------------------------------------------------------------------------------- traversals
+def test_hotspot_traversals_are_sign_aligned_members_of_distinct_models(env):
+    cfg, a, tok = env
+    h = max(a.hotspots, key=lambda h: h.size)
+    cards = trav.cards(cfg.root / NAME, a, selmod.hotspot(a, h.id), steps=5, n_bases=2, seed=0)
+    kept = [c["kept"] for c in cards]
+    assert kept[0] == h.medoid and set(kept) <= set(int(m) for m in h.members)
+    assert len({c["model"] for c in cards}) == len(cards) <= 9
+    ens = data.load_ensemble(cfg.root / NAME)
+    ref = ens.mu[cards[0]["model"], :, cards[0]["latent"]]
+    for c in cards[1:]:
+        r = np.corrcoef(ref, ens.mu[c["model"], :, c["latent"]])[0, 1]
+        assert c["sign"] == (1 if r > 0 else -1)
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(base64.b64decode(cards[0]["uri"].split(",", 1)[1])))
+    side = ens.x.shape[-1]
+    assert img.size == (5 * side + 4, 2 * side + 1)          # 5 steps x 2 bases, 1-pixel gaps
+
+
+def test_traversal_panel_for_one_channel_and_bases(env):
+    cfg, a, tok = env
+    kids, desc = cbt.traversal_panel(tok, selmod.channel(a, 0), 7, [0.1, 0.9], 2, 0, [5, 7, 9], cfg)
+    assert len(kids) == 1 and "Channel" in desc
+    img = kids[0].children[0]
+    assert img.className == ids.TRAV_IMAGE and img.src.startswith("data:image/png;base64,")
+    assert cbt.pick_bases({"type": ids.BASE_THUMB_TYPE, "index": 4}, [1], [2]) == [2, 4]
+    assert cbt.pick_bases({"type": ids.BASE_THUMB_TYPE, "index": 4}, [1], [2, 4]) == [2]
+    assert cbt.pick_bases(ids.BASE_RANDOM, [], [2]) is None
+    np.testing.assert_array_equal(trav.base_rows(160, 3, 0, [9, 1]), [9, 1])
+
+
+# --------------------------------------------------------------------------------------- upload
+def test_upload_good_npz_is_imported_with_a_safe_name(env):
+    cfg, _, _ = env
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(2, 40, 3)).astype(np.float32)
+    contents = _npz_upload(mu=mu, logvar=np.full_like(mu, -2.0))
+    status, options, value = cba.handle_upload(contents, "../../my posteriors!.npz", cfg)
+    assert "Imported" in status.children and value == "my-posteriors"
+    assert (cfg.root / value / "posteriors.npz").is_file()
+    assert value in [o["value"] for o in options]
+    ens = data.load_ensemble(cfg.root / value)
+    np.testing.assert_array_equal(ens.mu, mu)
+    again = cba.handle_upload(contents, "my posteriors!.npz", cfg)
+    assert again[2] == "my-posteriors-2"
+
+
+@pytest.mark.parametrize("payload, fname, match", [
+    ("data:text/plain;base64," + base64.b64encode(b"hello, not a zip").decode(), "x.npz", "not an npz"),
+    ("data:text/plain;base64," + base64.b64encode(b"abc").decode(), "x.txt", ".npz"),
+    (None, "x.npz", "logvar"),                  # wrong shapes
+    ("nan", "x.npz", "finite"),
+])
+def test_upload_bad_files_give_an_alert(env, payload, fname, match):
+    cfg, _, _ = env
+    before = sorted(p.name for p in cfg.root.iterdir())
+    if payload is None:
+        payload = _npz_upload(mu=np.zeros((2, 10, 3)), logvar=np.zeros((2, 10, 4)))
+    elif payload == "nan":
+        mu = np.zeros((2, 10, 3))
+        mu[0, 0, 0] = np.nan
+        payload = _npz_upload(mu=mu, logvar=np.zeros((2, 10, 3)))
+    status, options, value = cba.handle_upload(payload, fname, cfg)
+    assert "vf-alert-error" in status.className and match in status.children
+    assert options is cba.no_update and value is cba.no_update
+    assert sorted(p.name for p in cfg.root.iterdir()) == before      # nothing half-written
+
+
+# --------------------------------------------------------------------------------------- export
+def test_exports(env):
+    cfg, a, tok = env
+    csv = cbe.hotspots_csv(tok, cfg).splitlines()
+    assert len(csv) == len(a.hotspots) + 1 and csv[0].startswith("hotspot,size,models")
+    with np.load(io.BytesIO(cbe.matrices_npz(tok, cfg)), allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["nmi"], a.nmi)
+        np.testing.assert_array_equal(z["ordering"], a.ordering)
+    pdf = cbe.paper_bytes(tok, "pdf", "nmi", cfg, steps=5, n_bases=2)
+    assert pdf.startswith(b"%PDF")
+    svg = cbe.paper_bytes(tok, "svg", "vi", cfg, steps=5, n_bases=2)
+    assert b"<svg" in svg[:2000]
+    down, status = cbe.export(ids.EXPORT_CSV, tok, "pdf", "nmi", 7, 2, 0, cfg)
+    assert down["filename"].endswith("-hotspots.csv") and status is None
+    _, status = cbe.export(ids.EXPORT_FIGURE, None, "pdf", "nmi", 7, 2, 0, cfg)
+    assert "Nothing to export" in status.children
+
+
+def test_callbacks_leave_the_analysis_unchanged(env):
+    cfg, a, tok = env
+    before = {k: np.copy(getattr(a, k)) for k in ("nmi", "vi", "ordering", "labels", "kept")}
+    sel = selmod.hotspot(a, a.hotspots[0].id)
+    cbv.matrix_view(tok, "vi", sel, {ids.ANALYSIS}, cfg)
+    cbv.map_view(tok, "umap", "model", sel, cfg)
+    cbt.traversal_panel(tok, sel, 5, [0.05, 0.95], 1, 0, None, cfg)
+    again = data.analysis_from_token(tok, cfg.cache_dir)
+    for k, v in before.items():
+        np.testing.assert_array_equal(getattr(again, k), v)

@@ -205,7 +205,7 @@ def _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps) -
 
 
 def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
-            xi: float | None = None, min_nmi: float = 0.5, n_bootstrap: int = 20,
+            xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
             maps: Sequence[str] = MAPS, scores: Sequence[str] | None = None, seed: int = 0, cache_dir=None, use_cache: bool = True, device="auto",
             progress: Progress | None = None) -> Analysis:
     """Measures, hotspots, bootstrap stability, channel maps and model scores of an ensemble.

@@ -28,12 +28,16 @@ __all__ = [
     "bootstrap_stability",
     "Stability",
     "NMI_FLOOR",
+    "DEFAULT_MIN_NMI",
 ]
 
 #: NMI values below this are clipped before taking -ln (distance at most ln(1e4) ~ 9.2)
 NMI_FLOOR = 1e-4
 #: xi default: steepness of reachability valleys that delimit a hotspot
 DEFAULT_XI = 0.05
+#: smallest mean within-hotspot NMI: twice the finite-sample NMI (~0.15) of independent
+#: high-information channels on 200 points, so groups of unrelated channels are not hotspots
+DEFAULT_MIN_NMI = 0.3
 
 Progress = Callable[..., None]
 
@@ -136,8 +140,8 @@ class HotspotFinder:
     """
 
     def __init__(self, measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
-                 xi: float | None = None, min_cluster_size: int | None = None, min_nmi: float = 0.5,
-                 random_state: int | None = 0):
+                 xi: float | None = None, min_cluster_size: int | None = None,
+                 min_nmi: float = DEFAULT_MIN_NMI, random_state: int | None = 0):
         self.measure = measure
         self.info_threshold = info_threshold
         self.min_samples = min_samples

@@ -21,8 +21,8 @@ def add_analysis_args(p) -> None:
     p.add_argument("--min-samples", type=int, default=None,
                    help="OPTICS min_samples (>= 2; default about half the number of models)")
     p.add_argument("--xi", type=float, default=None, help="OPTICS xi in (0, 1) (default 0.05)")
-    p.add_argument("--min-nmi", type=float, default=0.5,
-                   help="smallest mean NMI within a hotspot (default 0.5)")
+    p.add_argument("--min-nmi", type=float, default=0.3,
+                   help="smallest mean NMI between the members of a hotspot (default 0.3)")
     p.add_argument("--bootstrap", type=int, default=20, metavar="N",
                    help="bootstrap resamples for hotspot stability, 0 to skip (default 20)")
     p.add_argument("--maps", default="mds,umap", help="channel maps to compute: mds,umap / mds / none (default mds,umap)")

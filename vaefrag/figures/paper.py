@@ -107,9 +107,11 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
         ax_r.bar(np.arange(mk), reach, width=1.0, color="#4d4d4d", linewidth=0)
         ax_r.set_xlim(-0.5, mk - 0.5)
         ax_r.set_ylim(0, top * 1.18)
-        ax_r.set_ylabel("reach-\nability")
+        ax_r.set_ylabel("reachability")
+        ax_r.yaxis.tick_right()
+        ax_r.yaxis.set_label_position("right")
         ax_r.tick_params(axis="x", bottom=False, labelbottom=False)
-        for side in ("top", "right"):
+        for side in ("top", "left"):
             ax_r.spines[side].set_visible(False)
 
         # --- ordered matrix (centre)
@@ -146,9 +148,9 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
             ax_leg = fig.add_subplot(gs[0, 0])
             ax_leg.axis("off")
             handles, labels = ax_p.get_legend_handles_labels()
-            ax_leg.legend(handles, labels, loc="center left", bbox_to_anchor=(-0.05, 0.45), frameon=False,
-                          ncol=2 if len(labels) > 4 else 1, handlelength=1.0, columnspacing=0.8,
-                          borderaxespad=0.0, labelspacing=0.25, title="factor", title_fontsize=6,
+            ax_leg.legend(handles, labels, loc="center left", bbox_to_anchor=(-0.1, 0.45), frameon=False,
+                          ncol=1 if len(labels) <= 6 else 2, handlelength=1.2, columnspacing=0.8,
+                          borderaxespad=0.0, labelspacing=0.15, title="factor", title_fontsize=6,
                           alignment="left")
         else:
             ax_p.stairs(np.asarray(a.info)[np.asarray(a.kept)][order], np.arange(mk + 1) - 0.5,

@@ -124,7 +124,7 @@ def test_matrix_figure_is_the_ordered_matrix(env):
     order = a.ordering
     for measure, full in (("nmi", a.nmi), ("vi", np.maximum(a.vi, 0))):
         fig = cbv.matrix_view(tok, measure, None, {ids.ANALYSIS}, cfg)
-        heat = fig.data[1]
+        heat = _trace(fig, "matrix")
         np.testing.assert_allclose(np.asarray(heat.z, dtype=float), full[np.ix_(order, order)], atol=1e-3)
         labels = [views.channel_label(m, z) for m, z in a.channel_ids[a.kept[order]]]
         assert list(heat.x) == labels and list(heat.y) == labels
@@ -132,7 +132,17 @@ def test_matrix_figure_is_the_ordered_matrix(env):
     np.testing.assert_array_equal(np.asarray(bars.customdata)[:, 0].astype(int), order)
     np.testing.assert_array_equal(np.asarray(bars.customdata)[:, 1].astype(int), a.labels[order])
     # factor profiles beside: rows in the same order
-    np.testing.assert_allclose(np.asarray(fig.data[2].z, dtype=float), a.factor_nmi[order], atol=1e-3)
+    np.testing.assert_allclose(np.asarray(_trace(fig, "factor NMI").z, dtype=float), a.factor_nmi[order], atol=1e-3)
+    # hotspot bands: one full-height bar per position of each hotspot, carrying that hotspot
+    band = _trace(fig, "hotspot band")
+    hs = np.asarray(band.customdata)[:, 1].astype(int)
+    kept_idx = np.asarray(band.customdata)[:, 0].astype(int)
+    np.testing.assert_array_equal(hs, a.labels[kept_idx])
+    assert sorted(kept_idx) == sorted(np.flatnonzero(a.labels >= 0))
+
+
+def _trace(fig, name):
+    return next(t for t in fig.data if t.name == name)
 
 
 def test_selection_only_change_patches_the_matrix(env):

@@ -107,7 +107,9 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
 
     Returns
     -------
-    go.Figure. Bars of the profile carry customdata [kept index, hotspot, model, latent, info];
+    go.Figure with traces "reachability" (bars, customdata [kept index, hotspot, model, latent,
+    info, best factor]), "hotspot band" (full-height bars over each hotspot, same customdata with
+    the band's hotspot), "matrix", "factor NMI" (without factors: absent) and "selected" (last);
     the matrix axes are channel labels in OPTICS order.
     """
     if measure not in ("nmi", "vi"):
@@ -142,12 +144,23 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
         bar.selectedpoints = np.flatnonzero(mask[order]).tolist()
         bar.unselected = dict(marker=dict(opacity=0.25))
     fig.add_trace(bar, row=1, col=1)
+    # hotspot bands: full-height translucent bars over each hotspot's span (click one to select it)
+    spans = hotspot_spans(analysis)
+    band_pos = [p for _, a, b in spans for p in range(a, b + 1)]
+    band_hs = [h for h, a, b in spans for _ in range(a, b + 1)]
+    band_cd = custom[band_pos].copy() if band_pos else np.zeros((0, custom.shape[1]), dtype=object)
+    if band_pos:
+        band_cd[:, 1] = band_hs
+    fig.add_trace(go.Bar(x=[labels_txt[p] for p in band_pos], y=[cap] * len(band_pos), customdata=band_cd,
+                         marker=dict(color=[hotspot_color(h) for h in band_hs], opacity=0.16, line=dict(width=0)),
+                         name="hotspot band", showlegend=False,
+                         hovertemplate="hotspot %{customdata[1]} (click to select)<extra></extra>"), row=1, col=1)
     mat = np.asarray(analysis.nmi if measure == "nmi" else analysis.vi, dtype=np.float64)[np.ix_(order, order)]
     if measure == "vi":
         mat = np.maximum(mat, 0.0)
     mat = np.round(mat, 3).astype(np.float32)
     name = "NMI" if measure == "nmi" else "VI (bits)"
-    fig.add_trace(go.Heatmap(z=mat, x=labels_txt, y=labels_txt, colorscale="Blues" if measure == "nmi" else "Blues_r",
+    fig.add_trace(go.Heatmap(z=mat, x=labels_txt, y=labels_txt, name="matrix", colorscale="Blues" if measure == "nmi" else "Blues_r",
                              zmin=0.0, zmax=1.0 if measure == "nmi" else None, showscale=True,
                              colorbar=dict(title=dict(text=name, side="right"), thickness=10, len=0.55, y=0.38,
                                            x=1.0 if not has_f else 1.02),
@@ -156,15 +169,13 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     if has_f:
         fn = np.round(np.asarray(analysis.factor_nmi, dtype=np.float64)[order], 3).astype(np.float32)
         fl = list(analysis.factor_names) or [f"factor {j}" for j in range(fn.shape[1])]
-        fig.add_trace(go.Heatmap(z=fn, x=fl, y=labels_txt, colorscale="Oranges", zmin=0.0, zmax=1.0,
+        fig.add_trace(go.Heatmap(z=fn, x=fl, y=labels_txt, name="factor NMI", colorscale="Oranges", zmin=0.0, zmax=1.0,
                                  showscale=False, hovertemplate="%{y}: NMI with %{x} %{z:.3f}<extra></extra>"),
                       row=2, col=2)
         fig.update_xaxes(side="bottom", tickangle=-60, row=2, col=2)
-    # hotspot bands: shaded on the profile, numbered, outlined on the matrix diagonal
-    for hid, a, b in hotspot_spans(analysis):
+    # hotspot numbers above the profile, blocks outlined on the matrix diagonal
+    for hid, a, b in spans:
         c = hotspot_color(hid)
-        fig.add_shape(type="rect", x0=a - 0.5, x1=b + 0.5, y0=0, y1=1, yref="y domain", xref="x",
-                      fillcolor=c, opacity=0.14, line_width=0, layer="below", row=1, col=1)
         fig.add_annotation(x=(a + b) / 2, y=1.0, yref="y domain", xref="x", text=f"<b>{hid}</b>", showarrow=False,
                            font=dict(color=c, size=12), yanchor="bottom", row=1, col=1)
         sel = hotspot is not None and hid == hotspot
@@ -182,7 +193,7 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(title=dict(text="reach.", font=dict(size=11)), row=1, col=1, rangemode="tozero")
     fig.update_layout(height=height, margin=dict(l=50 if dense else 70, r=20, t=44, b=40 if dense else 70),
-                      font=FONT, template="plotly_white", bargap=0, dragmode="zoom", uirevision="matrix",
+                      font=FONT, template="plotly_white", bargap=0, barmode="overlay", dragmode="zoom", uirevision="matrix",
                       clickmode="event")
     if dense:
         fig.update_xaxes(title=dict(text=f"{mk} channels in OPTICS order", font=dict(size=11)), row=2, col=1)

@@ -79,14 +79,14 @@ def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg) -> tuple:
 def resolve_request(req: dict | None, cfg) -> tuple:
     """A request -> (analysis token or no_update, pending request or None, status)."""
     if not req:
-        return no_update, None, no_update
+        return no_update, no_update, no_update
     try:
         path = data.ensemble_path(cfg.root, req["ensemble"])
         found = data.cached_analysis(path, req["params"], cfg.cache_dir)
     except (ValueError, FileNotFoundError) as exc:
-        return no_update, None, alert(str(exc))
+        return no_update, no_update, alert(str(exc))
     if found is not None:
-        return data.token(req["ensemble"], req["params"], found.key) | _extra(req), None, None
+        return data.token(req["ensemble"], req["params"], found.key) | _extra(req), no_update, None
     msg = f"Computing the analysis of {req['ensemble']} (cached afterwards) ..."
     return no_update, req, alert(msg, "info")
 

@@ -1,0 +1,211 @@
+"""Real-browser tests of the dashboard (headless Chromium through dash[testing]'s ``dash_duo``).
+
+Run: ``python -m pytest tests/test_dashboard_browser.py --webdriver Chrome --headless``.
+The app serves ``$VAEFRAG_TEST_ENSEMBLES`` (default: ``data/ensembles`` when it holds the
+shipped sprites ensemble) or else a small fragment ensemble written to a temporary directory;
+its analysis is computed once per session, so the app starts with a warm cache.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dash")
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+
+from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
+from vaefrag.dashboard import create_app, data, ids  # noqa: E402
+from vaefrag.dashboard.app import pick_default  # noqa: E402
+from vaefrag.figures import views  # noqa: E402
+
+pytestmark = pytest.mark.browser
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """(ensembles root, cache dir, default name, Analysis) with the analysis already cached."""
+    tmp = tmp_path_factory.mktemp("dashb")
+    cache = tmp / "cache"
+    env = os.environ.get("VAEFRAG_TEST_ENSEMBLES")
+    shipped = REPO / "data" / "ensembles"
+    if env:
+        root = Path(env)
+    elif any("sprites" in n for n in data.ensemble_names(shipped)):
+        root = shipped
+    else:
+        root = tmp / "ensembles"
+        make_fragment_ensemble(root / "frag", models=6, latents=5, n_points=160, seed=1)
+    # uploads of the tests go to a scratch copy of the list, never into data/ensembles
+    work = tmp / "work"
+    work.mkdir()
+    for name in data.ensemble_names(root):
+        (work / name).symlink_to((root / name).resolve(), target_is_directory=True)
+    name = pick_default(data.ensemble_names(work))
+    # analyse in a child process: UMAP's numba OpenMP pool must not live in this process, whose
+    # forks run the app's background jobs (as in `vaefrag serve`, where jobs do all the numerics)
+    code = ("import sys; from vaefrag.dashboard import data; "
+            "data.compute_analysis(sys.argv[1], data.clean_params(), sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(work / name), str(cache)], check=True, timeout=900)
+    a = data.cached_analysis(work / name, data.clean_params(), cache)
+    assert a is not None
+    return work, cache, name, a
+
+
+@pytest.fixture
+def app_duo(dash_duo, served):
+    root, cache, name, a = served
+    app = create_app(root, default=name, cache_dir=cache)
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(app)
+    # a warm cache renders in seconds; allow for a recompute when the analysis code changed meanwhile
+    _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
+          timeout=240, msg="first render")
+    return dash_duo, a
+
+
+def _js(duo, script, *args):
+    return duo.driver.execute_script(script, *args)
+
+
+def _wait(duo, cond, timeout=TIMEOUT, msg="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if cond():
+                return
+        except Exception:           # element not there yet / stale
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {msg}")
+
+
+GRAPH_DATA = "const gd = document.querySelector(arguments[0] + ' .js-plotly-plot'); return gd ? gd.data : null;"
+
+
+def _map_selected(duo) -> set[int] | None:
+    """Kept indices the map highlights (None when nothing is selected)."""
+    traces = _js(duo, GRAPH_DATA, "#" + ids.MAP)
+    if all(t.get("selectedpoints") is None for t in traces):
+        return None
+    out = set()
+    for t in traces:
+        for i in t.get("selectedpoints") or []:
+            out.add(int(t["customdata"][i][0]))
+    return out
+
+
+def test_app_loads_with_views_filled(app_duo):
+    duo, a = app_duo
+    _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} tbody tr")) >= len(a.hotspots) + 1, msg="hotspot rows")
+    rows = duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='id']")
+    assert sorted(int(r.text) for r in rows) == sorted(h.id for h in a.hotspots)
+    traces = _js(duo, GRAPH_DATA, "#" + ids.MAP)
+    assert sum(len(t["customdata"]) for t in traces) == len(a.kept)
+    assert a.ensemble_name in duo.find_element(f"#{ids.ENSEMBLE}").text
+    assert "ensemble=" in duo.driver.current_url                  # state mirrored into the URL
+    assert duo.get_logs() == []
+
+
+def test_hotspot_band_click_shows_traversals_and_highlights_map(app_duo):
+    duo, a = app_duo
+    h = max(a.hotspots, key=lambda h: h.size)
+    spans = views.hotspot_spans(a)                      # band bars run over the spans in this order
+    offset = sum(b - a_ + 1 for hid, a_, b in spans[:[s[0] for s in spans].index(h.id)])
+    width = next(b - a_ + 1 for hid, a_, b in spans if hid == h.id)
+    bands = duo.find_elements(f"#{ids.MATRIX} .barlayer .trace:nth-child(2) .point")
+    assert len(bands) == sum(b - a_ + 1 for _, a_, b in spans)
+    # plotly's drag layer lies over the bars: click at the band's place, as a user does
+    ActionChains(duo.driver).move_to_element(bands[offset + width // 2]).pause(0.3).click().perform()
+    _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 2, msg="traversal images")
+    imgs = duo.find_elements(f"img.{ids.TRAV_IMAGE}")
+    assert all(i.get_attribute("src").startswith("data:image/png;base64,") for i in imgs)
+    assert len(imgs) == min(9, h.n_models)
+    _wait(duo, lambda: _map_selected(duo) == set(int(m) for m in h.members), msg="map highlight")
+    assert f"hotspot={h.id}" in duo.driver.current_url
+
+
+def test_nmi_vi_switch_redraws_the_matrix(app_duo):
+    duo, a = app_duo
+    order = a.ordering
+    z0 = _matrix_z(duo)
+    assert abs(float(_first_offdiag(z0)) - a.nmi[order[0], order[1]]) < 1e-3
+    duo.find_element(f"#{ids.MATRIX_MEASURE} input[value='vi']").click()
+    want = max(a.vi[order[0], order[1]], 0.0)
+    _wait(duo, lambda: abs(float(_first_offdiag(_matrix_z(duo))) - want) < 1e-3,
+          msg="VI matrix")
+    assert "VI" in duo.find_element(f"#{ids.MATRIX} .cbtitle").text
+
+
+def _matrix_z(duo):
+    return next(t for t in _js(duo, GRAPH_DATA, "#" + ids.MATRIX) if t.get("name") == "matrix")["z"]
+
+
+def _first_offdiag(z):
+    if isinstance(z, dict):       # typed array {dtype, bdata, shape}
+        import base64
+
+        arr = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+        return arr.reshape([int(s) for s in str(z["shape"]).split(",")])[0, 1]
+    return z[0][1]
+
+
+def test_figure_download_is_a_pdf(app_duo):
+    duo, _ = app_duo
+    duo.find_element(f"#{ids.EXPORT_FORMAT} input[value='pdf']").click()
+    duo.find_element(f"#{ids.EXPORT_FIGURE}").click()
+    folder = Path(duo.download_path)
+    _wait(duo, lambda: [p for p in folder.glob("*.pdf") if p.stat().st_size > 0], timeout=120, msg="downloaded PDF")
+    pdf = next(folder.glob("*.pdf"))
+    time.sleep(0.5)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("kind", ["not-npz", "nan"])
+def test_bad_upload_shows_error_and_app_keeps_working(app_duo, tmp_path, kind):
+    duo, a = app_duo
+    bad = tmp_path / "bad.npz"
+    if kind == "not-npz":
+        bad.write_bytes(b"this is not a zip archive")
+    else:
+        mu = np.zeros((2, 20, 3))
+        mu[1, 3, 2] = np.nan
+        np.savez(bad, mu=mu, logvar=np.zeros((2, 20, 3)))
+    duo.find_element(f"#{ids.UPLOAD} input[type='file']").send_keys(str(bad))
+    _wait(duo, lambda: "Upload rejected" in duo.find_element(f"#{ids.UPLOAD_STATUS}").text, msg="error alert")
+    # still working: select a hotspot from the list
+    h = a.hotspots[0]
+    duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals after bad upload")
+    assert _map_selected(duo) is not None and h is not None
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (1920, 1080)])
+def test_panels_do_not_overlap(app_duo, size, tmp_path):
+    duo, a = app_duo
+    duo.driver.set_window_size(*size)
+    duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals")
+    time.sleep(1.0)
+    rects = _js(duo, """return Array.from(document.querySelectorAll('.vf-panel, .vf-sidebar, .vf-header'))
+                       .map(e => { const r = e.getBoundingClientRect();
+                                   return [e.className, r.left, r.top, r.right, r.bottom]; });""")
+    for i, (na, *ra) in enumerate(rects):
+        assert ra[2] - ra[0] > 100 and ra[3] - ra[1] > 40, f"{na} collapsed: {ra}"
+        for nb, *rb in rects[i + 1:]:
+            overlap = min(ra[2], rb[2]) - max(ra[0], rb[0]), min(ra[3], rb[3]) - max(ra[1], rb[1])
+            assert overlap[0] <= 0.5 or overlap[1] <= 0.5, f"{na} overlaps {nb}"
+    width = _js(duo, "return document.documentElement.scrollWidth")
+    assert width <= size[0], "horizontal scroll bar on the page"
+    shots = os.environ.get("VAEFRAG_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        duo.driver.save_screenshot(str(Path(shots) / f"dashboard-{size[0]}x{size[1]}.png"))

@@ -97,7 +97,7 @@ def test_request_from_controls_and_resolve(env):
     req, status, *rest = cba.request_from("", NAME, "nmi", 0.01, None, None, ids.APPLY, cfg)
     assert status is None and req["params"] == data.clean_params()
     tok, pending, status = cba.resolve_request(req, cfg)
-    assert tok["key"] == a.key and pending is None
+    assert tok["key"] == a.key and pending is cba.no_update
     bad = cba.request_from("", NAME, "nmi", 0.01, 1, None, ids.APPLY, cfg)
     assert "min_samples" in bad[1].children
 
@@ -154,19 +154,32 @@ def test_selection_only_change_patches_the_matrix(env):
     assert len(blob) < len(full.to_json()) / 5
     pos = np.flatnonzero(np.isin(a.ordering, a.hotspots[0].members))
     assert sorted(full.data[0].selectedpoints) == pos.tolist()
+    # the patch carries exactly what the full figure has in those places
+    ops = {tuple(o["location"]): o["params"]["value"] for o in patch.to_plotly_json()["operations"]}
+    assert ops[("data", 0, "selectedpoints")] == list(full.data[0].selectedpoints)
+    assert ops[("data", len(full.data) - 1, "x")] == list(full.data[-1].x)
+    assert [s_["line"]["width"] for s_ in ops[("layout", "shapes")]] == [s_.line.width for s_ in full.layout.shapes]
+    # map patch: per-trace selectedpoints equal to the full map's
+    mpatch = cbv.map_view(tok, "umap", "hotspot", sel, {ids.SELECTION}, cfg)
+    mfull = cbv.map_view(tok, "umap", "hotspot", sel, {ids.ANALYSIS}, cfg)
+    mops = {tuple(o["location"]): o["params"]["value"] for o in mpatch.to_plotly_json()["operations"]}
+    for i, tr in enumerate(mfull.data):
+        assert mops[("data", i, "selectedpoints")] == list(tr.selectedpoints)
+        chosen = np.asarray(tr.customdata)[tr.selectedpoints, 0].astype(int) if len(tr.selectedpoints) else []
+        assert set(chosen) <= set(a.hotspots[0].members.tolist())
 
 
 def test_map_points_carry_their_channel(env):
     cfg, a, tok = env
     for method in ("umap", "mds"):
-        fig = cbv.map_view(tok, method, "hotspot", None, cfg)
+        fig = cbv.map_view(tok, method, "hotspot", None, {ids.ANALYSIS}, cfg)
         for tr in fig.data:
             cd = np.asarray(tr.customdata)
             k = cd[:, 0].astype(int)
             np.testing.assert_allclose(np.c_[tr.x, tr.y], a.maps[method][k], atol=1e-3)
             np.testing.assert_array_equal(cd[:, 1:3].astype(int), a.channel_ids[a.kept[k]])
             np.testing.assert_array_equal(cd[:, 5].astype(int), a.labels[k])
-    fig = cbv.map_view(tok, "mds", "factor:0", None, cfg)
+    fig = cbv.map_view(tok, "mds", "factor:0", None, {ids.ANALYSIS}, cfg)
     np.testing.assert_allclose(np.asarray(fig.data[0].marker.color, dtype=float), a.factor_nmi[:, 0], atol=1e-4)
 
 
@@ -241,6 +254,25 @@ def test_hotspot_traversals_are_sign_aligned_members_of_distinct_models(env):
     assert img.size == (5 * side + 4, 2 * side + 1)          # 5 steps x 2 bases, 1-pixel gaps
 
 
+def test_decode_grid_matches_library_traverse(env):
+    """Decoding from stored means = `traversal.traverse` (which encodes) when the means are the encodings."""
+    import torch
+
+    from vaefrag import traversal
+
+    cfg, _, _ = env
+    ens = data.load_ensemble(cfg.root / NAME)
+    model = data.load_member(cfg.root / NAME, 2)
+    x = ens.x[[3, 8, 11]]
+    with torch.no_grad():
+        mu, _ = model.encode(torch.from_numpy(x))
+    vals = np.linspace(-2, 2, 5)
+    got = trav.decode_grid(model, mu.numpy(), 1, vals)
+    want = traversal.traverse(model, x, 1, vals)
+    assert got.shape == want.shape == (3, 5) + ens.x.shape[2:]
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+
 def test_traversal_panel_for_one_channel_and_bases(env):
     cfg, a, tok = env
     kids, desc = cbt.traversal_panel(tok, selmod.channel(a, 0), 7, [0.1, 0.9], 2, 0, [5, 7, 9], cfg)
@@ -313,7 +345,7 @@ def test_callbacks_leave_the_analysis_unchanged(env):
     before = {k: np.copy(getattr(a, k)) for k in ("nmi", "vi", "ordering", "labels", "kept")}
     sel = selmod.hotspot(a, a.hotspots[0].id)
     cbv.matrix_view(tok, "vi", sel, {ids.ANALYSIS}, cfg)
-    cbv.map_view(tok, "umap", "model", sel, cfg)
+    cbv.map_view(tok, "umap", "model", sel, {ids.ANALYSIS}, cfg)
     cbt.traversal_panel(tok, sel, 5, [0.05, 0.95], 1, 0, None, cfg)
     again = data.analysis_from_token(tok, cfg.cache_dir)
     for k, v in before.items():

@@ -37,6 +37,16 @@ def run(args) -> int:
     if root.exists() and not root.is_dir():
         raise ValueError(f"--ensembles: {root} is not a directory")
     app = create_app(root, default=args.default, cache_dir=args.cache_dir)
+    _one_thread_per_request()
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     app.run(host=args.host, port=args.port, debug=bool(args.debug), use_reloader=False)
     return 0
+
+
+def _one_thread_per_request() -> None:
+    """The server decodes small traversal batches, one request per thread: one torch thread each is
+    fastest and does not oversubscribe the cores (set once here, at start, never in a callback)."""
+    import torch
+
+    torch.set_num_threads(1)
+

@@ -8,6 +8,7 @@ server; the browser holds only small tokens (`AnalysisToken` dicts) in ``dcc.Sto
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,9 @@ from vaefrag import store
 
 #: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
 DEFAULT_PARAMS = {"measure": "nmi", "info_threshold": 0.01, "min_samples": None, "xi": None}
-#: keywords the dashboard passes to `analyze` besides the controlled ones (both maps precomputed,
-#: so switching the map never computes; the same defaults as `vaefrag analyze`)
-FIXED = {"min_nmi": 0.5, "n_bootstrap": 20, "maps": ("mds", "umap"), "seed": 0}
+#: keywords the dashboard leaves at `analyze`'s defaults (read from its signature, so the dashboard
+#: and `vaefrag analyze` share cache entries); both maps are precomputed, so switching never computes
+FIXED = {k: inspect.signature(an.analyze).parameters[k].default for k in ("min_nmi", "n_bootstrap", "maps", "seed")}
 
 
 def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None) -> dict:

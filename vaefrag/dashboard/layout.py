@@ -115,27 +115,28 @@ def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict])
         id=table_id, columns=cols, data=[], sort_action="native", sort_by=sort, page_action="none",
         cell_selectable=True, style_as_list_view=True,
         style_table={"overflowY": "auto", "overflowX": "auto"},
-        style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "3px 6px", "textAlign": "right",
+        style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "3px 5px", "textAlign": "right",
                     "border": "none", "whiteSpace": "nowrap"},
         style_header={"fontWeight": "600", "backgroundColor": "#f3f4f6", "borderBottom": "1px solid #d1d5db"},
-        style_data_conditional=[], css=[{"selector": "tr:hover td", "rule": "background-color: #eef2ff !important;"}])
+        style_data_conditional=[], css=[{"selector": "tr:hover td:not([data-dash-column=id])", "rule": "background-color: #eef2ff !important;"}])
 
 
 def main_views() -> html.Main:
     matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=empty_figure("loading ...", 600),
                                                            config=graph_config("matrix", "vaefrag-matrix"),
-                                                           className="vf-graph-matrix"),
+                                                           className="vf-graph-matrix", style={"height": "640px"}),
                     extra=dcc.RadioItems(id=ids.MATRIX_MEASURE, options=[{"label": "NMI", "value": "nmi"},
                                                                          {"label": "VI", "value": "vi"}],
                                          value="nmi", inline=True, className="vf-radio vf-head-radio"),
                     class_name="vf-matrix-panel")
     chan_map = _panel("Channel map", dcc.Graph(id=ids.MAP, figure=empty_figure("", 300),
-                                               config=graph_config("map", "vaefrag-map"), className="vf-graph-map"),
+                                               config=graph_config("map", "vaefrag-map"), className="vf-graph-map",
+                                               style={"height": "380px"}),
                       extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
     hotspots = _panel("Hotspots", _table(ids.HOTSPOTS, [
         ("id", "#", ""), ("size", "size", ""), ("models", "models", ""), ("info", "bits", ".2f"),
         ("nmi", "NMI", ".2f"), ("factor", "best factor", ""), ("factor_nmi", "f. NMI", ".2f"),
-        ("stability", "stable", ".2f"), ("medoid", "medoid", "")], [{"column_id": "id", "direction": "asc"}]),
+        ("stability", "stable", ".2f")], [{"column_id": "id", "direction": "asc"}]),
         class_name="vf-hotspot-panel")
     trav = _panel("Traversals", [html.Div(id=ids.SELECTION_INFO, className="vf-selection-info"),
                                  dcc.Loading(html.Div(id=ids.TRAVERSALS, className="vf-traversals"), type="dot",

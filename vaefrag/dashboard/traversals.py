@@ -3,7 +3,8 @@
 A hotspot shows its medoid and up to eight other members from *different* models (per model the
 member closest to the medoid), each traversed with the sign that aligns it with the medoid
 (`traversal.align_signs`). One channel shows its own traversal; a model or a lasso set shows
-up to nine of its channels. Members are loaded once per process (`data.load_member`).
+up to nine of its channels. Members are loaded once per process (`data.load_member`); base inputs
+enter through their stored posterior means, so a click runs only the decoders.
 """
 from __future__ import annotations
 
@@ -55,6 +56,29 @@ def base_rows(n_points: int, n_bases: int = 2, seed: int = 0, picked=None) -> np
     return np.sort(np.random.default_rng(int(seed or 0)).choice(n_points, size=n, replace=False))
 
 
+def decode_grid(model, base_mu, latent: int, values) -> np.ndarray:
+    """`traversal.traverse` from stored posterior means: the fingerprint's encodings are already in
+    ``posteriors.npz``, so only the decoder runs (one batch).
+
+    base_mu : [R, L] posterior means of the base inputs; values : [V].
+    Returns uint8 [R, V, H, W(, C)] images or float32 [R, V, D] vectors, as `traversal.traverse`.
+    """
+    import torch
+
+    base = np.asarray(base_mu, dtype=np.float32)
+    vals = np.asarray(values, dtype=np.float32).reshape(-1)
+    r, v, n_lat = len(base), vals.size, base.shape[1]
+    z = np.repeat(base[:, None, :], v, axis=1)
+    z[:, :, latent] = vals[None, :]
+    with torch.no_grad():
+        out = model.decode(torch.from_numpy(z.reshape(r * v, n_lat))).float().cpu().numpy()
+    out = out.reshape((r, v) + out.shape[1:])
+    if out.ndim == 5:                                   # [R, V, C, H, W]
+        out = out[:, :, 0] if out.shape[2] == 1 else np.moveaxis(out, 2, -1)
+        return traversal.to_uint8(out)
+    return out.astype(np.float32)
+
+
 def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 0.95), n_bases: int = 2,
           seed: int = 0, picked=None) -> list[dict]:
     """Traversal cards of a selection.
@@ -83,11 +107,10 @@ def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 
     mus = ens.mu[ids[:, 0], :, ids[:, 1]]                               # [S, N]
     signs = traversal.align_signs(mus, 0) if len(chans) > 1 else np.ones(1, dtype=np.int64)
     rows = base_rows(ens.n_points, n_bases, seed, picked)
-    base = ens.x[rows]
     out = []
     for i, ((m, z), s, mu_c) in enumerate(zip(ids, signs, mus)):
         vals = traversal.traversal_values(mu_c, steps, (lo, hi), int(s))
-        grid = traversal.traverse(data.load_member(path, int(m)), base, int(z), vals)
+        grid = decode_grid(data.load_member(path, int(m)), ens.mu[m, rows], int(z), vals)
         img = traversal_image(grid, gap=1)
         out.append({"label": channel_label(m, z), "model": int(m), "latent": int(z), "kept": int(chans[i]),
                     "sign": int(s), "info": float(analysis.info[kept[chans[i]]]), "reference": i == 0,

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = ["PALETTE", "NOISE_COLOR", "hotspot_color", "channel_label", "hotspot_spans", "best_factors",
-           "matrix_figure", "map_figure", "hotspot_table_rows", "model_table_rows", "png_data_uri",
+           "matrix_figure", "matrix_selection", "map_figure", "map_groups", "map_selection", "hotspot_table_rows", "model_table_rows", "png_data_uri",
            "traversal_image", "empty_figure", "PRINT_SIZE"]
 
 #: qualitative palette for hotspots (ColorBrewer Dark2 + Set1, readable on white)
@@ -95,6 +95,32 @@ def _selected_mask(mk: int, selected) -> np.ndarray | None:
     return mask
 
 
+def matrix_selection(analysis, selected=None, hotspot: int | None = None) -> dict:
+    """The selection-dependent parts of `matrix_figure` (for patching a drawn figure).
+
+    Returns dict: ``bar_selected`` (positions of the selected channels along the ordering, or None),
+    ``shapes`` (hotspot outlines on the matrix diagonal; the selected one thick and dark),
+    ``rug_x`` / ``rug_y`` (the "selected" trace: channel labels of the selection).
+    """
+    order = np.asarray(analysis.ordering, dtype=np.int64)
+    mk = order.size
+    mask = _selected_mask(mk, selected)
+    has_f = analysis.factor_nmi is not None and np.size(analysis.factor_nmi) > 0
+    xref, yref = ("x3", "y3") if has_f else ("x2", "y2")
+    shapes = []
+    for hid, a, b in hotspot_spans(analysis):
+        sel = hotspot is not None and hid == hotspot
+        shapes.append(dict(type="rect", x0=a - 0.5, x1=b + 0.5, y0=a - 0.5, y1=b + 0.5, xref=xref, yref=yref,
+                           line=dict(color=SELECT_COLOR if sel else hotspot_color(hid), width=3 if sel else 1.2),
+                           fillcolor="rgba(0,0,0,0)"))
+    pos = np.flatnonzero(mask[order]) if mask is not None else np.zeros(0, dtype=np.int64)
+    ids = _kept_ids(analysis)[order]
+    labels = [channel_label(m, z) for m, z in ids[pos]]
+    first = channel_label(*ids[0]) if mk else ""
+    return {"bar_selected": None if mask is None else pos.tolist(), "shapes": shapes,
+            "rug_x": labels, "rug_y": [first] * len(labels)}
+
+
 def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | None = None,
                   height: int = 640) -> go.Figure:
     """Reachability profile, ordered similarity matrix and factor-NMI profiles (the paper's figure).
@@ -133,16 +159,16 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     fnames, fvals = best_factors(analysis)
     custom = np.c_[order, hs_labels, ids, np.round(info, 3)].astype(object)
     custom = np.c_[custom, np.asarray(fnames, dtype=object)[order]]
-    mask = _selected_mask(mk, selected)
     colors = [hotspot_color(h) for h in hs_labels]
     bar = go.Bar(x=labels_txt, y=np.round(reach, 4), marker=dict(color=colors, line=dict(width=0)),
                  customdata=custom, name="reachability", showlegend=False,
                  hovertemplate="model %{customdata[2]}, latent %{customdata[3]}<br>info %{customdata[4]} bits"
                                "<br>best factor %{customdata[5]}<br>hotspot %{customdata[1]}"
                                "<br>reachability %{y:.3f}<extra></extra>")
-    if mask is not None:
-        bar.selectedpoints = np.flatnonzero(mask[order]).tolist()
-        bar.unselected = dict(marker=dict(opacity=0.25))
+    parts = matrix_selection(analysis, selected, hotspot)
+    bar.unselected = dict(marker=dict(opacity=0.25))
+    if parts["bar_selected"] is not None:
+        bar.selectedpoints = parts["bar_selected"]
     fig.add_trace(bar, row=1, col=1)
     # hotspot bands: full-height translucent bars over each hotspot's span (click one to select it)
     spans = hotspot_spans(analysis)
@@ -178,13 +204,10 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
         c = hotspot_color(hid)
         fig.add_annotation(x=(a + b) / 2, y=1.0, yref="y domain", xref="x", text=f"<b>{hid}</b>", showarrow=False,
                            font=dict(color=c, size=12), yanchor="bottom", row=1, col=1)
-        sel = hotspot is not None and hid == hotspot
-        fig.add_shape(type="rect", x0=a - 0.5, x1=b + 0.5, y0=a - 0.5, y1=b + 0.5, xref="x3" if has_f else "x2",
-                      yref="y3" if has_f else "y2", line=dict(color=SELECT_COLOR if sel else c, width=3 if sel else 1.2),
-                      fillcolor="rgba(0,0,0,0)")
+    for shape in parts["shapes"]:
+        fig.add_shape(**shape)
     # rug of the selected channels along the matrix top edge (always the last trace, maybe empty)
-    pos = np.flatnonzero(mask[order]) if mask is not None else np.zeros(0, dtype=np.int64)
-    fig.add_trace(go.Scatter(x=[labels_txt[p] for p in pos], y=[labels_txt[0]] * pos.size, mode="markers",
+    fig.add_trace(go.Scatter(x=parts["rug_x"], y=parts["rug_y"], mode="markers",
                              marker=dict(symbol="triangle-down", size=7, color=SELECT_COLOR), name="selected",
                              hoverinfo="skip", showlegend=False, cliponaxis=False), row=2, col=1)
     dense = mk > 60
@@ -198,6 +221,29 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     if dense:
         fig.update_xaxes(title=dict(text=f"{mk} channels in OPTICS order", font=dict(size=11)), row=2, col=1)
     return fig
+
+
+def map_groups(analysis, color: str = "hotspot") -> list[tuple[str, str, np.ndarray]]:
+    """The traces of `map_figure`: (name, colour, kept indices) in trace order.
+
+    "hotspot" and "model" colourings give one trace per group; "info" / "factor:<j>" give one
+    trace of every channel (colour "" = by colour scale).
+    """
+    mk = len(analysis.kept)
+    if color == "hotspot":
+        labels = np.asarray(analysis.labels, dtype=np.int64)
+        return [("noise" if g < 0 else f"hotspot {g}", hotspot_color(int(g)), np.flatnonzero(labels == g))
+                for g in np.unique(labels)]
+    if color == "model":
+        models = _kept_ids(analysis)[:, 0]
+        return [(f"model {g}", PALETTE[int(g) % len(PALETTE)], np.flatnonzero(models == g)) for g in np.unique(models)]
+    return [("all", "", np.arange(mk))]
+
+
+def map_selection(analysis, color: str = "hotspot", selected=None) -> list:
+    """``selectedpoints`` of each `map_figure` trace (None each without a selection)."""
+    mask = _selected_mask(len(analysis.kept), selected)
+    return [None if mask is None else np.flatnonzero(mask[idx]).tolist() for _, _, idx in map_groups(analysis, color)]
 
 
 def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=None,
@@ -238,20 +284,15 @@ def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=
     def add(idx, name, col, **extra):
         tr = go.Scatter(x=np.round(xy[idx, 0], 4), y=np.round(xy[idx, 1], 4), mode="markers", name=name,
                         customdata=custom[idx], hovertemplate=hover, marker={**marker, "color": col, **extra})
+        tr.selected = dict(marker=dict(size=12))
+        tr.unselected = dict(marker=dict(opacity=0.15))
         if mask is not None:
             tr.selectedpoints = np.flatnonzero(mask[idx]).tolist()
-            tr.selected = dict(marker=dict(size=12))
-            tr.unselected = dict(marker=dict(opacity=0.15))
         fig.add_trace(tr)
 
     if color in ("hotspot", "model"):
-        groups = labels if color == "hotspot" else ids[:, 0]
-        for g in np.unique(groups):
-            idx = np.flatnonzero(groups == g)
-            if color == "hotspot":
-                add(idx, "noise" if g < 0 else f"hotspot {g}", hotspot_color(int(g)))
-            else:
-                add(idx, f"model {g}", PALETTE[int(g) % len(PALETTE)])
+        for name, col, idx in map_groups(analysis, color):
+            add(idx, name, col)
     else:
         if color == "info":
             vals, title = info, "info (bits)"

@@ -17,6 +17,10 @@ def _analysis(tok, cfg):
     return data.analysis_from_token(tok, cfg.cache_dir)
 
 
+def _only_selection(triggers) -> bool:
+    return set(triggers or ()) == {ids.SELECTION}
+
+
 def matrix_view(tok, measure, sel, triggers, cfg):
     """The matrix figure, or a Patch of its selection parts when only the selection changed.
 
@@ -27,26 +31,34 @@ def matrix_view(tok, measure, sel, triggers, cfg):
         return views.empty_figure("loading the analysis ..." if tok else "no analysis yet", 600)
     chans = sel["channels"] if sel else None
     hs = sel.get("hotspot") if sel else None
-    fig = views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs)
-    if set(triggers or ()) != {ids.SELECTION}:
-        return fig
+    if not _only_selection(triggers) or not len(a.kept):
+        return views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs)
+    parts = views.matrix_selection(a, chans, hs)
+    n_traces = 4 if a.factor_nmi is not None and a.factor_nmi.size else 3      # bars, bands, matrix(, factors)
     patch = Patch()
-    patch["data"][0]["selectedpoints"] = fig.data[0].selectedpoints
-    patch["data"][0]["unselected"] = fig.data[0].unselected.to_plotly_json() if fig.data[0].unselected else None
-    patch["data"][len(fig.data) - 1] = fig.data[-1].to_plotly_json()          # the selection rug
-    patch["layout"]["shapes"] = [s.to_plotly_json() for s in fig.layout.shapes]
+    patch["data"][0]["selectedpoints"] = parts["bar_selected"]
+    patch["data"][n_traces]["x"] = parts["rug_x"]                                # the "selected" rug
+    patch["data"][n_traces]["y"] = parts["rug_y"]
+    patch["layout"]["shapes"] = parts["shapes"]
     return patch
 
 
-def map_view(tok, method, color, sel, cfg):
-    """The channel map figure."""
+def map_view(tok, method, color, sel, triggers, cfg):
+    """The channel map figure, or a Patch of the traces' ``selectedpoints`` when only the selection changed."""
     a = _analysis(tok, cfg)
     if a is None:
         return views.empty_figure("", 300)
+    chans = sel["channels"] if sel else None
+    color = color or "hotspot"
     try:
-        return views.map_figure(a, method or "umap", color or "hotspot", selected=sel["channels"] if sel else None)
+        if _only_selection(triggers) and len(a.kept) and (a.maps or {}):
+            patch = Patch()
+            for i, pts in enumerate(views.map_selection(a, color, chans)):
+                patch["data"][i]["selectedpoints"] = pts
+            return patch
+        return views.map_figure(a, method or "umap", color, selected=chans)
     except (ValueError, IndexError):
-        return views.map_figure(a, method or "umap", "hotspot", selected=sel["channels"] if sel else None)
+        return views.map_figure(a, method or "umap", "hotspot", selected=chans)
 
 
 def color_options(tok, cfg) -> list[dict]:
@@ -70,6 +82,9 @@ def tables(tok, cfg) -> tuple[list[dict], list[dict]]:
     return hs, models
 
 
+_HS_COLS = ["size", "models", "info", "nmi", "factor", "factor_nmi", "stability", "medoid"]
+
+
 def table_styles(tok, sel, cfg) -> tuple[list[dict], list[dict]]:
     """Conditional styles: hotspot id cells in their colour; the selected hotspot / model rows bold."""
     a = _analysis(tok, cfg)
@@ -77,7 +92,7 @@ def table_styles(tok, sel, cfg) -> tuple[list[dict], list[dict]]:
         return [], []
     hs_style, model_style = [], []
     if sel and sel.get("hotspot") is not None:
-        hs_style.append({"if": {"filter_query": f"{{id}} = {sel['hotspot']}"},
+        hs_style.append({"if": {"filter_query": f"{{id}} = {sel['hotspot']}", "column_id": _HS_COLS},
                          "backgroundColor": "#e0e7ff", "fontWeight": "600"})
     hs_style += [{"if": {"filter_query": f"{{id}} = {h.id}", "column_id": "id"},
                   "color": "white", "backgroundColor": views.hotspot_color(h.id), "fontWeight": "700"}
@@ -120,17 +135,21 @@ def update_selection(event, matrix_click, map_click, map_sel, hs_cell, model_cel
     return None if sel is None else {**sel, "key": tok.get("key")}
 
 
+def _triggers() -> set[str]:
+    """Ids of the inputs that triggered the running callback."""
+    return {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") not in (None, ".")}
+
+
 def register(app, cfg) -> None:
     @app.callback(Output(ids.MATRIX, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MATRIX_MEASURE, "value"),
                   Input(ids.SELECTION, "data"))
     def _matrix(tok, measure, sel):
-        triggers = {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") != "."}
-        return matrix_view(tok, measure, sel, triggers, cfg)
+        return matrix_view(tok, measure, sel, _triggers(), cfg)
 
     @app.callback(Output(ids.MAP, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MAP_METHOD, "value"),
                   Input(ids.MAP_COLOR, "value"), Input(ids.SELECTION, "data"))
     def _map(tok, method, color, sel):
-        return map_view(tok, method, color, sel, cfg)
+        return map_view(tok, method, color, sel, _triggers(), cfg)
 
     @app.callback(Output(ids.MAP_COLOR, "options"), Input(ids.ANALYSIS, "data"))
     def _colors(tok):

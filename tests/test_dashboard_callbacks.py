@@ -60,6 +60,14 @@ def test_cached_analysis_is_the_analyze_result(env):
     assert data.cached_analysis(path, data.clean_params(info_threshold=0.5), cfg.cache_dir) is None
 
 
+def test_default_cache_dir_is_analyze_s(monkeypatch, tmp_path):
+    from vaefrag import analysis
+
+    assert data.default_cache_dir() == analysis.default_cache_dir()
+    monkeypatch.setenv(analysis.CACHE_ENV, str(tmp_path))
+    assert data.default_cache_dir() == analysis.default_cache_dir() == tmp_path
+
+
 @pytest.mark.parametrize("kwargs", [{"measure": "cka"}, {"info_threshold": -1}, {"min_samples": 1},
                                     {"min_samples": 2.5}, {"xi": 1.5}])
 def test_clean_params_rejects(kwargs):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def run(args) -> int:
     if root.exists() and not root.is_dir():
         raise ValueError(f"--ensembles: {root} is not a directory")
     app = create_app(root, default=args.default, cache_dir=args.cache_dir)
-    _one_thread_per_request()
+    threading.Thread(target=_one_thread_per_request, daemon=True).start()
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     app.run(host=args.host, port=args.port, debug=bool(args.debug), use_reloader=False)
     return 0

@@ -9,18 +9,38 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from pathlib import Path
 
 import numpy as np
 
-from vaefrag import analysis as an
 from vaefrag import store
+
+#: where `analysis.default_cache_dir` looks first (kept here so starting the app needs no torch)
+CACHE_ENV = "VAEFRAG_CACHE"
+
+
+def _an():
+    """`vaefrag.analysis`, imported on first use (it imports torch: 1-2 s, off the start-up path)."""
+    from vaefrag import analysis
+
+    return analysis
+
+
+def default_cache_dir() -> Path:
+    """`analysis.default_cache_dir` without importing it: ``$VAEFRAG_CACHE`` or ``~/.cache/vaefrag``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vaefrag"
 
 #: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
 DEFAULT_PARAMS = {"measure": "nmi", "info_threshold": 0.01, "min_samples": None, "xi": None}
-#: keywords the dashboard leaves at `analyze`'s defaults (read from its signature, so the dashboard
-#: and `vaefrag analyze` share cache entries); both maps are precomputed, so switching never computes
-FIXED = {k: inspect.signature(an.analyze).parameters[k].default for k in ("min_nmi", "n_bootstrap", "maps", "seed")}
+@functools.lru_cache(maxsize=1)
+def fixed_params() -> dict:
+    """Keywords the dashboard leaves at `analyze`'s defaults (read from its signature, so the
+    dashboard and `vaefrag analyze` share cache entries); both maps are precomputed, so switching
+    the map never computes."""
+    sig = inspect.signature(_an().analyze).parameters
+    return {k: sig[k].default for k in ("min_nmi", "n_bootstrap", "maps", "seed")}
 
 
 def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None) -> dict:
@@ -88,52 +108,44 @@ def load_ensemble(path) -> store.Ensemble:
 def analysis_key(path, params: dict) -> str:
     """The cache key `analyze` uses for this ensemble and these parameters."""
     ens = load_ensemble(path)
+    fixed = fixed_params()
     full = {"measure": params["measure"], "info_threshold": float(params["info_threshold"]),
-            "min_samples": params["min_samples"], "xi": params["xi"], "min_nmi": FIXED["min_nmi"],
-            "n_bootstrap": FIXED["n_bootstrap"], "maps": list(FIXED["maps"]), "seed": FIXED["seed"]}
-    return an.cache_key(ens.mu, ens.logvar, ens.factors, full)
+            "min_samples": params["min_samples"], "xi": params["xi"], "min_nmi": float(fixed["min_nmi"]),
+            "n_bootstrap": int(fixed["n_bootstrap"]), "maps": list(fixed["maps"]), "seed": int(fixed["seed"])}
+    return _an().cache_key(ens.mu, ens.logvar, ens.factors, full)
 
 
 def _cache_dir(cache_dir) -> Path:
-    return Path(cache_dir) if cache_dir else an.default_cache_dir()
-
-
-def _in_cache(cache_dir: str, key: str) -> bool:
-    import diskcache
-
-    with diskcache.Cache(str(Path(cache_dir) / "analysis")) as cache:
-        return key in cache
+    return Path(cache_dir) if cache_dir else default_cache_dir()
 
 
 @functools.lru_cache(maxsize=8)
-def _analysis_by_key(cache_dir: str, key: str) -> an.Analysis:
+def _analysis_by_key(cache_dir: str, key: str):
+    """The cached analysis; KeyError when absent (exceptions are not memoised, hits are)."""
     import diskcache
 
     with diskcache.Cache(str(Path(cache_dir) / "analysis")) as cache:
         hit = cache.get(key)
     if not isinstance(hit, bytes):
         raise KeyError(key)
-    return an.Analysis.from_bytes(hit)
+    return _an().Analysis.from_bytes(hit)
 
 
-def _lookup(cache_dir, key: str) -> an.Analysis | None:
-    cache_dir = str(_cache_dir(cache_dir))
-    if not _in_cache(cache_dir, key):          # about a millisecond
-        return None
+def _lookup(cache_dir, key: str):
     try:
-        return _analysis_by_key(cache_dir, key)
-    except KeyError:            # evicted between the check and the read
+        return _analysis_by_key(str(_cache_dir(cache_dir)), key)
+    except KeyError:
         return None
 
 
-def cached_analysis(path, params: dict, cache_dir=None) -> an.Analysis | None:
+def cached_analysis(path, params: dict, cache_dir=None):
     """The analysis if it is in the cache already (never computes), else None."""
     return _lookup(cache_dir, analysis_key(path, params))
 
 
-def compute_analysis(path, params: dict, cache_dir=None, progress=None) -> an.Analysis:
+def compute_analysis(path, params: dict, cache_dir=None, progress=None):
     """Run (or load) `analyze` with the dashboard's parameters; ``progress(done, total, msg)``."""
-    return an.analyze(path, **params, **FIXED, cache_dir=_cache_dir(cache_dir), progress=progress)
+    return _an().analyze(path, **params, **fixed_params(), cache_dir=_cache_dir(cache_dir), progress=progress)
 
 
 def token(name: str, params: dict, key: str) -> dict:
@@ -141,7 +153,7 @@ def token(name: str, params: dict, key: str) -> dict:
     return {"ensemble": name, "params": dict(params), "key": key}
 
 
-def analysis_from_token(tok: dict | None, cache_dir=None) -> an.Analysis | None:
+def analysis_from_token(tok: dict | None, cache_dir=None):
     """The analysis a token names (from the memo / cache), or None when missing / no token."""
     if not tok or not tok.get("key"):
         return None
@@ -157,3 +169,17 @@ def load_member(path, k: int):
     """`store.load_member`, memoised per (ensemble path, posteriors mtime, member)."""
     path = Path(path)
     return _member(str(path.resolve()), _stamp(path), int(k))
+
+
+def warm_up(path=None, cache_dir=None) -> None:
+    """Import the numeric modules and load the default ensemble (and its analysis, if cached) into
+    the memos; `create_app` runs this in a thread while the browser loads the page."""
+    _an()
+    import vaefrag.traversal  # noqa: F401  (torch is imported by analysis already)
+
+    if path is not None and (Path(path) / store.MANIFEST).is_file():
+        try:
+            cached_analysis(path, clean_params(), cache_dir)
+        except (ValueError, FileNotFoundError):
+            pass
+

@@ -368,7 +368,7 @@ def png_data_uri(image, scale: int = 1) -> str:
     if scale > 1:
         a = np.repeat(np.repeat(a, scale, 0), scale, 1)
     buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(a).save(buf, format="PNG", optimize=False, compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, no_update
 
-from vaefrag import analysis as an
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard.callbacks.analysis import alert
 
@@ -39,7 +38,9 @@ def hotspots_csv(tok, cfg) -> str:
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
         raise ValueError("no analysis loaded yet")
-    rows = an.hotspot_rows(a)
+    from vaefrag.analysis import hotspot_rows
+
+    rows = hotspot_rows(a)
     buf = io.StringIO()
     fields = list(rows[0]) if rows else ["hotspot", "size", "models", "mean_info_bits", "best_factor", "stability"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")

@@ -165,7 +165,7 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
 
         # --- traversals (right)
         if has_trav:
-            sub = gs[:, 4].subgridspec(len(trav_list), 1, hspace=0.55)
+            sub = gs[:, 4].subgridspec(max(len(trav_list), 3), 1, hspace=0.55)   # few hotspots: top-aligned
             for i, (h, grid) in enumerate(trav_list):
                 ax = fig.add_subplot(sub[i])
                 img = mosaic(grid)

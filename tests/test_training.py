@@ -127,3 +127,17 @@ def test_cli_rejects_unknown_choices(tmp_path, capsys):
     assert "--data-file" in capsys.readouterr().err
     assert main(["train", "--dataset", "digits", "--models", "0", "--out", str(tmp_path / "x")]) == 2
     assert not any(tmp_path.iterdir())
+
+
+def test_shards_share_the_work(tmp_path):
+    out = tmp_path / "ens"
+    assert train_ensemble(out, **TINY, group_size=1, shard=(1, 2)) is None
+    partial = tmp_path / ".ens.partial"
+    assert sorted(p.name for p in partial.glob("member_*.json")) == ["member_001.json"]
+    assert train_ensemble(out, **TINY, group_size=1, shard=(0, 2)) is None
+    assert len(list(partial.glob("member_*.json"))) == 3
+    e = store.load_ensemble(train_ensemble(out, **TINY, group_size=1))
+    whole = store.load_ensemble(train_ensemble(tmp_path / "whole", **TINY, group_size=3))
+    np.testing.assert_allclose(e.mu, whole.mu, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="shard"):
+        train_ensemble(tmp_path / "x", **TINY, shard=(2, 2))

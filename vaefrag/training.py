@@ -122,7 +122,7 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
                    width: int = 32, hidden: int = 256, obs_std: float = 0.1, fingerprint_size: int = 1000,
                    fingerprint_seed: int = 0, weights_dtype: str = "float32", group_size: int = 10,
                    device="cpu", name: str | None = None, overwrite: bool = False,
-                   progress=None, member_progress=None) -> Path:
+                   progress=None, member_progress=None, shard: tuple[int, int] | None = None) -> Path | None:
     """Train ``models`` VAEs and write them as an ensemble at ``out``.
 
     Parameters
@@ -139,10 +139,14 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     group_size : members trained together as one batched network.
     device : torch device.
     progress : callable(done, total, message) over members; member_progress over steps of a group.
+    shard : (i, n) or None
+        Train only the groups ``g`` with ``g % n == i`` (groups of ``group_size`` consecutive
+        members) and return None without writing the ensemble, so that n processes can share the
+        work; a final call without ``shard`` finds all members done and writes the ensemble.
 
     Returns
     -------
-    Path of the written ensemble.
+    Path of the written ensemble (None for a shard).
     """
     out = Path(out)
     recipe = {"dataset": dataset, "dataset_params": dict(dataset_params or {}), "family": family,
@@ -180,7 +184,13 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     def done_member(k):
         return (partial / f"member_{k:03d}.json").is_file()
 
-    todo = [k for k in range(models) if not done_member(k)]
+    if shard is not None:
+        i, n_shards = shard
+        if not (isinstance(n_shards, int) and isinstance(i, int) and 0 <= i < n_shards):
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
+        todo = [k for k in range(models) if (k // group_size) % n_shards == i and not done_member(k)]
+    else:
+        todo = [k for k in range(models) if not done_member(k)]
     t_start = time.time()
     if progress is not None:
         progress(models - len(todo), models, "resumed" if len(todo) < models else "")
@@ -210,6 +220,8 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
                          "train_time_s": round(elapsed / len(group), 3), "group_size": len(group)})
         if progress is not None:
             progress(models - len(todo) + lo + len(group), models, f"group done in {elapsed:.0f}s")
+    if shard is not None:
+        return None
 
     members, mus, lvs, weights = [], [], [], []
     for k in range(models):

@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--group-size", type=int, default=10, help="members trained together as one network (default 10)")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--shard", help="I/N: train only every N-th group of members starting at I (parallel "
+                                   "processes); rerun without --shard to write the ensemble")
     p.add_argument("--out", required=True, help="ensemble directory to write, e.g. data/ensembles/NAME")
     p.add_argument("--overwrite", action="store_true", help="replace an existing ensemble at --out")
     p.set_defaults(func=run)
@@ -134,13 +136,24 @@ def run(args) -> int:
             bar.set_postfix_str(message, refresh=False)
             bar.refresh()
 
+    shard = None
+    if args.shard:
+        try:
+            i, n = (int(v) for v in args.shard.split("/"))
+        except ValueError:
+            raise CLIError(f"--shard must look like I/N (e.g. 0/2), got {args.shard!r}") from None
+        shard = (i, n)
     try:
         path = train_ensemble(args.out, **recipe, group_size=args.group_size, device=resolve_device(args.device),
-                              overwrite=args.overwrite, progress=ens_progress, member_progress=member_progress)
+                              overwrite=args.overwrite, progress=ens_progress, member_progress=member_progress,
+                              shard=shard)
     except FileExistsError as exc:
         raise CLIError(str(exc)) from None
     finally:
         for bar in bars.values():
             bar.close()
-    print(f"wrote {path}")
+    if path is None:
+        print(f"shard {args.shard} done; rerun without --shard to write {args.out}")
+    else:
+        print(f"wrote {path}")
     return 0

@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("dash")
 
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import create_app, data, ids  # noqa: E402
@@ -66,6 +67,7 @@ def app_duo(dash_duo, served):
     app = create_app(root, default=name, cache_dir=cache)
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(app)
+    dash_duo.vaefrag_root = root
     # a warm cache renders in seconds; allow for a recompute when the analysis code changed meanwhile
     _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
           timeout=240, msg="first render")
@@ -209,3 +211,53 @@ def test_panels_do_not_overlap(app_duo, size, tmp_path):
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
         duo.driver.save_screenshot(str(Path(shots) / f"dashboard-{size[0]}x{size[1]}.png"))
+
+
+def _set_input(duo, selector: str, value: str) -> None:
+    el = duo.find_element(selector)
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.DELETE)
+    el.send_keys(value)
+    el.send_keys(Keys.TAB)                # debounce=True inputs commit on blur / enter
+
+
+def _job_visible(duo) -> bool:
+    return duo.find_element(f"#{ids.JOB_PANEL}").value_of_css_property("display") != "none"
+
+
+def test_recompute_runs_in_background_with_progress_and_cancel(app_duo):
+    duo, a = app_duo
+    _set_input(duo, f"#{ids.INFO_THRESHOLD}", "0.5")
+    duo.find_element(f"#{ids.APPLY}").click()
+    _wait(duo, lambda: _job_visible(duo), msg="progress bar")
+    assert duo.find_element(f"#{ids.CANCEL}").is_enabled()
+    duo.find_element(f"#{ids.CANCEL}").click()
+    _wait(duo, lambda: not _job_visible(duo), msg="cancelled job")
+    assert "thr=0.5" not in duo.driver.current_url
+    duo.find_element(f"#{ids.APPLY}").click()
+    _wait(duo, lambda: _job_visible(duo), msg="progress bar")
+    # the page stays usable while the job runs: pick a hotspot meanwhile
+    duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals during the job")
+    _wait(duo, lambda: "thr=0.5" in duo.driver.current_url, timeout=400, msg="recomputed analysis")
+    want = int((a.info >= 0.5).sum())         # channel information does not depend on the threshold
+    _wait(duo, lambda: sum(len(t["customdata"]) for t in _js(duo, GRAPH_DATA, "#" + ids.MAP)) == want,
+          msg="map of the channels above 0.5 bits")
+    assert not _job_visible(duo)
+
+
+def test_good_upload_becomes_an_ensemble_and_is_analysed(app_duo, tmp_path):
+    duo, a = app_duo
+    root = duo.vaefrag_root
+    src = data.load_ensemble(root / a.ensemble_name)
+    up = tmp_path / "three models.npz"
+    np.savez(up, mu=src.mu[:3], logvar=src.logvar[:3])
+    duo.find_element(f"#{ids.UPLOAD} input[type='file']").send_keys(str(up))
+    _wait(duo, lambda: "Imported" in duo.find_element(f"#{ids.UPLOAD_STATUS}").text, msg="import message")
+    _wait(duo, lambda: "ensemble=three-models" in duo.driver.current_url, timeout=400, msg="analysis of the upload")
+    ids3 = a.channel_ids[:, 0] < 3
+    want = int((a.info[ids3] >= 0.01).sum())  # the same channels carry the same information
+    _wait(duo, lambda: sum(len(t["customdata"]) for t in _js(duo, GRAPH_DATA, "#" + ids.MAP)) == want,
+          msg="map of the uploaded ensemble")
+    assert "three-models" in duo.find_element(f"#{ids.ENSEMBLE}").text
+    assert (root / "three-models" / "posteriors.npz").is_file()

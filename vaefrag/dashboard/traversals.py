@@ -8,6 +8,9 @@ enter through their stored posterior means, so a click runs only the decoders.
 """
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 
 from vaefrag import traversal
@@ -79,6 +82,17 @@ def decode_grid(model, base_mu, latent: int, values) -> np.ndarray:
     return out.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=512)
+def _card_uri(path: str, stamp: int, model: int, latent: int, sign: int, steps: int, lo: float, hi: float,
+              rows: tuple) -> str:
+    """PNG data URI of one channel's traversal grid, memoised by everything it depends on
+    (the ensemble's posteriors file time stamp included), so going back to a hotspot is instant."""
+    ens = data.load_ensemble(path)
+    vals = traversal.traversal_values(ens.mu[model, :, latent], steps, (lo, hi), sign)
+    grid = decode_grid(data.load_member(path, model), ens.mu[model, list(rows)], latent, vals)
+    return png_data_uri(traversal_image(grid, gap=1))
+
+
 def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 0.95), n_bases: int = 2,
           seed: int = 0, picked=None) -> list[dict]:
     """Traversal cards of a selection.
@@ -108,13 +122,12 @@ def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 
     signs = traversal.align_signs(mus, 0) if len(chans) > 1 else np.ones(1, dtype=np.int64)
     rows = base_rows(ens.n_points, n_bases, seed, picked)
     out = []
-    for i, ((m, z), s, mu_c) in enumerate(zip(ids, signs, mus)):
-        vals = traversal.traversal_values(mu_c, steps, (lo, hi), int(s))
-        grid = decode_grid(data.load_member(path, int(m)), ens.mu[m, rows], int(z), vals)
-        img = traversal_image(grid, gap=1)
+    rpath, stamp = str(Path(path).resolve()), (Path(path) / "posteriors.npz").stat().st_mtime_ns
+    for i, ((m, z), s) in enumerate(zip(ids, signs)):
+        uri = _card_uri(rpath, stamp, int(m), int(z), int(s), steps, lo, hi, tuple(int(r) for r in rows))
         out.append({"label": channel_label(m, z), "model": int(m), "latent": int(z), "kept": int(chans[i]),
                     "sign": int(s), "info": float(analysis.info[kept[chans[i]]]), "reference": i == 0,
-                    "uri": png_data_uri(img)})
+                    "uri": uri})
     return out
 
 

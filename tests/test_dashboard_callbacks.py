@@ -358,3 +358,33 @@ def test_callbacks_leave_the_analysis_unchanged(env):
     again = data.analysis_from_token(tok, cfg.cache_dir)
     for k, v in before.items():
         np.testing.assert_array_equal(getattr(again, k), v)
+
+
+# ------------------------------------------------------------------------------- app / serve
+def test_create_app_checks_its_arguments(env, tmp_path):
+    from vaefrag.dashboard import create_app, pick_default
+
+    cfg, _, _ = env
+    with pytest.raises(FileNotFoundError, match="ensembles_dir"):
+        create_app(tmp_path / "missing" / "ensembles", cache_dir=tmp_path / "c")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        create_app(tmp_path / "file", cache_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match="nope"):
+        create_app(cfg.root, default="nope", cache_dir=cfg.cache_dir)
+    app = create_app(cfg.root, cache_dir=cfg.cache_dir)
+    assert app.title == "vaefrag"
+    assert pick_default(["a", "dsprites-x", "sprites", "z"]) == "sprites"
+    assert pick_default(["a", "sprites-beta-vae"]) == "sprites-beta-vae"
+    assert pick_default(["a", "b"]) == "a" and pick_default([]) is None
+
+
+def test_serve_defaults_are_local_and_debug_off():
+    import argparse
+
+    from vaefrag.commands import serve
+
+    p = argparse.ArgumentParser()
+    serve.add_arguments(p)
+    args = p.parse_args([])
+    assert (args.host, args.port, args.debug, args.ensembles) == ("127.0.0.1", 8050, False, "data/ensembles")

@@ -53,10 +53,15 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     default : name of the ensemble opened first (default: the sprites one, else the first).
     cache_dir : analysis cache (default `analysis.default_cache_dir()`); jobs go to ``cache_dir/jobs``.
 
-    Raises ValueError when ``default`` names no ensemble under ``ensembles_dir``.
+    Raises ValueError when ``default`` names no ensemble under ``ensembles_dir`` or that is not a
+    directory, FileNotFoundError when its parent does not exist.
     """
     root = Path(ensembles_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"ensembles_dir: {root} is not a directory")
+    if not root.parent.is_dir():
+        raise FileNotFoundError(f"ensembles_dir: {root.parent} does not exist")
+    root.mkdir(exist_ok=True)                 # uploads go here
     cache = Path(cache_dir) if cache_dir else data.default_cache_dir()
     cfg = Config(root=root, cache_dir=cache, default=pick_default(data.ensemble_names(root), default))
     manager = dash.DiskcacheManager(diskcache.Cache(str(cache / "jobs")))

@@ -160,13 +160,15 @@ def test_selection_only_change_patches_the_matrix(env):
     blob = json.dumps(patch.to_plotly_json(), default=list)
     full = cbv.matrix_view(tok, "nmi", sel, {ids.SELECTION, ids.ANALYSIS}, cfg)
     assert len(blob) < len(full.to_json()) / 5
-    pos = np.flatnonzero(np.isin(a.ordering, a.hotspots[0].members))
-    assert sorted(full.data[0].selectedpoints) == pos.tolist()
-    # the patch carries exactly what the full figure has in those places
+    # the patch carries exactly the full figure's shapes: hotspot outlines (the selected one thick)
+    # and one dark overlay over the selected run of the profile
     ops = {tuple(o["location"]): o["params"]["value"] for o in patch.to_plotly_json()["operations"]}
-    assert ops[("data", 0, "selectedpoints")] == list(full.data[0].selectedpoints)
-    assert ops[("data", len(full.data) - 1, "x")] == list(full.data[-1].x)
-    assert [s_["line"]["width"] for s_ in ops[("layout", "shapes")]] == [s_.line.width for s_ in full.layout.shapes]
+    assert ops[("layout", "shapes")] == [s_.to_plotly_json() for s_ in full.layout.shapes]
+    pos = np.flatnonzero(np.isin(a.ordering, a.hotspots[0].members))
+    over = [s_ for s_ in full.layout.shapes if s_.yref == "y domain"]
+    assert [(s_.x0, s_.x1) for s_ in over] == [(pos.min() - 0.5, pos.max() + 0.5)]
+    widths = [s_.line.width for s_ in full.layout.shapes if s_.yref != "y domain"]
+    assert sorted(widths) == [1.2] * (len(a.hotspots) - 1) + [3]
     # map patch: per-trace selectedpoints equal to the full map's
     mpatch = cbv.map_view(tok, "umap", "hotspot", sel, {ids.SELECTION}, cfg)
     mfull = cbv.map_view(tok, "umap", "hotspot", sel, {ids.ANALYSIS}, cfg)

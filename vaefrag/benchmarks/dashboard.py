@@ -163,22 +163,23 @@ def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
     kept_ids = analysis.channel_ids[analysis.kept]
     clicks, n = [], len(analysis.hotspots)
     rows = driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='factor']")
-    order = [int(c.text) for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='id']")]
+    order = [int(c.get_attribute("textContent")) for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='id']")]
     for rep in range(repeats):
         for i in range(n):
             hid = order[i]
             h = next(h for h in analysis.hotspots if h.id == hid)
             want = channel_label(*kept_ids[h.medoid])
             rows = driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='factor']")
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", rows[i])
             rows[i].click()
-            _until(lambda: driver.find_element("css selector", "#vf-traversals figcaption b").text == want
+            _until(lambda: driver.find_element("css selector", "#vf-traversals figcaption b").get_attribute("textContent") == want
                    and driver.execute_script("return window.__vf.shown") is not None, 60, f"traversals of hotspot {hid}")
             time.sleep(0.05)          # let the last mutation land
             clicks.append((rep, driver.execute_script("return (window.__vf.shown - window.__vf.click) / 1000;")))
     # the other heavy views: VI matrix, MDS map coloured by a factor
-    driver.find_element("css selector", "#vf-matrix-measure input[value='vi']").click()
-    time.sleep(2.0)
-    driver.find_element("css selector", "#vf-map-method input[value='mds']").click()
+    for sel in ("#vf-matrix-measure input[value='vi']", "#vf-map-method input[value='mds']"):
+        driver.execute_script("arguments[0].click();", driver.find_element("css selector", sel))
+        time.sleep(2.0)
     time.sleep(2.0)
     sizes = driver.execute_script(SIZES_JS)
     biggest = max(sizes, key=lambda s: s[0]) if sizes else [0, 0, 0]

@@ -95,12 +95,24 @@ def _selected_mask(mk: int, selected) -> np.ndarray | None:
     return mask
 
 
-def matrix_selection(analysis, selected=None, hotspot: int | None = None) -> dict:
-    """The selection-dependent parts of `matrix_figure` (for patching a drawn figure).
+def _runs(positions) -> list[tuple[int, int]]:
+    """Contiguous runs (first, last) of sorted integer positions."""
+    runs: list[tuple[int, int]] = []
+    for p in positions:
+        if runs and p == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], int(p))
+        else:
+            runs.append((int(p), int(p)))
+    return runs
 
-    Returns dict: ``bar_selected`` (positions of the selected channels along the ordering, or None),
-    ``shapes`` (hotspot outlines on the matrix diagonal; the selected one thick and dark),
-    ``rug_x`` / ``rug_y`` (the "selected" trace: channel labels of the selection).
+
+def matrix_selection(analysis, selected=None, hotspot: int | None = None) -> list[dict]:
+    """The selection-dependent part of `matrix_figure`: its ``layout.shapes``.
+
+    Hotspot outlines on the matrix diagonal (the selected hotspot thick and dark) and, for the
+    selected channels, a dark overlay on each contiguous run of them in the reachability profile.
+    Only shapes change with the selection, so a browser redraws
+    nothing else (plotly redraws shapes alone) and a click stays fast for big matrices.
     """
     order = np.asarray(analysis.ordering, dtype=np.int64)
     mk = order.size
@@ -113,12 +125,11 @@ def matrix_selection(analysis, selected=None, hotspot: int | None = None) -> dic
         shapes.append(dict(type="rect", x0=a - 0.5, x1=b + 0.5, y0=a - 0.5, y1=b + 0.5, xref=xref, yref=yref,
                            line=dict(color=SELECT_COLOR if sel else hotspot_color(hid), width=3 if sel else 1.2),
                            fillcolor="rgba(0,0,0,0)"))
-    pos = np.flatnonzero(mask[order]) if mask is not None else np.zeros(0, dtype=np.int64)
-    ids = _kept_ids(analysis)[order]
-    labels = [channel_label(m, z) for m, z in ids[pos]]
-    first = channel_label(*ids[0]) if mk else ""
-    return {"bar_selected": None if mask is None else pos.tolist(), "shapes": shapes,
-            "rug_x": labels, "rug_y": [first] * len(labels)}
+    if mask is not None:
+        for a, b in _runs(np.flatnonzero(mask[order])):
+            shapes.append(dict(type="rect", x0=a - 0.5, x1=b + 0.5, y0=0, y1=1, xref="x", yref="y domain",
+                               line=dict(width=0), fillcolor="rgba(17,17,17,0.18)", layer="above"))
+    return shapes
 
 
 def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | None = None,
@@ -135,8 +146,8 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     -------
     go.Figure with traces "reachability" (bars, customdata [kept index, hotspot, model, latent,
     info, best factor]), "hotspot band" (full-height bars over each hotspot, same customdata with
-    the band's hotspot), "matrix", "factor NMI" (without factors: absent) and "selected" (last);
-    the matrix axes are channel labels in OPTICS order.
+    the band's hotspot), "matrix" and "factor NMI" (without factors: absent); the matrix axes are
+    channel labels in OPTICS order; the selection is drawn as shapes (`matrix_selection`).
     """
     if measure not in ("nmi", "vi"):
         raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
@@ -165,10 +176,6 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
                  hovertemplate="model %{customdata[2]}, latent %{customdata[3]}<br>info %{customdata[4]} bits"
                                "<br>best factor %{customdata[5]}<br>hotspot %{customdata[1]}"
                                "<br>reachability %{y:.3f}<extra></extra>")
-    parts = matrix_selection(analysis, selected, hotspot)
-    bar.unselected = dict(marker=dict(opacity=0.25))
-    if parts["bar_selected"] is not None:
-        bar.selectedpoints = parts["bar_selected"]
     fig.add_trace(bar, row=1, col=1)
     # hotspot bands: full-height translucent bars over each hotspot's span (click one to select it)
     spans = hotspot_spans(analysis)
@@ -204,12 +211,8 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
         c = hotspot_color(hid)
         fig.add_annotation(x=(a + b) / 2, y=1.0, yref="y domain", xref="x", text=f"<b>{hid}</b>", showarrow=False,
                            font=dict(color=c, size=12), yanchor="bottom", row=1, col=1)
-    for shape in parts["shapes"]:
+    for shape in matrix_selection(analysis, selected, hotspot):
         fig.add_shape(**shape)
-    # rug of the selected channels along the matrix top edge (always the last trace, maybe empty)
-    fig.add_trace(go.Scatter(x=parts["rug_x"], y=parts["rug_y"], mode="markers",
-                             marker=dict(symbol="triangle-down", size=7, color=SELECT_COLOR), name="selected",
-                             hoverinfo="skip", showlegend=False, cliponaxis=False), row=2, col=1)
     dense = mk > 60
     fig.update_xaxes(showticklabels=not dense, tickangle=-90, tickfont=dict(size=8), row=2, col=1)
     fig.update_yaxes(showticklabels=not dense, tickfont=dict(size=8), autorange="reversed", row=2, col=1)

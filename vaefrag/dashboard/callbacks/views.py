@@ -1,8 +1,8 @@
 """Callbacks of the linked views: matrix, map, hotspot and model tables, and the shared selection.
 
 Every view reads the analysis named by the ``ANALYSIS`` token from the server-side cache and the
-selection from ``SELECTION``; a change of selection alone patches the matrix figure (a few
-hundred bytes) instead of re-sending the whole matrix.
+selection from ``SELECTION``; a change of selection alone patches the matrix figure's shapes and
+the map's ``selectedpoints`` (a few kilobytes) instead of re-sending and re-drawing the matrix.
 """
 from __future__ import annotations
 
@@ -33,13 +33,8 @@ def matrix_view(tok, measure, sel, triggers, cfg):
     hs = sel.get("hotspot") if sel else None
     if not _only_selection(triggers) or not len(a.kept):
         return views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs)
-    parts = views.matrix_selection(a, chans, hs)
-    n_traces = 4 if a.factor_nmi is not None and a.factor_nmi.size else 3      # bars, bands, matrix(, factors)
     patch = Patch()
-    patch["data"][0]["selectedpoints"] = parts["bar_selected"]
-    patch["data"][n_traces]["x"] = parts["rug_x"]                                # the "selected" rug
-    patch["data"][n_traces]["y"] = parts["rug_y"]
-    patch["layout"]["shapes"] = parts["shapes"]
+    patch["layout"]["shapes"] = views.matrix_selection(a, chans, hs)
     return patch
 
 

@@ -1,9 +1,10 @@
 """Real-browser tests of the dashboard (headless Chromium through dash[testing]'s ``dash_duo``).
 
 Run: ``python -m pytest tests/test_dashboard_browser.py --webdriver Chrome --headless``.
-The app serves ``$VAEFRAG_TEST_ENSEMBLES`` (default: ``data/ensembles`` when it holds the
-shipped sprites ensemble) or else a small fragment ensemble written to a temporary directory;
-its analysis is computed once per session, so the app starts with a warm cache.
+The interactive tests serve ``$VAEFRAG_TEST_ENSEMBLES`` or a small fragment ensemble written to
+a temporary directory (its analysis computed once per session, so the app starts with a warm
+cache); `test_app_opens_the_shipped_sprites_ensemble` opens ``data/ensembles`` itself, with the
+analysis cache at its default place (``$VAEFRAG_CACHE`` or ``~/.cache/vaefrag``).
 """
 from __future__ import annotations
 
@@ -31,31 +32,36 @@ REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
 
 
+def _analyse_in_child(path: Path, cache) -> None:
+    """Warm the analysis cache in a child process: UMAP's numba OpenMP pool must not live in this
+    process, whose forks run the app's background jobs (as in `vaefrag serve`, where the jobs do
+    all the numerics)."""
+    code = ("import sys; from vaefrag.dashboard import data; "
+            "data.compute_analysis(sys.argv[1], data.clean_params(), sys.argv[2] or None)")
+    subprocess.run([sys.executable, "-c", code, str(path), str(cache or "")], check=True, timeout=1800)
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
-    """(ensembles root, cache dir, default name, Analysis) with the analysis already cached."""
+    """(ensembles root, cache dir, default name, Analysis) with the analysis already cached.
+
+    The ensembles are ``$VAEFRAG_TEST_ENSEMBLES`` or a small fragment ensemble written to a
+    temporary directory; uploads of the tests go to a scratch list of links, never into them.
+    """
     tmp = tmp_path_factory.mktemp("dashb")
     cache = tmp / "cache"
     env = os.environ.get("VAEFRAG_TEST_ENSEMBLES")
-    shipped = REPO / "data" / "ensembles"
     if env:
         root = Path(env)
-    elif any("sprites" in n for n in data.ensemble_names(shipped)):
-        root = shipped
     else:
         root = tmp / "ensembles"
         make_fragment_ensemble(root / "frag", models=6, latents=5, n_points=160, seed=1)
-    # uploads of the tests go to a scratch copy of the list, never into data/ensembles
     work = tmp / "work"
     work.mkdir()
     for name in data.ensemble_names(root):
         (work / name).symlink_to((root / name).resolve(), target_is_directory=True)
     name = pick_default(data.ensemble_names(work))
-    # analyse in a child process: UMAP's numba OpenMP pool must not live in this process, whose
-    # forks run the app's background jobs (as in `vaefrag serve`, where jobs do all the numerics)
-    code = ("import sys; from vaefrag.dashboard import data; "
-            "data.compute_analysis(sys.argv[1], data.clean_params(), sys.argv[2])")
-    subprocess.run([sys.executable, "-c", code, str(work / name), str(cache)], check=True, timeout=900)
+    _analyse_in_child(work / name, cache)
     a = data.cached_analysis(work / name, data.clean_params(), cache)
     assert a is not None
     return work, cache, name, a
@@ -115,6 +121,26 @@ def test_app_loads_with_views_filled(app_duo):
     assert a.ensemble_name in duo.find_element(f"#{ids.ENSEMBLE}").text
     assert "ensemble=" in duo.driver.current_url                  # state mirrored into the URL
     assert duo.get_logs() == []
+
+
+def test_app_opens_the_shipped_sprites_ensemble(dash_duo):
+    shipped = REPO / "data" / "ensembles"
+    names = data.ensemble_names(shipped)
+    if not any("sprites" in n for n in names):
+        pytest.skip("no shipped sprites ensemble under data/ensembles yet")
+    name = pick_default(names)
+    _analyse_in_child(shipped / name, None)          # default cache: fast after the first time
+    a = data.cached_analysis(shipped / name, data.clean_params())
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(create_app(shipped))
+    _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
+          timeout=120, msg="first render")
+    assert name in dash_duo.find_element(f"#{ids.ENSEMBLE}").text and "sprites" in name
+    rows = dash_duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='id']")
+    assert sorted(int(r.get_attribute("textContent")) for r in rows) == sorted(h.id for h in a.hotspots)
+    listed = dash_duo.find_element(f"#{ids.ENSEMBLE}")
+    listed.click()
+    _wait(dash_duo, lambda: all(n in dash_duo.driver.page_source for n in names), msg="every ensemble listed")
 
 
 def test_hotspot_band_click_shows_traversals_and_highlights_map(app_duo):

@@ -139,8 +139,7 @@ def main_views() -> html.Main:
         ("stability", "stable", ".2f")], [{"column_id": "id", "direction": "asc"}]),
         class_name="vf-hotspot-panel")
     trav = _panel("Traversals", [html.Div(id=ids.SELECTION_INFO, className="vf-selection-info"),
-                                 dcc.Loading(html.Div(id=ids.TRAVERSALS, className="vf-traversals"), type="dot",
-                                             delay_show=400),
+                                 html.Div(id=ids.TRAVERSALS, className="vf-traversals"),
                                  html.Div([html.Span("Bases: random with seed, or click fingerprint images",
                                                      className="vf-hint"),
                                            html.Button("random", id=ids.BASE_RANDOM, n_clicks=0, className="vf-btn vf-btn-sm")],

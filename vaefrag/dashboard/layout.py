@@ -14,6 +14,9 @@ from dash import dash_table, dcc, html
 from vaefrag.dashboard import ids
 from vaefrag.figures.views import PRINT_SIZE, empty_figure
 
+#: on-screen heights of the two graphs (pixels); the figures are built at the same heights
+MATRIX_HEIGHT = 640
+MAP_HEIGHT = 380
 #: upload cap (bytes); the server checks the decoded size again
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
@@ -104,7 +107,8 @@ def sidebar() -> html.Aside:
     return html.Aside([analysis, views, trav, export], className="vf-sidebar")
 
 
-def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict]) -> dash_table.DataTable:
+def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict],
+           max_height: int = 300) -> dash_table.DataTable:
     cols = []
     for key, name, fmt in columns:
         col = {"id": key, "name": name}
@@ -114,7 +118,7 @@ def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict])
     return dash_table.DataTable(
         id=table_id, columns=cols, data=[], sort_action="native", sort_by=sort, page_action="none",
         cell_selectable=True, style_as_list_view=True,
-        style_table={"overflowY": "auto", "overflowX": "auto"},
+        style_table={"overflowY": "auto", "overflowX": "auto", "maxHeight": f"{max_height}px"},
         style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "3px 5px", "textAlign": "right",
                     "border": "none", "whiteSpace": "nowrap"},
         style_header={"fontWeight": "600", "backgroundColor": "#f3f4f6", "borderBottom": "1px solid #d1d5db"},
@@ -124,19 +128,19 @@ def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict])
 def main_views() -> html.Main:
     matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=empty_figure("loading ...", 600),
                                                            config=graph_config("matrix", "vaefrag-matrix"),
-                                                           className="vf-graph-matrix", style={"height": "640px"}),
+                                                           className="vf-graph-matrix", style={"height": f"{MATRIX_HEIGHT}px"}),
                     extra=dcc.RadioItems(id=ids.MATRIX_MEASURE, options=[{"label": "NMI", "value": "nmi"},
                                                                          {"label": "VI", "value": "vi"}],
                                          value="nmi", inline=True, className="vf-radio vf-head-radio"),
                     class_name="vf-matrix-panel")
     chan_map = _panel("Channel map", dcc.Graph(id=ids.MAP, figure=empty_figure("", 300),
                                                config=graph_config("map", "vaefrag-map"), className="vf-graph-map",
-                                               style={"height": "380px"}),
+                                               style={"height": f"{MAP_HEIGHT}px"}),
                       extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
     hotspots = _panel("Hotspots", _table(ids.HOTSPOTS, [
         ("id", "#", ""), ("size", "size", ""), ("models", "models", ""), ("info", "bits", ".2f"),
         ("nmi", "NMI", ".2f"), ("factor", "best factor", ""), ("factor_nmi", "f. NMI", ".2f"),
-        ("stability", "stable", ".2f")], [{"column_id": "id", "direction": "asc"}]),
+        ("stability", "stable", ".2f")], [{"column_id": "id", "direction": "asc"}], max_height=230),
         class_name="vf-hotspot-panel")
     trav = _panel("Traversals", [html.Div(id=ids.SELECTION_INFO, className="vf-selection-info"),
                                  html.Div(id=ids.TRAVERSALS, className="vf-traversals"),
@@ -149,7 +153,8 @@ def main_views() -> html.Main:
     models = _panel("Models", _table(ids.MODELS, [
         ("model", "model", ""), ("info", "info (bits)", ".2f"), ("n_informative", "channels", ""),
         ("hotspots", "hotspots", ""), ("mig", "MIG", ".3f"), ("sap", "SAP", ".3f"), ("udr", "UDR", ".3f"),
-        ("final_loss", "final loss", ".4g")], [{"column_id": "model", "direction": "asc"}]), class_name="vf-model-panel")
+        ("final_loss", "final loss", ".4g")], [{"column_id": "model", "direction": "asc"}], max_height=400),
+        class_name="vf-model-panel")
     return html.Main([matrix, chan_map, hotspots, trav, models], className="vf-main")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dash import Input, Output, Patch, State, ctx, no_update
 
 from vaefrag.dashboard import data, ids
+from vaefrag.dashboard.layout import MAP_HEIGHT, MATRIX_HEIGHT
 from vaefrag.dashboard import selection as selmod
 from vaefrag.figures import views
 
@@ -32,7 +33,7 @@ def matrix_view(tok, measure, sel, triggers, cfg):
     chans = sel["channels"] if sel else None
     hs = sel.get("hotspot") if sel else None
     if not _only_selection(triggers) or not len(a.kept):
-        return views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs)
+        return views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs, height=MATRIX_HEIGHT)
     patch = Patch()
     patch["layout"]["shapes"] = views.matrix_selection(a, chans, hs)
     return patch
@@ -51,9 +52,9 @@ def map_view(tok, method, color, sel, triggers, cfg):
             for i, pts in enumerate(views.map_selection(a, color, chans)):
                 patch["data"][i]["selectedpoints"] = pts
             return patch
-        return views.map_figure(a, method or "umap", color, selected=chans)
+        return views.map_figure(a, method or "umap", color, selected=chans, height=MAP_HEIGHT)
     except (ValueError, IndexError):
-        return views.map_figure(a, method or "umap", "hotspot", selected=chans)
+        return views.map_figure(a, method or "umap", "hotspot", selected=chans, height=MAP_HEIGHT)
 
 
 def color_options(tok, cfg) -> list[dict]:

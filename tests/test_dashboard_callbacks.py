@@ -156,9 +156,9 @@ def _trace(fig, name):
 def test_selection_only_change_patches_the_matrix(env):
     cfg, a, tok = env
     sel = selmod.hotspot(a, a.hotspots[0].id)
-    patch = cbv.matrix_view(tok, "nmi", sel, {ids.SELECTION}, cfg)
+    patch = cbv.matrix_view(tok, "nmi", sel, {ids.HIGHLIGHT}, cfg)
     blob = json.dumps(patch.to_plotly_json(), default=list)
-    full = cbv.matrix_view(tok, "nmi", sel, {ids.SELECTION, ids.ANALYSIS}, cfg)
+    full = cbv.matrix_view(tok, "nmi", sel, {ids.HIGHLIGHT, ids.ANALYSIS}, cfg)
     assert len(blob) < len(full.to_json()) / 5
     # the patch carries exactly the full figure's shapes: hotspot outlines (the selected one thick)
     # and one dark overlay over the selected run of the profile
@@ -170,7 +170,7 @@ def test_selection_only_change_patches_the_matrix(env):
     widths = [s_.line.width for s_ in full.layout.shapes if s_.yref != "y domain"]
     assert sorted(widths) == [1.2] * (len(a.hotspots) - 1) + [3]
     # map patch: per-trace selectedpoints equal to the full map's
-    mpatch = cbv.map_view(tok, "umap", "hotspot", sel, {ids.SELECTION}, cfg)
+    mpatch = cbv.map_view(tok, "umap", "hotspot", sel, {ids.HIGHLIGHT}, cfg)
     mfull = cbv.map_view(tok, "umap", "hotspot", sel, {ids.ANALYSIS}, cfg)
     mops = {tuple(o["location"]): o["params"]["value"] for o in mpatch.to_plotly_json()["operations"]}
     for i, tr in enumerate(mfull.data):

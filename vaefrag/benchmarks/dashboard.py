@@ -111,8 +111,10 @@ new MutationObserver(() => {
 }).observe(document.getElementById('vf-traversals'), {childList: true, subtree: true, attributes: true});
 """
 SIZES_JS = """
-return performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update-component'))
-    .map(e => [e.decodedBodySize, e.transferSize, e.duration]);
+const out = performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update-component'))
+    .map(e => [e.decodedBodySize, e.transferSize, e.duration, (e.serverTiming[0] || {duration: 0}).duration]);
+if (arguments[0]) { performance.clearResourceTimings(); }
+return out;
 """
 RENDERED_JS = """
 const q = s => document.querySelectorAll(s).length;
@@ -161,9 +163,10 @@ def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
     driver.execute_script("performance.setResourceTimingBufferSize(10000);")
     driver.execute_script(PROBE_JS)
     kept_ids = analysis.channel_ids[analysis.kept]
-    clicks, n = [], len(analysis.hotspots)
-    rows = driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='factor']")
-    order = [int(c.get_attribute("textContent")) for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='id']")]
+    clicks, server, n = [], [], len(analysis.hotspots)
+    sizes = driver.execute_script(SIZES_JS, True)                     # the first render's responses
+    order = [int(c.get_attribute("textContent"))
+             for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='id']")]
     for rep in range(repeats):
         for i in range(n):
             hid = order[i]
@@ -172,21 +175,27 @@ def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
             rows = driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='factor']")
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", rows[i])
             rows[i].click()
-            _until(lambda: driver.find_element("css selector", "#vf-traversals figcaption b").get_attribute("textContent") == want
+            _until(lambda: driver.find_element("css selector", "#vf-traversals figcaption b")
+                   .get_attribute("textContent") == want
                    and driver.execute_script("return window.__vf.shown") is not None, 60, f"traversals of hotspot {hid}")
             time.sleep(0.05)          # let the last mutation land
             clicks.append((rep, driver.execute_script("return (window.__vf.shown - window.__vf.click) / 1000;")))
+            got = driver.execute_script(SIZES_JS, True)
+            sizes += got
+            server.append((rep, sum(g[3] for g in got) / 1000))     # server time of the click's callbacks
     # the other heavy views: VI matrix, MDS map coloured by a factor
     for sel in ("#vf-matrix-measure input[value='vi']", "#vf-map-method input[value='mds']"):
         driver.execute_script("arguments[0].click();", driver.find_element("css selector", sel))
         time.sleep(2.0)
-    time.sleep(2.0)
-    sizes = driver.execute_script(SIZES_JS)
+    sizes += driver.execute_script(SIZES_JS, True)
     biggest = max(sizes, key=lambda s: s[0]) if sizes else [0, 0, 0]
     cold = [c for r, c in clicks if r == 0]
     warm = [c for r, c in clicks if r > 0] or [float("nan")]
+    srv_cold = [c for r, c in server if r == 0]
+    srv_warm = [c for r, c in server if r > 0] or [float("nan")]
     return {"start_s": t_render - t0, "up_s": t_up - t0, "click_median_s": statistics.median(cold),
-            "click_warm_s": statistics.median(warm), "click_max_s": max(c for _, c in clicks), "n_clicks": len(clicks),
+            "click_warm_s": statistics.median(warm), "server_cold_s": statistics.median(srv_cold),
+            "server_warm_s": statistics.median(srv_warm), "click_max_s": max(c for _, c in clicks), "n_clicks": len(clicks),
             "max_bytes": int(biggest[0]), "n_responses": len(sizes)}
 
 
@@ -235,6 +244,8 @@ def main(argv=None) -> int:
     print(f"{'hotspot click -> traversal images, median (s)':<48}{res['click_median_s']:>10.3f}  < 0.3")
     print(f"{'  again (decoded cards cached), median (s)':<48}{res['click_warm_s']:>10.3f}")
     print(f"{'  slowest click (s)':<48}{res['click_max_s']:>10.3f}")
+    print(f"{'  server time of a click, first / again (s)':<48}{res['server_cold_s']:>10.3f} / "
+          f"{res['server_warm_s']:.3f}  (the rest is the browser)")
     print(f"{'largest callback response (MB)':<48}{res['max_bytes'] / 1e6:>10.3f}  < 2")
     print(f"channels: {len(a.info)} ({len(a.kept)} kept), hotspots: {len(a.hotspots)}, "
           f"clicks timed: {res['n_clicks']}, callback responses seen: {res['n_responses']}")

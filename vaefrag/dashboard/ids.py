@@ -11,6 +11,8 @@ REQUEST = "vf-request"              # dcc.Store: {"ensemble", "params"} the anal
 PENDING = "vf-pending"              # dcc.Store: request that is not cached yet (starts the job)
 ANALYSIS = "vf-analysis"            # dcc.Store: {"ensemble", "params", "token"} of a loaded analysis
 SELECTION = "vf-selection"          # dcc.Store: the one shared selection (see selection.py)
+HIGHLIGHT = "vf-highlight"          # dcc.Store: the selection the linked views draw, set once the
+                                    # traversals are shown (what the user clicked for comes first)
 URL_STATE = "vf-url-state"          # dcc.Store: dummy output of the clientside URL writer
 
 # --- header / controls ------------------------------------------------------------------------

@@ -163,7 +163,8 @@ def serve_layout(names: list[str], default: str | None) -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.REQUEST), dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS),
-        dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.TRAV_BASES, data=None),
+        dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.HIGHLIGHT, data=None),
+        dcc.Store(id=ids.TRAV_BASES, data=None),
         dcc.Store(id=ids.URL_STATE),
         header(names, default),
         html.Div(id=ids.STATUS, className="vf-status"),

@@ -1,12 +1,16 @@
 """Callbacks of the traversal panel: decoded grids of the selection, and the strip of base inputs."""
 from __future__ import annotations
 
+import logging
+
 from dash import ALL, Input, Output, State, ctx, html, no_update
 
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard import selection as selmod
 from vaefrag.dashboard import traversals as trav
 from vaefrag.figures.views import hotspot_color
+
+log = logging.getLogger(__name__)
 
 
 def _card(c: dict, color: str) -> html.Figure:
@@ -71,11 +75,18 @@ def thumb_classes(picked, thumb_ids) -> list[str]:
 
 def register(app, cfg) -> None:
     @app.callback(Output(ids.TRAVERSALS, "children"), Output(ids.SELECTION_INFO, "children"),
+                  Output(ids.HIGHLIGHT, "data"),
                   Input(ids.SELECTION, "data"), Input(ids.TRAV_STEPS, "value"), Input(ids.TRAV_RANGE, "value"),
                   Input(ids.TRAV_NBASE, "value"), Input(ids.TRAV_SEED, "value"), Input(ids.TRAV_BASES, "data"),
                   State(ids.ANALYSIS, "data"))
     def _traversals(sel, steps, qrange, n_bases, seed, picked, tok):
-        return traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg)
+        fresh = any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered
+        try:
+            cards, desc = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg)
+        except Exception as exc:  # the linked views must still follow the selection
+            log.exception("traversals failed")
+            cards, desc = [html.Div(f"Traversals failed: {exc}", className="vf-alert vf-alert-error")], ""
+        return cards, desc, sel if fresh else no_update
 
     @app.callback(Output(ids.BASE_STRIP, "children"), Input(ids.ANALYSIS, "data"), Input(ids.TRAV_SEED, "value"))
     def _strip(tok, seed):

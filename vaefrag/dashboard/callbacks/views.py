@@ -1,7 +1,8 @@
 """Callbacks of the linked views: matrix, map, hotspot and model tables, and the shared selection.
 
 Every view reads the analysis named by the ``ANALYSIS`` token from the server-side cache and the
-selection from ``SELECTION``; a change of selection alone patches the matrix figure's shapes and
+selection from ``HIGHLIGHT`` (the shared selection, passed on by the traversal callback once the
+traversals are shown, so the images come first); a change of selection alone patches the matrix figure's shapes and
 the map's ``selectedpoints`` (a few kilobytes) instead of re-sending and re-drawing the matrix.
 """
 from __future__ import annotations
@@ -18,8 +19,15 @@ def _analysis(tok, cfg):
     return data.analysis_from_token(tok, cfg.cache_dir)
 
 
+def _current(sel, tok):
+    """The selection if it belongs to the analysis on screen (a stale one from before a switch: None)."""
+    if sel and tok and sel.get("key") not in (None, tok.get("key")):
+        return None
+    return sel
+
+
 def _only_selection(triggers) -> bool:
-    return set(triggers or ()) == {ids.SELECTION}
+    return set(triggers or ()) == {ids.HIGHLIGHT}
 
 
 def matrix_view(tok, measure, sel, triggers, cfg):
@@ -30,6 +38,7 @@ def matrix_view(tok, measure, sel, triggers, cfg):
     a = _analysis(tok, cfg)
     if a is None:
         return views.empty_figure("loading the analysis ..." if tok else "no analysis yet", 600)
+    sel = _current(sel, tok)
     chans = sel["channels"] if sel else None
     hs = sel.get("hotspot") if sel else None
     if not _only_selection(triggers) or not len(a.kept):
@@ -44,6 +53,7 @@ def map_view(tok, method, color, sel, triggers, cfg):
     a = _analysis(tok, cfg)
     if a is None:
         return views.empty_figure("", 300)
+    sel = _current(sel, tok)
     chans = sel["channels"] if sel else None
     color = color or "hotspot"
     try:
@@ -86,6 +96,7 @@ def table_styles(tok, sel, cfg) -> tuple[list[dict], list[dict]]:
     a = _analysis(tok, cfg)
     if a is None:
         return [], []
+    sel = _current(sel, tok)
     hs_style, model_style = [], []
     if sel and sel.get("hotspot") is not None:
         hs_style.append({"if": {"filter_query": f"{{id}} = {sel['hotspot']}", "column_id": _HS_COLS},
@@ -138,12 +149,12 @@ def _triggers() -> set[str]:
 
 def register(app, cfg) -> None:
     @app.callback(Output(ids.MATRIX, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MATRIX_MEASURE, "value"),
-                  Input(ids.SELECTION, "data"))
+                  Input(ids.HIGHLIGHT, "data"))
     def _matrix(tok, measure, sel):
         return matrix_view(tok, measure, sel, _triggers(), cfg)
 
     @app.callback(Output(ids.MAP, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MAP_METHOD, "value"),
-                  Input(ids.MAP_COLOR, "value"), Input(ids.SELECTION, "data"))
+                  Input(ids.MAP_COLOR, "value"), Input(ids.HIGHLIGHT, "data"))
     def _map(tok, method, color, sel):
         return map_view(tok, method, color, sel, _triggers(), cfg)
 
@@ -156,7 +167,7 @@ def register(app, cfg) -> None:
         return tables(tok, cfg)
 
     @app.callback(Output(ids.HOTSPOTS, "style_data_conditional"), Output(ids.MODELS, "style_data_conditional"),
-                  Input(ids.ANALYSIS, "data"), Input(ids.SELECTION, "data"))
+                  Input(ids.ANALYSIS, "data"), Input(ids.HIGHLIGHT, "data"))
     def _styles(tok, sel):
         return table_styles(tok, sel, cfg)
 

@@ -2,11 +2,13 @@
 
 Measures (printed as one table, nothing asserted):
 
-- start: seconds from starting the server (a fresh process, warm analysis cache) until the page's
-  first full render (layout + every initial callback answered), measured through the HTTP API the
-  browser uses;
-- click: median seconds from a hotspot click (the selection callback) to the traversal images
-  (the traversal callback's response), over every hotspot, repeated;
+- start: seconds from starting the server (``vaefrag serve`` in a fresh process, warm analysis
+  cache) until the page's first full render in headless Chromium (matrix, map and hotspot table
+  drawn, no callback pending), and when the server first answered HTTP;
+- click: median seconds from a click on a hotspot row to the traversal images in the page
+  (measured in the browser: click event to the last change of the traversal panel), first over
+  every hotspot (members decoded), then again (decoded cards memoised); plus the summed server
+  time of the click's callbacks (``Server-Timing``), which separates server from browser work;
 - size: the largest callback response in bytes for the view of a 500-channel ensemble.
 
 The ensemble is ``--ensemble DIR`` or, by default, a synthetic fragment ensemble written to a

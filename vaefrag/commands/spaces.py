@@ -1,0 +1,61 @@
+"""`vaefrag spaces ENSEMBLE`: Monte Carlo NMI / VI between the full latent spaces of the models."""
+from __future__ import annotations
+
+import csv
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "spaces", help="compare full latent spaces of an ensemble's models",
+        description="Model x model matrix of NMI and VI between whole latent spaces (Monte Carlo over a "
+                    "dataset sample, with standard errors) and each model's I(X;U). Cached like `analyze`.")
+    p.add_argument("ensemble", help="ensemble directory")
+    p.add_argument("--samples", type=int, default=2000, help="Monte Carlo draws per estimate (default 2000)")
+    p.add_argument("--sample-size", type=int, help="re-encode this many dataset points with the members "
+                                                   "(default: use the stored fingerprint posteriors)")
+    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
+    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--cache-dir", help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
+    p.add_argument("--csv", help="write one row per model pair to this CSV file")
+    p.add_argument("--figure", help="write the plotly figure (html) to this file")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from vaefrag import spaces
+
+    if args.samples < 2:
+        raise ValueError(f"--samples must be >= 2, got {args.samples}")
+    with tqdm(desc="estimates", unit="est") as bar:
+        def progress(done, total, message=""):
+            bar.total, bar.n = total, done
+            bar.set_postfix_str(message)
+            bar.refresh()
+
+        res = spaces.ensemble_spaces(args.ensemble, n_samples=args.samples, sample_size=args.sample_size,
+                                     seed=args.seed, device=args.device, cache_dir=args.cache_dir,
+                                     use_cache=not args.no_cache, progress=progress)
+    print(f"{res.ensemble_name}: {res.n_models} models, {res.n_points} points, {res.n_samples} draws"
+          + (" (cached)" if res.from_cache else ""))
+    for k in range(res.n_models):
+        print(f"  model {k}: I(X;U) = {res.info[k]:.3f} ± {res.info_err[k]:.3f} bits")
+    off = ~__import__("numpy").eye(res.n_models, dtype=bool)
+    if res.n_models > 1:
+        print(f"  mean NMI between models {float(res.nmi[off].mean()):.3f}, mean VI {float(res.vi[off].mean()):.3f} bits")
+    rows = spaces.spaces_rows(res)
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.figure:
+        from vaefrag.figures.fusion import spaces_figure
+
+        spaces_figure(res).write_html(args.figure)
+        print(f"wrote {args.figure}", file=sys.stderr)
+    return 0

@@ -120,7 +120,10 @@ def ring_study_figure(rows, examples=None):
     ax.set_xscale("log")
     ax.set_yscale("log")
     sizes = sorted({r["size"] for r in rows})
+    from matplotlib.ticker import NullFormatter
+
     ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("ensemble size")
     ax.set_ylabel("continuity (max / 90th pct neighbour D_B)")
     ax.legend(title="objective")

@@ -90,3 +90,28 @@ def test_bad_input():
         fusion.fuse(mu, lv, steps=0)
     with pytest.raises(ValueError, match="angle"):
         fusion.continuity(np.zeros((5, 2)), np.zeros((5, 2)), np.zeros(4))
+
+
+def test_fuse_cli_and_figures(tmp_path):
+    from vaefrag import store
+    from vaefrag.cli import main
+    from vaefrag.figures.fusion import fused_space_figure, fusion_agreement_figure
+
+    rng = np.random.default_rng(5)
+    mu = np.sort(rng.normal(size=(3, 25, 1)), axis=1).astype(np.float32)
+    manifest = {"name": "tiny", "model": {"family": "imported"}, "fingerprint": {"size": 25},
+                "members": [{"id": i} for i in range(3)]}
+    path = store.write_ensemble(tmp_path / "ens", manifest, mu, np.full_like(mu, -1.0))
+    out = tmp_path / "fused.npz"
+    assert main(["fuse", str(path), "--channels", "0:0,2", "--steps", "20", "--out", str(out),
+                 "--figure", str(tmp_path / "f.html")]) == 0
+    with np.load(out, allow_pickle=False) as z:
+        assert z["mu"].shape == (25, 2) and z["channels"].tolist() == [[0, 0], [2, 0]]
+    assert main(["fuse", str(path), "--channels", "5:0", "--out", str(out)]) == 2
+    assert main(["fuse", str(path), "--k", "0", "--out", str(out)]) == 2
+    res = fusion.fuse(mu, np.full_like(mu, -1.0), k=2, steps=5)
+    fig = fused_space_figure(res, factor=np.arange(25) % 3)
+    np.testing.assert_allclose(fig.data[-1].x, res.mu[:, 0])
+    assert list(fusion_agreement_figure(res).data[0].y) == pytest.approx(res.nmi_inputs.tolist())
+    with pytest.raises(ValueError, match="factor"):
+        fused_space_figure(res, factor=np.zeros(3))

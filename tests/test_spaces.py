@@ -82,3 +82,26 @@ def test_bad_input():
         spaces.compare_model_spaces(np.zeros((2, 5, 1)), np.zeros((2, 5, 1)), n_samples=1)
     with pytest.raises(ValueError, match="mu"):
         spaces.compare_model_spaces(np.zeros((5, 1)), np.zeros((5, 1)))
+
+
+def test_spaces_cli_and_figure(tmp_path):
+    import csv
+
+    from vaefrag import store
+    from vaefrag.cli import main
+    from vaefrag.figures.fusion import spaces_figure
+
+    mu, lv, _ = _cluster_spaces(n=40)
+    manifest = {"name": "clusters", "model": {"family": "imported"}, "fingerprint": {"size": 40},
+                "members": [{"id": i} for i in range(4)]}
+    path = store.write_ensemble(tmp_path / "ens", manifest, mu.astype(np.float32), lv.astype(np.float32))
+    out = tmp_path / "s.csv"
+    assert main(["spaces", str(path), "--samples", "100", "--no-cache", "--device", "cpu", "--csv", str(out),
+                 "--figure", str(tmp_path / "s.html")]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 10
+    res = spaces.compare_model_spaces(mu, lv, n_samples=100, device="cpu")
+    fig = spaces_figure(res)
+    np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), res.nmi)
+    np.testing.assert_allclose(fig.data[1].y, res.info)
+    assert main(["spaces", str(path), "--samples", "1"]) == 2

@@ -93,3 +93,21 @@ def test_benchmark_small():
     assert b.matrices["vi_fingerprint"][1, 2] == pytest.approx(1.0, abs=0.02)
     assert b.matrices["nmi_mc"][1, 2] == pytest.approx(1 / np.sqrt(2), abs=0.02)
     assert b.spearman.shape == (len(synthetic.MEASURES),) * 2
+
+
+def test_benchmark_measures_cli(tmp_path):
+    import csv
+
+    from vaefrag.cli import main
+
+    assert main(["benchmark-measures", "--out", str(tmp_path), "--samples", "200"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "measures.csv")))
+    assert len(rows) == 81 and (tmp_path / "benchmark.png").stat().st_size > 10_000
+    spaces = synthetic.synthetic_spaces()
+    i, j = synthetic.SPACE_NAMES.index("spiral"), synthetic.SPACE_NAMES.index("line")
+    row = next(r for r in rows if r["space_a"] == "spiral" and r["space_b"] == "line")
+    assert float(row["cka_linear"]) == pytest.approx(_cka_definition(spaces[i].mu @ spaces[i].mu.T,
+                                                                     spaces[j].mu @ spaces[j].mu.T), rel=1e-5)
+    rho = list(csv.reader(open(tmp_path / "rank_correlations.csv")))
+    assert rho[0][1:] == list(synthetic.MEASURES) and float(rho[1][1]) == 1.0
+    assert main(["benchmark-measures", "--out", str(tmp_path), "--samples", "1"]) == 2

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vaefrag import measures, metrics, structure
+from vaefrag import structure   # measures / metrics (torch) are imported in _compute: keeps the dashboard's start-up light
 from vaefrag.structure import Hotspot
 
 __all__ = ["Analysis", "analyze", "default_cache_dir", "cache_key", "hotspot_rows", "CACHE_ENV"]
@@ -278,6 +278,8 @@ def _compute(ens, params: dict, key: str, device, progress) -> Analysis:
         if progress is not None:
             progress(step[0], total, msg)
 
+    from vaefrag import measures
+
     timings = {}
     t = time.perf_counter()
     k, _, l_ = ens.mu.shape
@@ -325,6 +327,8 @@ def _compute(ens, params: dict, key: str, device, progress) -> Analysis:
 
 
 def _model_table(ens, comp, ids) -> dict:
+    from vaefrag import metrics
+
     k = ens.mu.shape[0]
     info = np.array([comp.info[ids[:, 0] == m].sum() for m in range(k)])
     n_inf = np.array([comp.informative[ids[:, 0] == m].sum() for m in range(k)], dtype=np.float64)

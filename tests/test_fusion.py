@@ -44,8 +44,24 @@ def test_fusing_copies_of_one_channel_recovers_it():
     r = fusion.fuse(copies_mu[:2], copies_lv[:2], k=1, objective="vi", steps=400, lr=0.05, seed=1)
     assert np.all(r.nmi_inputs >= 0.95)
     # the information objective only asks for shared bits (a finer F also shares them): it rises
-    r = fusion.fuse(copies_mu[:2], copies_lv[:2], k=1, objective="info", steps=200, lr=0.05, seed=1)
+    r = fusion.fuse(copies_mu[:2], copies_lv[:2], k=1, objective="info", steps=200, lr=0.05, seed=1, init="random")
     assert r.history[-1] > r.history[0] + 0.5 and r.mutual_inputs[0] == pytest.approx(r.history[-1], abs=1e-3)
+
+
+def test_mds_init_recovers_equal_variance_means():
+    # equal variances s^2: D_B = (mu_i - mu_j)^2 / (8 s^2), so sqrt(8 D_B) = |mu_i - mu_j| / s and
+    # classical MDS returns the centred means / s up to a sign (and zeros in extra dimensions)
+    rng = np.random.default_rng(4)
+    mu = rng.normal(0, 2, (30, 1))
+    lv = np.full((30, 1), np.log(0.25))
+    bc = measures.bhattacharyya(np.stack([mu] * 3), np.stack([lv] * 3))
+    init = fusion.mds_init(bc, 2)
+    want = (mu[:, 0] - mu[:, 0].mean()) / 0.5
+    sign = np.sign(init[:, 0] @ want)
+    np.testing.assert_allclose(sign * init[:, 0], want, atol=1e-6)
+    np.testing.assert_allclose(init[:, 1], 0, atol=1e-5)
+    with pytest.raises(ValueError, match="init"):
+        fusion.fuse(mu[None], lv[None], init="spectral")
 
 
 def test_continuity_of_ring_and_cut_ring():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vaefrag import cache as result_cache
 from vaefrag import structure   # measures / metrics (torch) are imported in _compute: keeps the dashboard's start-up light
+from vaefrag.cache import CACHE_ENV, default_cache_dir
 from vaefrag.structure import Hotspot
 
-__all__ = ["Analysis", "analyze", "default_cache_dir", "cache_key", "hotspot_rows", "CACHE_ENV"]
+__all__ = ["Analysis", "analyze", "analysis_params", "lookup", "lookup_key", "default_cache_dir", "cache_key", "hotspot_rows",
+           "CACHE_ENV"]
 
-CACHE_ENV = "VAEFRAG_CACHE"
 MAPS = ("mds", "umap")
 Progress = Callable[..., None]
 _CODE_MODULES = ("measures", "structure", "metrics", "analysis")
@@ -149,12 +150,6 @@ def hotspot_rows(analysis: Analysis) -> list[dict]:
 # --------------------------------------------------------------------------- cache
 
 
-def default_cache_dir() -> Path:
-    """``$VAEFRAG_CACHE`` if set, else ``~/.cache/vaefrag``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vaefrag"
-
-
 def _code_version() -> str:
     from vaefrag import __version__
 
@@ -169,18 +164,37 @@ def _code_version() -> str:
 
 def cache_key(mu, logvar, factors, params: dict) -> str:
     """SHA-256 of the posteriors' bytes, the factors, the parameters (JSON) and the code version."""
-    h = hashlib.sha256()
-    for arr in (mu, logvar):
-        a = np.ascontiguousarray(arr)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    if factors is not None:
-        f = np.ascontiguousarray(factors)
-        h.update(f"{f.dtype.str}{f.shape}".encode())
-        h.update(f.tobytes())
-    h.update(json.dumps(params, sort_keys=True).encode())
-    h.update(_code_version().encode())
-    return h.hexdigest()
+    return result_cache.content_key((mu, logvar, factors), params, (_code_version(),))
+
+
+def lookup(ensemble, cache_dir=None, **params) -> Analysis | None:
+    """The cached `analyze(ensemble, **params)` result, or None when it is not cached (never computes).
+
+    ``params`` are `analyze`'s keywords; those not given take its defaults.
+    """
+    from vaefrag.store import Ensemble, load_ensemble
+
+    ens = ensemble if isinstance(ensemble, Ensemble) else load_ensemble(ensemble)
+    return lookup_key(cache_key(ens.mu, ens.logvar, ens.factors, analysis_params(**params)), cache_dir)
+
+
+def lookup_key(key: str, cache_dir=None) -> Analysis | None:
+    """The cached analysis with cache key ``key``, or None."""
+    out = result_cache.lookup("analysis", key, Analysis.from_bytes, cache_dir)
+    if out is not None:
+        out.from_cache = True
+    return out
+
+
+def analysis_params(measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
+            xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
+            maps: Sequence[str] = MAPS, seed: int = 0) -> dict:
+    """Validated, JSON-normalised analysis parameters (the cache key's part); defaults as `analyze`."""
+    maps = _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps)
+    return {"measure": measure, "info_threshold": float(info_threshold),
+            "min_samples": None if min_samples is None else int(min_samples),
+            "xi": None if xi is None else float(xi), "min_nmi": float(min_nmi), "n_bootstrap": int(n_bootstrap),
+            "maps": list(maps), "seed": int(seed)}
 
 
 def _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps) -> tuple:
@@ -228,7 +242,7 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
     """
     from vaefrag.store import Ensemble, load_ensemble
 
-    maps = _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps)
+    params = analysis_params(measure, info_threshold, min_samples, xi, min_nmi, n_bootstrap, maps, seed)
     t0 = time.perf_counter()
     ens = ensemble if isinstance(ensemble, Ensemble) else load_ensemble(ensemble)
     if scores is not None:
@@ -239,33 +253,20 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
         if need and ens.factors is None:
             raise ValueError(f"scores: {'/'.join(need)} need ground-truth factors, and ensemble {ens.name} "
                              f"({ens.path}) has none (no 'factors' in fingerprint.npz)")
-    params = {"measure": measure, "info_threshold": float(info_threshold),
-              "min_samples": None if min_samples is None else int(min_samples),
-              "xi": None if xi is None else float(xi), "min_nmi": float(min_nmi), "n_bootstrap": int(n_bootstrap),
-              "maps": list(maps), "seed": int(seed)}
     key = cache_key(ens.mu, ens.logvar, ens.factors, params)
-    cache = None
-    if use_cache:
-        import diskcache
 
-        cache = diskcache.Cache(str(Path(cache_dir or default_cache_dir()) / "analysis"))
-    try:
-        if cache is not None:
-            hit = cache.get(key)
-            if isinstance(hit, bytes):
-                out = Analysis.from_bytes(hit)
-                out.from_cache = True
-                out.timings = {**out.timings, "load": time.perf_counter() - t0}
-                return out
-        out = _compute(ens, params, key, device, progress)
-        out.timings["load"] = 0.0
-        out.timings["total"] = time.perf_counter() - t0
-        if cache is not None:
-            cache.set(key, out.to_bytes())          # only after the whole computation finished
-        return out
-    finally:
-        if cache is not None:
-            cache.close()
+    def compute() -> Analysis:
+        res = _compute(ens, params, key, device, progress)
+        res.timings["load"] = 0.0
+        res.timings["total"] = time.perf_counter() - t0
+        return res
+
+    out, hit = result_cache.cached("analysis", key, compute, encode=Analysis.to_bytes, decode=Analysis.from_bytes,
+                                   cache_dir=cache_dir, use_cache=use_cache)
+    if hit:
+        out.from_cache = True
+        out.timings = {**out.timings, "load": time.perf_counter() - t0}
+    return out
 
 
 def _compute(ens, params: dict, key: str, device, progress) -> Analysis:

@@ -8,39 +8,23 @@ server; the browser holds only small tokens (`AnalysisToken` dicts) in ``dcc.Sto
 from __future__ import annotations
 
 import functools
-import inspect
-import os
 from pathlib import Path
 
 import numpy as np
 
 from vaefrag import store
-
-#: where `analysis.default_cache_dir` looks first (kept here so starting the app needs no torch)
-CACHE_ENV = "VAEFRAG_CACHE"
+from vaefrag.cache import default_cache_dir
 
 
 def _an():
-    """`vaefrag.analysis`, imported on first use (it imports torch: 1-2 s, off the start-up path)."""
+    """`vaefrag.analysis`, imported on first use (with scikit-learn; off the start-up path)."""
     from vaefrag import analysis
 
     return analysis
 
 
-def default_cache_dir() -> Path:
-    """`analysis.default_cache_dir` without importing it: ``$VAEFRAG_CACHE`` or ``~/.cache/vaefrag``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vaefrag"
-
 #: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
 DEFAULT_PARAMS = {"measure": "nmi", "info_threshold": 0.01, "min_samples": None, "xi": None}
-@functools.lru_cache(maxsize=1)
-def fixed_params() -> dict:
-    """Keywords the dashboard leaves at `analyze`'s defaults (read from its signature, so the
-    dashboard and `vaefrag analyze` share cache entries); both maps are precomputed, so switching
-    the map never computes."""
-    sig = inspect.signature(_an().analyze).parameters
-    return {k: sig[k].default for k in ("min_nmi", "n_bootstrap", "maps", "seed")}
 
 
 def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None) -> dict:
@@ -106,13 +90,12 @@ def load_ensemble(path) -> store.Ensemble:
 
 
 def analysis_key(path, params: dict) -> str:
-    """The cache key `analyze` uses for this ensemble and these parameters."""
+    """The cache key `analyze` uses for this ensemble and these parameters (others at its defaults,
+    so the dashboard and `vaefrag analyze` share cache entries; both maps are precomputed, so
+    switching the map never computes)."""
+    an = _an()
     ens = load_ensemble(path)
-    fixed = fixed_params()
-    full = {"measure": params["measure"], "info_threshold": float(params["info_threshold"]),
-            "min_samples": params["min_samples"], "xi": params["xi"], "min_nmi": float(fixed["min_nmi"]),
-            "n_bootstrap": int(fixed["n_bootstrap"]), "maps": list(fixed["maps"]), "seed": int(fixed["seed"])}
-    return _an().cache_key(ens.mu, ens.logvar, ens.factors, full)
+    return an.cache_key(ens.mu, ens.logvar, ens.factors, an.analysis_params(**params))
 
 
 def _cache_dir(cache_dir) -> Path:
@@ -122,13 +105,10 @@ def _cache_dir(cache_dir) -> Path:
 @functools.lru_cache(maxsize=8)
 def _analysis_by_key(cache_dir: str, key: str):
     """The cached analysis; KeyError when absent (exceptions are not memoised, hits are)."""
-    import diskcache
-
-    with diskcache.Cache(str(Path(cache_dir) / "analysis")) as cache:
-        hit = cache.get(key)
-    if not isinstance(hit, bytes):
+    hit = _an().lookup_key(key, cache_dir)
+    if hit is None:
         raise KeyError(key)
-    return _an().Analysis.from_bytes(hit)
+    return hit
 
 
 def _lookup(cache_dir, key: str):
@@ -145,7 +125,7 @@ def cached_analysis(path, params: dict, cache_dir=None):
 
 def compute_analysis(path, params: dict, cache_dir=None, progress=None):
     """Run (or load) `analyze` with the dashboard's parameters; ``progress(done, total, msg)``."""
-    return _an().analyze(path, **params, **fixed_params(), cache_dir=_cache_dir(cache_dir), progress=progress)
+    return _an().analyze(path, **params, cache_dir=_cache_dir(cache_dir), progress=progress)
 
 
 def token(name: str, params: dict, key: str) -> dict:

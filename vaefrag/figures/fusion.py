@@ -98,7 +98,8 @@ def spaces_figure(result, measure: str = "nmi", labels=None):
 
 def ring_study_figure(rows, examples=None):
     """Matplotlib figure of the ring study: continuity against ensemble size per objective
-    (mean and range over repeats, log axes), and optional example fused spaces.
+    (median and range over repeats, log axes; one cut in one repeat would dominate a mean), and
+    optional example fused spaces.
 
     rows : output of `vaefrag.fusion.ring_study`;  examples : list of (title, FusionResult, angle).
     """
@@ -113,7 +114,7 @@ def ring_study_figure(rows, examples=None):
     for i, obj in enumerate(sorted({r["objective"] for r in rows})):
         sizes = sorted({r["size"] for r in rows if r["objective"] == obj})
         vals = [[r["continuity"] for r in rows if r["objective"] == obj and r["size"] == s] for s in sizes]
-        mean = np.array([np.mean(v) for v in vals])
+        mean = np.array([np.median(v) for v in vals])
         lo, hi = mean - np.array([np.min(v) for v in vals]), np.array([np.max(v) for v in vals]) - mean
         ax.errorbar(np.array(sizes) * 1.06 ** (i - 1), mean, yerr=[lo, hi], marker="dos"[i % 3], lw=2,
                     capsize=3, label=obj)

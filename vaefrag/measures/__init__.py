@@ -31,7 +31,7 @@ from vaefrag.measures.channels import (
     pair_tile,
     split_channels,
 )
-from vaefrag.measures.montecarlo import SpaceComparison, compare_spaces, monte_carlo_info
+from vaefrag.measures.montecarlo import SpaceComparison, compare_spaces, monte_carlo_info, monte_carlo_terms
 from vaefrag.measures.validation import resolve_device
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "TileResult",
     "pair_tile",
     "monte_carlo_info",
+    "monte_carlo_terms",
     "SpaceComparison",
     "compare_spaces",
     "resolve_device",

@@ -16,8 +16,20 @@ from vaefrag.measures.validation import _check_posteriors, resolve_device
 #: below this I(U;U') (bits) a full space counts as carrying nothing, and its NMI is undefined
 _MC_MIN_SELF_INFO = 1e-9
 
-def _mc_terms(mu, logvar, idx, noise, block: int, dev) -> np.ndarray:
-    """Per-sample terms log2 p(u|x) - log2 (1/D) sum_x' p(u|x') for u ~ p(u|x_idx); [S]."""
+def monte_carlo_terms(mu, logvar, idx, noise, block: int = 256, dev="cpu") -> np.ndarray:
+    """Per-sample terms of the Monte Carlo I(X;U): log2 p(u|x) - log2 (1/D) sum_x' p(u|x').
+
+    Parameters
+    ----------
+    mu, logvar : [D, d] posteriors of the D dataset points.
+    idx : [S] indices of the points x drawn;  noise : [S, d] standard normal draws, u = mu + sd * noise.
+    block : draws per batch (capped to keep [block, D, d] near 64 MiB);  dev : torch device.
+
+    Returns
+    -------
+    [S] float64 terms in bits; their mean is I(X;U), their standard error its error. Shared
+    ``idx`` / ``noise`` across spaces give correlated terms for delta-method errors.
+    """
     mu_t = torch.as_tensor(mu, dtype=torch.float64, device=dev)           # [D, d]
     lv_t = torch.as_tensor(logvar, dtype=torch.float64, device=dev)
     inv_var = torch.exp(-lv_t)
@@ -59,7 +71,7 @@ def monte_carlo_info(mu, logvar, *, n_samples: int = 2000, seed: int = 0, device
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, mu.shape[0], n_samples)
     noise = rng.standard_normal((n_samples, mu.shape[1]))
-    terms = _mc_terms(mu, logvar, idx, noise, block, resolve_device(device))
+    terms = monte_carlo_terms(mu, logvar, idx, noise, block, resolve_device(device))
     est, err = float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(n_samples))
     return (est, err, terms) if return_terms else (est, err)
 
@@ -112,7 +124,7 @@ def compare_spaces(mu_a, logvar_a, mu_b, logvar_b, *, n_samples: int = 2000, see
     terms = {}
     for key, (m, lv) in spaces.items():
         noise = rng.standard_normal((n_samples, m.shape[1]))
-        terms[key] = _mc_terms(m, lv, idx, noise, block, dev)
+        terms[key] = monte_carlo_terms(m, lv, idx, noise, block, dev)
     t = np.stack([terms[k] for k in ("a", "b", "aa", "bb", "ab")])        # [5, S]
     ia, ib, iaa, ibb, iab = t.mean(1)
     cov = np.cov(t) / n_samples                                            # covariance of the means

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vaefrag import measures
-from vaefrag.measures.montecarlo import _mc_terms
+from vaefrag.measures import monte_carlo_terms
 from vaefrag.measures.validation import _check_posteriors
 
 CACHE_ENV = "VAEFRAG_CACHE"
@@ -111,7 +111,7 @@ def compare_model_spaces(mu, logvar, *, n_samples: int = 2000, seed: int = 0, de
     done = [0]
 
     def terms(m, lv, eps, msg):
-        out = _mc_terms(m, lv, idx, eps, block, dev)
+        out = monte_carlo_terms(m, lv, idx, eps, block, dev)
         done[0] += 1
         if progress is not None:
             progress(done[0], total, msg)
@@ -204,8 +204,8 @@ def sample_posteriors(ensemble, size: int, seed: int = 0, device="cpu", progress
 
 
 def ensemble_spaces(ensemble, *, n_samples: int = 2000, sample_size: int | None = None, sample_seed: int = 1,
-                    seed: int = 0, device="auto", cache_dir=None, use_cache: bool = True,
-                    progress=None) -> SpacesResult:
+                    seed: int = 0, device="auto", cache_dir=None, use_cache: bool = True, compute: bool = True,
+                    progress=None) -> SpacesResult | None:
     """Full-latent-space comparison of an ensemble's models, cached.
 
     Parameters
@@ -215,6 +215,8 @@ def ensemble_spaces(ensemble, *, n_samples: int = 2000, sample_size: int | None 
     sample_size : None uses the stored fingerprint posteriors as the dataset sample; an integer
         re-encodes that many points of the dataset (seeded by ``sample_seed``) with the members.
     cache_dir : diskcache directory (default `default_cache_dir()`); use_cache=False skips it.
+    compute : False only looks the result up in the cache and returns None when it is not there
+        (with ``sample_size`` set, the sample is still encoded to find the key).
     progress : optional callable(done, total, message).
     """
     from vaefrag.store import Ensemble, load_ensemble
@@ -242,6 +244,8 @@ def ensemble_spaces(ensemble, *, n_samples: int = 2000, sample_size: int | None 
                 out = SpacesResult.from_bytes(hit)
                 out.from_cache = True
                 return out
+        if not compute:
+            return None
         out = compare_model_spaces(mu, logvar, n_samples=n_samples, seed=seed, device=device, progress=progress)
         out.params, out.ensemble_name, out.key = params, ens.name, key
         out.timings = {"total": time.perf_counter() - t0}

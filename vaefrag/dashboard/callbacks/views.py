@@ -7,6 +7,8 @@ the map's ``selectedpoints`` (a few kilobytes) instead of re-sending and re-draw
 """
 from __future__ import annotations
 
+import functools
+
 from dash import Input, Output, Patch, State, ctx, no_update
 
 from vaefrag.dashboard import data, ids
@@ -26,6 +28,24 @@ def _current(sel, tok):
     return sel
 
 
+@functools.lru_cache(maxsize=16)
+def _unselected(kind: str, cache_dir: str, key: str, method: str, color: str = "hotspot"):
+    """The matrix (kind "matrix", method = measure) or map figure without a selection, memoised
+    per analysis: the same for every user (never mutated), built once (`warm`) before the first page."""
+    a = data.analysis_from_token({"key": key}, cache_dir)
+    if a is None:
+        return None
+    if kind == "matrix":
+        return views.matrix_figure(a, method, height=MATRIX_HEIGHT)
+    return views.map_figure(a, method, color, height=MAP_HEIGHT)
+
+
+def warm(tok: dict, cfg) -> None:
+    """Build the memoised first-page figures (NMI matrix, UMAP map by hotspot) of an analysis."""
+    _unselected("matrix", str(cfg.cache_dir), tok["key"], "nmi")
+    _unselected("map", str(cfg.cache_dir), tok["key"], "umap", "hotspot")
+
+
 def _only_selection(triggers) -> bool:
     return set(triggers or ()) == {ids.HIGHLIGHT}
 
@@ -42,6 +62,8 @@ def matrix_view(tok, measure, sel, triggers, cfg):
     chans = sel["channels"] if sel else None
     hs = sel.get("hotspot") if sel else None
     if not _only_selection(triggers) or not len(a.kept):
+        if chans is None and hs is None:
+            return _unselected("matrix", str(cfg.cache_dir), tok["key"], measure or "nmi")
         return views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs, height=MATRIX_HEIGHT)
     patch = Patch()
     patch["layout"]["shapes"] = views.matrix_selection(a, chans, hs)
@@ -62,6 +84,8 @@ def map_view(tok, method, color, sel, triggers, cfg):
             for i, pts in enumerate(views.map_selection(a, color, chans)):
                 patch["data"][i]["selectedpoints"] = pts
             return patch
+        if chans is None:
+            return _unselected("map", str(cfg.cache_dir), tok["key"], method or "umap", color)
         return views.map_figure(a, method or "umap", color, selected=chans, height=MAP_HEIGHT)
     except (ValueError, IndexError):
         return views.map_figure(a, method or "umap", "hotspot", selected=chans, height=MAP_HEIGHT)

@@ -10,8 +10,6 @@ UMAP is computed here, once, so the dashboard never runs it on a click.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,16 +89,11 @@ class Analysis:
         arrays.update({f"model_{k}": np.asarray(v, dtype=np.float64) for k, v in self.model_table.items()})
         meta = {"ensemble_name": self.ensemble_name, "params": self.params, "factor_names": list(self.factor_names),
                 "timings": self.timings, "key": self.key, "hotspots": [_hotspot_json(h) for h in self.hotspots]}
-        arrays["meta"] = np.array(json.dumps(meta))
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        return buf.getvalue()
+        return result_cache.pack(arrays, meta)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Analysis":
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arr = {k: z[k] for k in z.files}
-        meta = json.loads(str(arr.pop("meta")))
+        arr, meta = result_cache.unpack(data)
         return cls(ensemble_name=meta["ensemble_name"], params=meta["params"], channel_ids=arr["channel_ids"],
                    info=arr["info"], self_info=arr["self_info"], kept=arr["kept"], nmi=arr["nmi"], vi=arr["vi"],
                    factor_names=meta["factor_names"], factor_nmi=arr.get("factor_nmi"), ordering=arr["ordering"],

@@ -8,6 +8,7 @@ its start-up path.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -41,6 +42,20 @@ def content_key(arrays: Iterable, params: dict, code: Iterable[bytes | str] = ()
     for c in code:
         h.update(c.encode() if isinstance(c, str) else c)
     return h.hexdigest()
+
+
+def pack(arrays: dict, meta: dict) -> bytes:
+    """npz bytes of named arrays plus a JSON ``meta`` dict (what cache entries hold; no pickle)."""
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+    return buf.getvalue()
+
+
+def unpack(data: bytes) -> tuple[dict, dict]:
+    """(arrays, meta) from `pack` bytes; never unpickles."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads(str(arrays.pop("meta")))
 
 
 def _open(namespace: str, cache_dir):
@@ -78,4 +93,4 @@ def cached(namespace: str, key: str, compute: Callable[[], T], *, encode: Callab
     return out, False
 
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "content_key", "lookup", "store", "cached"]
+__all__ = ["CACHE_ENV", "default_cache_dir", "content_key", "pack", "unpack", "lookup", "store", "cached"]

@@ -14,7 +14,6 @@ the posteriors, the parameters and the code (like `vaefrag.analysis`).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaefrag import cache as result_cache
 from vaefrag import measures
 from vaefrag.measures import monte_carlo_terms
 from vaefrag.measures.validation import _check_posteriors
@@ -69,15 +69,11 @@ class SpacesResult:
         """npz bytes (no pickle) for the cache."""
         meta = {"n_samples": self.n_samples, "n_points": self.n_points, "params": self.params,
                 "ensemble_name": self.ensemble_name, "key": self.key, "timings": self.timings}
-        buf = io.BytesIO()
-        np.savez(buf, meta=np.array(json.dumps(meta)), **{k: getattr(self, k) for k in _ARRAYS})
-        return buf.getvalue()
+        return result_cache.pack({k: getattr(self, k) for k in _ARRAYS}, meta)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SpacesResult":
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arr = {k: z[k] for k in z.files}
-        meta = json.loads(str(arr.pop("meta")))
+        arr, meta = result_cache.unpack(data)
         return cls(**arr, **meta)
 
 
@@ -127,7 +123,7 @@ def compare_model_spaces(mu, logvar, *, n_samples: int = 2000, seed: int = 0, de
                                  np.concatenate([noise[a], noise[b]], 1), f"I(X;U,V) models {a}, {b}")
     mean = lambda t: t.mean(-1)
     var_of_mean = lambda t: t.var(-1, ddof=1) / n_samples
-    info, self_joint = mean(t_single), mean(t_self)
+    info = mean(t_single)
     s_terms = 2 * t_single - t_self                                          # per-sample I(U;U') terms
     self_info, self_info_err = mean(s_terms), np.sqrt(var_of_mean(s_terms))
     mutual, vi, nmi = np.zeros((k, k)), np.zeros((k, k)), np.full((k, k), np.nan)

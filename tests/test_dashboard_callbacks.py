@@ -350,6 +350,22 @@ def test_exports(env):
     assert "Nothing to export" in status.children
 
 
+def test_paper_figure_marks_the_selection(env):
+    from vaefrag.figures.paper import paper_figure
+
+    cfg, a, tok = env
+    h = a.hotspots[-1]
+    fig = paper_figure(a, None, selected=h.members, hotspot=h.id)
+    pos = np.argsort(a.ordering)                                # kept index -> position in OPTICS order
+    ticks = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "|"]
+    assert len(ticks) == 1
+    np.testing.assert_array_equal(ticks[0].get_xdata(), np.sort(pos[h.members]))
+    assert f"selection: {len(h.members)} channels (hotspot {h.id + 1})" in [ax.get_title("left") for ax in fig.axes]
+    assert not [ln for ax in paper_figure(a, None).axes for ln in ax.get_lines() if ln.get_marker() == "|"]
+    with pytest.raises(ValueError, match="selected"):
+        paper_figure(a, None, selected=[len(a.kept)])
+
+
 def test_callbacks_leave_the_analysis_unchanged(env):
     cfg, a, tok = env
     before = {k: np.copy(getattr(a, k)) for k in ("nmi", "vi", "ordering", "labels", "kept")}

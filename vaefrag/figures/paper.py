@@ -52,7 +52,7 @@ def _runs(positions: np.ndarray) -> list[tuple[int, int]]:
 
 
 def paper_figure(analysis, traversals=None, measure: str | None = None, *, width: float = 7.0,
-                 max_traversals: int = 8):
+                 max_traversals: int = 8, selected=None, hotspot: int | None = None):
     """Build the paper figure of an `analysis.Analysis`.
 
     Parameters
@@ -62,6 +62,9 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
         (from `traversal.channel_traversals`); None leaves out the traversal column.
     measure : "nmi" or "vi" for the matrix; default: the measure the hotspots were found with.
     width : figure width in inches (7 = a two-column page).  max_traversals : hotspots shown at most.
+    selected : kept indices of a selection (the dashboard's), marked with ticks above the
+        reachability profile and on the matrix diagonal.  hotspot : id of the selected hotspot, whose
+        traversal is shown first.
 
     Returns
     -------
@@ -83,7 +86,10 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
     pos = np.empty(mk, dtype=int)
     pos[order] = np.arange(mk)
     mat = (a.nmi if measure == "nmi" else a.vi)[np.ix_(order, order)]
-    shown = [h for h in a.hotspots][:max_traversals]
+    shown = sorted(a.hotspots, key=lambda h: h.id != hotspot)[:max_traversals]   # selected one first
+    sel = np.asarray([] if selected is None else selected, dtype=np.int64).reshape(-1)
+    if sel.size and (sel.min() < 0 or sel.max() >= mk):
+        raise ValueError(f"selected: expected kept channel indices in [0, {mk}), got {sel.min()}..{sel.max()}")
     trav = {int(k): v for k, v in (traversals or {}).items()}
     trav_list = [(h, trav[h.id]) for h in shown if h.id in trav]
 
@@ -134,6 +140,13 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
             centre = 0.5 * (pos[h.members].min() + pos[h.members].max())
             ax_r.text(centre, top * 1.04, str(h.id + 1), ha="center", va="bottom", fontsize=6.5,
                       fontweight="bold", color="black")
+
+        if sel.size:                         # the selection: ticks above the profile, dots on the diagonal
+            xs = np.sort(pos[sel])
+            ax_r.plot(xs, np.full(xs.size, top * 1.13), "|", color="black", markersize=3, markeredgewidth=0.6)
+            ax_m.plot(xs, xs, "o", color="black", markersize=1.2, markeredgewidth=0)
+            ax_r.set_title(f"selection: {sel.size} channels" + ("" if hotspot is None else f" (hotspot {hotspot + 1})"),
+                           loc="left", fontsize=6.5, pad=2)
 
         # --- factor-NMI profiles (left), rows aligned with the matrix
         if a.factor_nmi is not None and len(a.factor_names or []) > 0:

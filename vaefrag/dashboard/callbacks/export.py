@@ -13,8 +13,10 @@ from vaefrag.dashboard import data, ids
 from vaefrag.dashboard.callbacks.analysis import alert
 
 
-def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: int = 3, seed: int = 0) -> bytes:
-    """The paper figure of the analysis as ``fmt`` bytes, with medoid traversals when the ensemble has weights."""
+def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: int = 3, seed: int = 0,
+                sel: dict | None = None) -> bytes:
+    """The paper figure of the analysis as ``fmt`` bytes, with medoid traversals when the ensemble has
+    weights; ``sel`` (the shared selection, if it belongs to this analysis) is marked in it."""
     from vaefrag import traversal
     from vaefrag.figures.paper import FORMATS, paper_figure, save_figure
 
@@ -28,7 +30,10 @@ def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: in
     if ens.has_weights and ens.x is not None and a.hotspots:
         travs = traversal.hotspot_traversals(ens, a, n_values=int(steps or 7), n_rows=int(n_bases or 3),
                                              seed=int(seed or 0))
-    fig = paper_figure(a, travs, measure=measure or a.measure)
+    if sel and sel.get("key") not in (None, a.key):
+        sel = None                                   # a selection left over from another analysis
+    fig = paper_figure(a, travs, measure=measure or a.measure, selected=(sel or {}).get("channels"),
+                       hotspot=(sel or {}).get("hotspot"))
     with tempfile.TemporaryDirectory(prefix="vaefrag-export-") as tmp:
         return save_figure(fig, Path(tmp) / f"figure.{fmt}", fmt).read_bytes()
 
@@ -66,15 +71,15 @@ def matrices_npz(tok, cfg) -> bytes:
     return buf.getvalue()
 
 
-def export(trigger, tok, fmt, measure, steps, n_bases, seed, cfg) -> tuple:
-    """(download dict or no_update, status) for an export button."""
+def export(trigger, tok, fmt, measure, steps, n_bases, seed, cfg, sel=None) -> tuple:
+    """(download dict or no_update, status) for an export button; ``sel``: the shared selection."""
     if not tok:
         return no_update, alert("Nothing to export yet: no analysis is loaded.")
     stem = f"vaefrag-{tok['ensemble']}-{tok['params']['measure']}"
     try:
         if trigger == ids.EXPORT_FIGURE:
             blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=steps, n_bases=min(int(n_bases or 3), 3),
-                               seed=seed)
+                               seed=seed, sel=sel)
             return dcc.send_bytes(blob, f"{stem}.{fmt or 'pdf'}"), None
         if trigger == ids.EXPORT_CSV:
             return dcc.send_string(hotspots_csv(tok, cfg), f"{stem}-hotspots.csv"), None
@@ -90,6 +95,6 @@ def register(app, cfg) -> None:
                   Input(ids.EXPORT_FIGURE, "n_clicks"), Input(ids.EXPORT_CSV, "n_clicks"),
                   Input(ids.EXPORT_NPZ, "n_clicks"), State(ids.ANALYSIS, "data"), State(ids.EXPORT_FORMAT, "value"),
                   State(ids.MATRIX_MEASURE, "value"), State(ids.TRAV_STEPS, "value"), State(ids.TRAV_NBASE, "value"),
-                  State(ids.TRAV_SEED, "value"), prevent_initial_call=True)
-    def _export(_f, _c, _n, tok, fmt, measure, steps, n_bases, seed):
-        return export(ctx.triggered_id, tok, fmt, measure, steps, n_bases, seed, cfg)
+                  State(ids.TRAV_SEED, "value"), State(ids.SELECTION, "data"), prevent_initial_call=True)
+    def _export(_f, _c, _n, tok, fmt, measure, steps, n_bases, seed, sel):
+        return export(ctx.triggered_id, tok, fmt, measure, steps, n_bases, seed, cfg, sel)

@@ -31,6 +31,8 @@ class CLIError(Exception):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``only`` names the one command whose module is imported and registered
+    (the others get a one-line stub; ``only=""``: stubs only, for a fast ``vaefrag --help``)."""
     parser = argparse.ArgumentParser(prog="vaefrag", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -51,7 +53,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only=command if command in COMMANDS else None)
+    parser = build_parser(only=command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     if not getattr(args, "func", None):

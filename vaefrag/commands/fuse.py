@@ -37,7 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="nmi", help="objective (default nmi)")
     p.add_argument("--steps", type=int, default=1500, help="Adam steps (default 1500)")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial means (default 0)")
+    p.add_argument("--init", choices=("mds", "random"), default="mds",
+                   help="start: classical MDS of the inputs' mean fingerprint, or random means (default mds)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random start (default 0)")
     p.add_argument("--factor", help="factor name to colour the figure by (default the first factor)")
     p.add_argument("--out", required=True, help="output npz (mu, logvar, bc, nmi_inputs, vi_inputs, channels)")
     p.add_argument("--figure", help="write the fused-space figure (html) here")
@@ -59,7 +61,8 @@ def run(args) -> int:
             bar.refresh()
 
         res = fusion.fuse_selection(ens.mu, ens.logvar, channels, k=args.k, objective=args.objective,
-                                    steps=args.steps, lr=args.lr, seed=args.seed, progress=progress)
+                                    steps=args.steps, lr=args.lr, seed=args.seed, init=args.init,
+                                    progress=progress)
     np.savez(args.out, mu=res.mu, logvar=res.logvar, bc=res.bc, nmi_inputs=res.nmi_inputs, vi_inputs=res.vi_inputs,
              channels=np.asarray(channels), history=res.history)
     print(f"fused {len(channels)} channels into {args.k} dims ({args.objective}): I(X;F) = {res.info:.3f} bits, "

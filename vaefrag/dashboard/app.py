@@ -1,11 +1,12 @@
 """App factory: `create_app(ensembles_dir, default=None, cache_dir=None) -> dash.Dash`.
 
 The layout is rebuilt on every page load (so uploaded ensembles appear in the list); callbacks
-are registered once, by theme (`callbacks.analysis`, `.views`, `.traversal`, `.export`). Long
+are registered once, by theme (`callbacks.analysis`, `.views`, `.traversal`, `.export`, `.beyond`). Long
 work (a first analysis, a recompute, an upload's analysis) runs in background callbacks on a
 `DiskcacheManager` whose jobs live in ``cache_dir / "jobs"``. Nothing imports UMAP here: maps
-come precomputed from the cached `analysis.analyze`. Torch and the numeric modules are imported
-by a warm-up thread while the browser loads the page, so the server answers at once.
+come precomputed from the cached `analysis.analyze`. Before serving, the default ensemble's cached
+analysis is loaded and its first-page figures are built (memoised, shared by every user); torch,
+which only traversals need, is imported by a thread while the browser loads the page.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import diskcache
 
 from vaefrag.dashboard import data
 from vaefrag.dashboard.callbacks import analysis as cb_analysis
+from vaefrag.dashboard.callbacks import beyond as cb_beyond
 from vaefrag.dashboard.callbacks import export as cb_export
 from vaefrag.dashboard.callbacks import traversal as cb_traversal
 from vaefrag.dashboard.callbacks import views as cb_views
@@ -74,11 +76,15 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         return serve_layout(names, default_name)
 
     app.layout = layout
-    for module in (cb_analysis, cb_views, cb_traversal, cb_export):
+    for module in (cb_analysis, cb_views, cb_traversal, cb_export, cb_beyond):
         module.register(app, cfg)
     _server_timing(app.server)
-    threading.Thread(target=data.warm_up, args=(cfg.root / cfg.default if cfg.default else None, cache),
-                     name="vaefrag-warm-up", daemon=True).start()
+    first = data.warm_up(cfg.root / cfg.default if cfg.default else None, cache)
+    if first is not None:
+        cb_views.warm({"key": first.key}, cfg)
+    import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
+
+    threading.Thread(target=data.import_numerics, name="vaefrag-import", daemon=True).start()
     return app
 
 

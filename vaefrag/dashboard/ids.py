@@ -67,3 +67,26 @@ EXPORT_FIGURE = "vf-export-figure"  # button: paper figure
 EXPORT_CSV = "vf-export-csv"        # button: hotspot table CSV
 EXPORT_NPZ = "vf-export-npz"        # button: matrices NPZ
 DOWNLOAD = "vf-download"            # dcc.Download
+
+# --- beyond channels: full latent spaces and fusion (callbacks/beyond.py) -------------------------
+BEYOND_TABS = "vf-beyond-tabs"      # dcc.Tabs: full latent spaces | fuse selection
+SPACES_GRAPH = "vf-spaces"          # dcc.Graph: model x model full-space NMI / VI + I(X;U) per model
+SPACES_MEASURE = "vf-spaces-measure"  # dcc.RadioItems nmi / vi
+SPACES_COMPUTE = "vf-spaces-compute"  # button: compute the full-space comparison (background job)
+SPACES_CANCEL = "vf-spaces-cancel"
+SPACES_PROGRESS = "vf-spaces-progress"
+SPACES_PROGRESS_TEXT = "vf-spaces-progress-text"
+SPACES_JOB_PANEL = "vf-spaces-job-panel"
+SPACES_STATUS = "vf-spaces-status"
+SPACES_DONE = "vf-spaces-done"      # dcc.Store: {"ensemble", "key"} of the last computed comparison
+FUSE = "vf-fuse"                    # button: fuse the channels of the shared selection (background job)
+FUSE_CANCEL = "vf-fuse-cancel"
+FUSE_OBJECTIVE = "vf-fuse-objective"  # dcc.RadioItems nmi / vi / info
+FUSE_COLOR = "vf-fuse-color"        # dcc.Dropdown: colour the fused space by "index" or "factor:<j>"
+FUSE_PROGRESS = "vf-fuse-progress"
+FUSE_PROGRESS_TEXT = "vf-fuse-progress-text"
+FUSE_JOB_PANEL = "vf-fuse-job-panel"
+FUSE_STATUS = "vf-fuse-status"
+FUSED = "vf-fused"                  # dcc.Graph: fused means with uncertainty ellipses
+FUSE_AGREEMENT = "vf-fuse-agreement"  # dcc.Graph: NMI of the fused space with each input
+FUSION = "vf-fusion"                # dcc.Store: {"ensemble", "key", "channels", "n_points"} of the figure shown

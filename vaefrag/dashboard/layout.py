@@ -6,6 +6,7 @@ Layout (CSS grid in ``assets/vaefrag.css``)::
     sidebar: analysis controls, progress + cancel, map / traversal controls, export
     main:   [ matrix (reachability + ordered matrix + factor NMI) | map / hotspot list ]
             [ traversals                                            | model table         ]
+            [ beyond channels: full latent spaces | fusion of the selection (tabs)        ]
 """
 from __future__ import annotations
 
@@ -155,7 +156,53 @@ def main_views() -> html.Main:
         ("hotspots", "hotspots", ""), ("mig", "MIG", ".3f"), ("sap", "SAP", ".3f"), ("udr", "UDR", ".3f"),
         ("final_loss", "final loss", ".4g")], [{"column_id": "model", "direction": "asc"}], max_height=400),
         class_name="vf-model-panel")
-    return html.Main([matrix, chan_map, hotspots, trav, models], className="vf-main")
+    return html.Main([matrix, chan_map, hotspots, trav, models, beyond_panel()], className="vf-main")
+
+
+#: on-screen height of the graphs of the "beyond channels" panel (pixels)
+BEYOND_HEIGHT = 440
+
+
+def beyond_panel() -> html.Section:
+    """Full width, below the views: tabs "Full latent spaces" (model x model NMI / VI of whole latent
+    spaces) and "Fuse selection" (the selected channels fused into a 2-D space), each a background job."""
+    def job(button_id, label, cancel_id, panel_id, progress_id, text_id) -> list:
+        return [html.Button(label, id=button_id, n_clicks=0, className="vf-btn vf-btn-primary"),
+                html.Button("Cancel", id=cancel_id, n_clicks=0, className="vf-btn", disabled=True),
+                html.Div([html.Progress(id=progress_id, value="0", max="1", className="vf-progress"),
+                          html.Div(id=text_id, className="vf-hint")], id=panel_id, className="vf-beyond-job",
+                         style={"display": "none"})]
+
+    def radio(radio_id, labels: dict) -> dcc.RadioItems:
+        return dcc.RadioItems(id=radio_id, options=[{"label": v, "value": k} for k, v in labels.items()],
+                              value=next(iter(labels)), inline=True, className="vf-radio")
+
+    def graph(graph_id, kind, filename) -> dcc.Graph:
+        return dcc.Graph(id=graph_id, figure=empty_figure("", BEYOND_HEIGHT), config=graph_config(kind, filename),
+                         style={"height": f"{BEYOND_HEIGHT}px"})
+
+    tab = {"className": "vf-tab", "selected_className": "vf-tab-selected"}
+    spaces = dcc.Tab(label="Full latent spaces", value="spaces", **tab, children=[
+        html.Div([radio(ids.SPACES_MEASURE, {"nmi": "NMI", "vi": "VI"}),
+                  *job(ids.SPACES_COMPUTE, "Compute", ids.SPACES_CANCEL, ids.SPACES_JOB_PANEL, ids.SPACES_PROGRESS,
+                       ids.SPACES_PROGRESS_TEXT)], className="vf-row vf-wrap vf-beyond-controls"),
+        html.Div(id=ids.SPACES_STATUS, className="vf-beyond-status"),
+        graph(ids.SPACES_GRAPH, "matrix", "vaefrag-spaces")])
+    fuse = dcc.Tab(label="Fuse selection", value="fuse", **tab, children=[
+        html.Div([radio(ids.FUSE_OBJECTIVE, {"nmi": "NMI", "vi": "VI", "info": "information"}),
+                  html.Label("colour by", className="vf-label vf-inline-label"),
+                  dcc.Dropdown(id=ids.FUSE_COLOR, value=None, clearable=False, className="vf-fuse-color",
+                               options=[{"label": "point index", "value": "index"}]),
+                  *job(ids.FUSE, "Fuse selection", ids.FUSE_CANCEL, ids.FUSE_JOB_PANEL, ids.FUSE_PROGRESS,
+                       ids.FUSE_PROGRESS_TEXT)], className="vf-row vf-wrap vf-beyond-controls"),
+        html.Div(id=ids.FUSE_STATUS, className="vf-beyond-status"),
+        html.Div([graph(ids.FUSED, "map", "vaefrag-fused"), graph(ids.FUSE_AGREEMENT, "map", "vaefrag-fusion-nmi")],
+                 className="vf-beyond-graphs")])
+    return _panel("Beyond channels", [dcc.Store(id=ids.SPACES_DONE), dcc.Store(id=ids.FUSION),
+                                      dcc.Tabs(id=ids.BEYOND_TABS, value="spaces", children=[spaces, fuse],
+                                               className="vf-beyond-tabs")],
+                  extra=html.Span("whole latent spaces of the models; the selection fused into 2-D",
+                                  className="vf-hint"), class_name="vf-beyond-panel")
 
 
 def serve_layout(names: list[str], default: str | None) -> html.Div:

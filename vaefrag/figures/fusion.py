@@ -18,6 +18,28 @@ def _ellipse_path(mu: np.ndarray, logvar: np.ndarray, n: int = 24) -> tuple[np.n
     return np.hstack([xs, pad]).ravel(), np.hstack([ys, pad]).ravel()
 
 
+def fused_marker_colors(n: int, factor=None, factor_name: str = "factor") -> dict:
+    """Marker colour properties of `fused_space_figure` for n points: the point index on Viridis, or
+    a factor [n] on the cyclic HSV scale with its range widened by one step between values, so that
+    the smallest and largest values get different colours and an angle-like factor wraps around.
+    Colour scales are explicit [[position, colour], ...] lists (plotly.js itself has no "HSV")."""
+    from plotly.colors import get_colorscale
+
+    if factor is None:
+        return {"color": np.arange(n), "colorscale": get_colorscale("Viridis"), "cmin": None, "cmax": None,
+                "colorbar": {"title": {"text": "point"}}}
+    color = np.asarray(factor).reshape(-1)
+    if color.shape[0] != n:
+        raise ValueError(f"factor: expected {n} values (one per fingerprint point), got {color.shape[0]}")
+    lo = hi = None
+    if np.issubdtype(color.dtype, np.number):
+        vals = np.unique(color[np.isfinite(color)]).astype(float)
+        step = float(np.median(np.diff(vals))) if len(vals) > 1 else 1.0
+        lo, hi = (float(vals[0]), float(vals[-1]) + step) if len(vals) else (None, None)
+    return {"color": color, "colorscale": get_colorscale("HSV"), "cmin": lo, "cmax": hi,
+            "colorbar": {"title": {"text": factor_name}}}
+
+
 def fused_space_figure(result, factor=None, factor_name: str = "factor", ellipses: bool = True):
     """2-D scatter of the fused means with one-sigma uncertainty ellipses, coloured by a factor.
 
@@ -34,9 +56,7 @@ def fused_space_figure(result, factor=None, factor_name: str = "factor", ellipse
     if mu.shape[1] == 1:
         mu = np.hstack([mu, np.arange(n)[:, None].astype(float)])
         lv = np.hstack([lv, np.full((n, 1), -np.inf)])
-    color = np.arange(n) if factor is None else np.asarray(factor).reshape(-1)
-    if color.shape[0] != n:
-        raise ValueError(f"factor: expected {n} values (one per fingerprint point), got {color.shape[0]}")
+    colors = fused_marker_colors(n, factor, factor_name)
     fig = go.Figure()
     if ellipses:
         ex, ey = _ellipse_path(mu[:, :2], lv[:, :2])
@@ -44,8 +64,7 @@ def fused_space_figure(result, factor=None, factor_name: str = "factor", ellipse
                                    hoverinfo="skip", showlegend=False))
     fig.add_trace(go.Scattergl(
         x=mu[:, 0], y=mu[:, 1], mode="markers", customdata=np.arange(n),
-        marker={"color": color, "colorscale": "HSV" if factor is not None else "Viridis", "size": 6,
-                "colorbar": {"title": factor_name if factor is not None else "point"}},
+        marker={**colors, "size": 6},
         hovertemplate="point %{customdata}<br>mean (%{x:.2f}, %{y:.2f})<extra></extra>", showlegend=False))
     fig.update_layout(title=f"fused space ({result.objective}, {len(result.nmi_inputs)} inputs): "
                             f"mean NMI {result.mean_nmi:.3f}, I(X;F) {result.info:.2f} bits",
@@ -138,4 +157,5 @@ def ring_study_figure(rows, examples=None):
     return fig
 
 
-__all__ = ["fused_space_figure", "fusion_agreement_figure", "spaces_figure", "ring_study_figure"]
+__all__ = ["fused_marker_colors", "fused_space_figure", "fusion_agreement_figure", "spaces_figure",
+           "ring_study_figure"]

@@ -1,0 +1,243 @@
+"""The "beyond channels" panel (full latent spaces, fusion of the selection): plain-function tests
+of `dashboard.callbacks.beyond` against the library called directly, and one browser test.
+
+The ensemble is a tiny `make_fragment_ensemble`; its analysis is computed once, in a child process
+(as in test_dashboard_browser.py: UMAP's numba pool must not live in the process whose forks run
+the app's background jobs).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dash")
+
+from dash import no_update  # noqa: E402
+from dash._utils import to_json  # noqa: E402
+from plotly.colors import get_colorscale  # noqa: E402
+
+from vaefrag import fusion, spaces  # noqa: E402
+from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
+from vaefrag.dashboard import data, ids  # noqa: E402
+from vaefrag.dashboard import selection as selmod  # noqa: E402
+from vaefrag.dashboard.callbacks import beyond as cbb  # noqa: E402
+from vaefrag.dashboard.config import Config  # noqa: E402
+from vaefrag.figures.fusion import fused_space_figure, fusion_agreement_figure  # noqa: E402
+
+NAME = "frag"
+STEPS = 15                      # fusion steps in the plain tests (values are compared, not quality)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """(Config, Analysis, token) of a 4 x 4 fragment ensemble (N=96) with a warm analysis cache."""
+    tmp = tmp_path_factory.mktemp("beyond")
+    root, cache = tmp / "ensembles", tmp / "cache"
+    path = make_fragment_ensemble(root / NAME, models=4, latents=4, n_points=96, seed=1)
+    code = ("import sys; from vaefrag.dashboard import data; "
+            "data.compute_analysis(sys.argv[1], data.clean_params(), sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(path), str(cache)], check=True, timeout=900)
+    a = data.cached_analysis(path, data.clean_params(), cache)
+    assert a is not None and a.hotspots, "the fragment ensemble should have hotspots"
+    return Config(root=root, cache_dir=cache, default=NAME), a, data.token(NAME, data.clean_params(), a.key)
+
+
+def _record():
+    calls = []
+    return calls, calls.append
+
+
+GRAPH_DATA = "const gd = document.querySelector(arguments[0] + ' .js-plotly-plot'); return gd ? gd.data : null;"
+
+
+def _js(duo, script, *args):
+    return duo.driver.execute_script(script, *args)
+
+
+def _wait(duo, cond, timeout=60, msg="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if cond():
+                return
+        except Exception:           # element not there yet / stale
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {msg}")
+
+
+def _hotspot_sel(a, tok):
+    h = max(a.hotspots, key=lambda h: h.size)
+    return h, {**selmod.hotspot(a, h.id), "key": tok["key"]}
+
+
+# ----------------------------------------------------------------------------------- browser (one)
+@pytest.mark.browser
+def test_fuse_selection_in_the_browser(dash_duo, served):
+    """Select a hotspot in the list, open the fusion tab, fuse: the fused space appears."""
+    from vaefrag.dashboard import create_app
+
+    cfg, a, _ = served
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(create_app(cfg.root, default=NAME, cache_dir=cfg.cache_dir))
+    _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
+          timeout=240, msg="first render")
+    h = a.hotspots[0]                                    # the first row of the list (sorted by id)
+    dash_duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    _wait(dash_duo, lambda: f"hotspot={h.id}" in dash_duo.driver.current_url, msg="hotspot selected")
+    dash_duo.driver.find_element("xpath", f"//*[@id='{ids.BEYOND_TABS}']//*[normalize-space()='Fuse selection']"
+                                 ).click()
+    dash_duo.find_element(f"#{ids.FUSE}").click()
+    n = data.load_ensemble(cfg.root / NAME).n_points
+
+    points = ("const gd = document.querySelector('#" + ids.FUSED + " .js-plotly-plot');"
+              "if (!gd || !gd.data || gd.data.length !== 2) { return -1; }"
+              "const x = gd.data[1].x; return (x._inputArray || x).length;")   # typed arrays: {bdata, _inputArray}
+    _wait(dash_duo, lambda: _js(dash_duo, points) == n, timeout=120, msg="fused space graph")
+    bars = _js(dash_duo, GRAPH_DATA, "#" + ids.FUSE_AGREEMENT)[0]["x"]
+    assert bars == [f"model {m}, channel {c}" for m, c in a.channel_ids[a.kept[sorted(h.members)]]]
+    assert "Fused" in dash_duo.find_element(f"#{ids.FUSE_STATUS}").text
+    assert dash_duo.get_logs() == []
+
+
+# -------------------------------------------------------------------------------- full latent spaces
+def test_spaces_view_computes_only_on_request(served):
+    cfg, a, tok = served
+    fig, status = cbb.spaces_view(tok, "nmi", cfg)
+    assert not fig.data and "not computed yet" in status.children and "Compute" in status.children
+    calls, set_progress = _record()
+    done, err = cbb.spaces_job(set_progress, 1, tok, cfg)
+    assert err is no_update and done["ensemble"] == NAME
+    assert calls and calls[-1][0] == calls[-1][1] != "0"            # progress reached its total
+    direct = spaces.ensemble_spaces(cfg.root / NAME, use_cache=False)
+    assert done["key"] == direct.key
+    for measure in ("nmi", "vi"):
+        fig, status = cbb.spaces_view(tok, measure, cfg)
+        heat, bars = fig.data
+        np.testing.assert_allclose(np.asarray(heat.z, float), getattr(direct, measure), rtol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(np.asarray(heat.customdata, float), getattr(direct, f"{measure}_err"),
+                                   rtol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(np.asarray(bars.y, float), direct.info, rtol=1e-9)
+        np.testing.assert_allclose(np.asarray(bars.error_y.array, float), direct.info_err, rtol=1e-9)
+        assert f"{direct.n_samples} Monte Carlo draws" in status.children
+
+
+def test_spaces_view_and_job_without_ensemble(served):
+    cfg, _, tok = served
+    fig, status = cbb.spaces_view(None, "nmi", cfg)
+    assert not fig.data and status is None
+    assert cbb.spaces_job(lambda _: None, 0, tok, cfg) == (no_update, no_update)
+    fig, status = cbb.spaces_view({**tok, "ensemble": "missing"}, "nmi", cfg)
+    assert not fig.data and "missing" in status.children
+    done, status = cbb.spaces_job(lambda _: None, 1, {**tok, "ensemble": "../x"}, cfg)
+    assert done is no_update and "failed" in status.children
+
+
+def test_ensemble_spaces_compute_false_never_computes(served, tmp_path):
+    cfg, _, _ = served
+    assert spaces.ensemble_spaces(cfg.root / NAME, n_samples=50, cache_dir=tmp_path, compute=False) is None
+    got = spaces.ensemble_spaces(cfg.root / NAME, n_samples=50, cache_dir=tmp_path)
+    hit = spaces.ensemble_spaces(cfg.root / NAME, n_samples=50, cache_dir=tmp_path, compute=False)
+    assert hit.from_cache and hit.key == got.key
+    np.testing.assert_array_equal(hit.vi, got.vi)
+
+
+# ------------------------------------------------------------------------------------------ fusion
+def test_fuse_job_matches_fuse_selection(served):
+    cfg, a, tok = served
+    ens = data.load_ensemble(cfg.root / NAME)
+    h, sel = _hotspot_sel(a, tok)
+    pairs = a.channel_ids[a.kept[sorted(h.members)]]
+    calls, set_progress = _record()
+    fused, agree, status, store = cbb.fuse_job(set_progress, 1, tok, sel, "vi", "factor:3", cfg, steps=STEPS)
+    direct = fusion.fuse_selection(ens.mu, ens.logvar, pairs, k=2, objective="vi", steps=STEPS, lr=cbb.FUSE_LR,
+                                   seed=cbb.FUSE_SEED)
+    bar = agree.data[0]
+    np.testing.assert_allclose(np.asarray(bar.y, float), direct.nmi_inputs, rtol=1e-6)
+    assert list(bar.x) == [f"model {m}, channel {c}" for m, c in pairs]
+    ellipses, markers = fused.data
+    np.testing.assert_allclose(np.c_[markers.x, markers.y], direct.mu, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(markers.marker.color, ens.factors[:, 3])
+    assert markers.marker.cmax - markers.marker.cmin == np.ptp(ens.factors[:, 3]) + 1   # integer factor
+    assert markers.marker.colorbar.title.text == ens.factor_names[3]
+    assert len(ellipses.x) == ens.n_points * 25                       # 24 points + a gap per ellipse
+    assert f"Fused {len(pairs)} channels" in status.children and f"{direct.mean_nmi:.3f}" in status.children
+    assert store == {"ensemble": NAME, "key": tok["key"], "channels": pairs.tolist(), "n_points": ens.n_points,
+                     "color": "factor:3"}
+    assert calls[-1][:2] == (str(STEPS), str(STEPS))
+
+
+@pytest.mark.parametrize("sel", [None, "empty", "stale"])
+def test_fuse_job_without_selection_alerts(served, sel):
+    cfg, a, tok = served
+    if sel == "empty":
+        sel = {"kind": "model", "channels": [], "hotspot": None, "model": 0, "channel": None, "key": tok["key"]}
+    elif sel == "stale":
+        sel = {**_hotspot_sel(a, tok)[1], "key": "another analysis"}
+    fused, agree, status, store = cbb.fuse_job(lambda _: None, 1, tok, sel, "nmi", "index", cfg, steps=STEPS)
+    assert "Nothing to fuse" in status.children and "vf-alert-info" in status.className
+    assert not fused.data and not agree.data and store is None
+    assert cbb.fuse_job(lambda _: None, 0, tok, sel, "nmi", "index", cfg) == (no_update,) * 4
+    _, _, status, _ = cbb.fuse_job(lambda _: None, 1, None, sel, "nmi", "index", cfg)
+    assert "No analysis" in status.children
+
+
+def test_fusion_caps_the_inputs(served, monkeypatch):
+    cfg, a, tok = served
+    monkeypatch.setattr(cbb, "MAX_INPUTS", 3)
+    sel = {"kind": "channels", "channels": list(range(len(a.kept))), "hotspot": None, "model": None,
+           "channel": None, "key": tok["key"]}
+    pairs, note = cbb.selected_channels(a, sel)
+    top = np.sort(np.argsort(-a.info[a.kept], kind="stable")[:3])
+    np.testing.assert_array_equal(pairs, a.channel_ids[a.kept[top]])
+    assert "At most 3 channels" in note
+    _, agree, status, store = cbb.fuse_job(lambda _: None, 1, tok, sel, "info", "index", cfg, steps=2)
+    assert len(agree.data[0].y) == 3 and "At most 3 channels" in status.children and len(store["channels"]) == 3
+
+
+def test_color_options_recolor_and_reset(served):
+    cfg, _, tok = served
+    ens = data.load_ensemble(cfg.root / NAME)
+    opts, value = cbb.color_options(tok, None, cfg)
+    assert [o["label"] for o in opts] == ["point index", *ens.factor_names] and value == "factor:0"
+    assert cbb.color_options(tok, "index", cfg)[1] == "index"
+    assert cbb.color_options(None, "factor:2", cfg) == (no_update, no_update)
+    assert cbb.color_options({**tok, "ensemble": "missing"}, "factor:2", cfg) == (
+        [{"label": "point index", "value": "index"}], "index")
+    store = {"ensemble": NAME, "key": tok["key"], "channels": [[0, 0]], "n_points": ens.n_points, "color": "index"}
+    assert cbb.recolor("index", None, {ids.FUSE_COLOR}, cfg) is no_update
+    assert cbb.recolor("index", store, {ids.FUSION}, cfg) is no_update        # drawn with this colour
+    def ops(color):
+        patch = cbb.recolor(color, store, {ids.FUSE_COLOR}, cfg).to_plotly_json()
+        return {o["location"][-1]: o["params"]["value"] for o in patch["operations"]
+                if o["location"][:3] == ["data", 1, "marker"]}
+
+    got = ops("factor:1")                                   # scale: 3 values 0, 1, 2 -> HSV over [0, 3]
+    assert got["color"] == ens.factors[:, 1].tolist() and got["colorscale"] == get_colorscale("HSV")
+    f = ens.factors[:, 1]
+    assert (got["cmin"], got["cmax"]) == (f.min(), f.max() + 1)
+    assert got["colorbar"] == {"title": {"text": ens.factor_names[1]}}
+    got = ops("index")
+    assert got["color"] == list(range(ens.n_points)) and got["cmin"] is None and got["cmax"] is None
+    assert got["colorscale"] == get_colorscale("Viridis")
+    assert cbb.reset_fusion(tok, store) == (no_update,) * 4
+    assert cbb.reset_fusion(tok, None) == (no_update, no_update, None, no_update)
+    fused, agree, status, new = cbb.reset_fusion({**tok, "ensemble": "other"}, store)
+    assert not fused.data and not agree.data and status is None and new is None
+
+
+def test_fusion_responses_stay_small():
+    """N=1000 points with ellipses and 40 inputs: each figure's JSON well under 2 MB."""
+    rng = np.random.default_rng(0)
+    n, c = 1000, 40
+    res = fusion.FusionResult(mu=rng.normal(size=(n, 2)), logvar=rng.normal(-2, 0.3, (n, 2)), bc=np.eye(n), info=5.0,
+                              self_info=4.0, nmi_inputs=rng.random(c), vi_inputs=rng.random(c),
+                              mutual_inputs=rng.random(c), input_info=rng.random(c), history=np.zeros(1),
+                              objective="nmi", k=2)
+    fused = fused_space_figure(res, factor=rng.integers(0, 40, n), factor_name="orientation")
+    agree = fusion_agreement_figure(res, [f"model {i}, channel 0" for i in range(c)])
+    assert len(to_json(fused)) < 2_000_000 and len(to_json(agree)) < 100_000

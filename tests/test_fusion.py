@@ -48,6 +48,24 @@ def test_fusing_copies_of_one_channel_recovers_it():
     assert r.history[-1] > r.history[0] + 0.5 and r.mutual_inputs[0] == pytest.approx(r.history[-1], abs=1e-3)
 
 
+def test_floored_nmi_objective_removes_the_zero_information_optimum():
+    rng = np.random.default_rng(0)
+    n = 60
+    mu = np.sort(rng.uniform(-4, 4, n))[:, None]
+    lv = np.full((n, 1), -1.0)
+    bc_in = torch.as_tensor(measures.bhattacharyya(mu[None], lv[None]))
+    flat = torch.zeros(n, 1, dtype=torch.float64)
+    # a fused space that is a shrunken copy of the input carries ~0 bits, yet its NMI estimate
+    # stays near 0.9 (numerator and denominator are both first order): the floor sends it to 0
+    tiny = fusion.fused_measures(measures.bhattacharyya_torch(torch.as_tensor(1e-3 * mu), flat), bc_in)
+    assert tiny["self_info"] < 1e-9 and tiny["nmi"][0] > 0.8
+    assert fusion.objective_value(tiny, "nmi") < 1e-4
+    # a finer fused space (more bits than the input): the objective is the plain NMI
+    fine = fusion.fused_measures(measures.bhattacharyya_torch(torch.as_tensor(3 * mu), flat - 2), bc_in)
+    assert fine["self_info"] > 2 * fine["info_in"][0] - fine["selfjoint_in"][0]
+    assert float(fusion.objective_value(fine, "nmi")) == pytest.approx(float(fine["nmi"].mean()), rel=1e-12)
+
+
 def test_mds_init_recovers_equal_variance_means():
     # equal variances s^2: D_B = (mu_i - mu_j)^2 / (8 s^2), so sqrt(8 D_B) = |mu_i - mu_j| / s and
     # classical MDS returns the centred means / s up to a sign (and zeros in extra dimensions)

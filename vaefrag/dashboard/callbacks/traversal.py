@@ -78,8 +78,10 @@ def register(app, cfg) -> None:
                   Output(ids.HIGHLIGHT, "data"),
                   Input(ids.SELECTION, "data"), Input(ids.TRAV_STEPS, "value"), Input(ids.TRAV_RANGE, "value"),
                   Input(ids.TRAV_NBASE, "value"), Input(ids.TRAV_SEED, "value"), Input(ids.TRAV_BASES, "data"),
-                  State(ids.ANALYSIS, "data"))
+                  Input(ids.ANALYSIS, "data"))
     def _traversals(sel, steps, qrange, n_bases, seed, picked, tok):
+        # the highlight follows a new selection only; a new analysis with no selection just redraws
+        # the panel's hint (the selection callback leaves an empty selection alone)
         fresh = any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered
         try:
             cards, desc = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from dash._utils import to_json  # noqa: E402
 from plotly.colors import get_colorscale  # noqa: E402
 
 from vaefrag import fusion, spaces  # noqa: E402
+from browser_helpers import _js, _wait  # noqa: E402
 from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import data, ids  # noqa: E402
 from vaefrag.dashboard import selection as selmod  # noqa: E402
@@ -52,22 +52,6 @@ def _record():
 
 
 GRAPH_DATA = "const gd = document.querySelector(arguments[0] + ' .js-plotly-plot'); return gd ? gd.data : null;"
-
-
-def _js(duo, script, *args):
-    return duo.driver.execute_script(script, *args)
-
-
-def _wait(duo, cond, timeout=60, msg="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if cond():
-                return
-        except Exception:           # element not there yet / stale
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {msg}")
 
 
 def _hotspot_sel(a, tok):

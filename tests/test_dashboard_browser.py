@@ -22,6 +22,7 @@ pytest.importorskip("dash")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
+from browser_helpers import _js, _wait  # noqa: E402
 from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import create_app, data, ids  # noqa: E402
 from vaefrag.dashboard.app import pick_default  # noqa: E402
@@ -29,7 +30,6 @@ from vaefrag.figures import views  # noqa: E402
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 60
 
 
 def _analyse_in_child(path: Path, cache) -> None:
@@ -78,22 +78,6 @@ def app_duo(dash_duo, served):
     _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
           timeout=240, msg="first render")
     return dash_duo, a
-
-
-def _js(duo, script, *args):
-    return duo.driver.execute_script(script, *args)
-
-
-def _wait(duo, cond, timeout=TIMEOUT, msg="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if cond():
-                return
-        except Exception:           # element not there yet / stale
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {msg}")
 
 
 GRAPH_DATA = "const gd = document.querySelector(arguments[0] + ' .js-plotly-plot'); return gd ? gd.data : null;"

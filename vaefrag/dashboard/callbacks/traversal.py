@@ -25,12 +25,12 @@ def _card(c: dict, color: str) -> html.Figure:
 
 def traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg) -> tuple:
     """(cards, description) of the current selection's traversals."""
+    if not sel:              # no analysis needed for the hint (the first page shows it before one loads)
+        return [], selmod.describe(None, None)
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
         return [], ""
     desc = selmod.describe(a, sel)
-    if not sel:
-        return [], desc
     try:
         path = data.ensemble_path(cfg.root, tok["ensemble"])
         cards = trav.cards(path, a, sel, steps=steps or 7, quantiles=tuple(qrange or (0.05, 0.95)),
@@ -78,10 +78,8 @@ def register(app, cfg) -> None:
                   Output(ids.HIGHLIGHT, "data"),
                   Input(ids.SELECTION, "data"), Input(ids.TRAV_STEPS, "value"), Input(ids.TRAV_RANGE, "value"),
                   Input(ids.TRAV_NBASE, "value"), Input(ids.TRAV_SEED, "value"), Input(ids.TRAV_BASES, "data"),
-                  Input(ids.ANALYSIS, "data"))
+                  State(ids.ANALYSIS, "data"))
     def _traversals(sel, steps, qrange, n_bases, seed, picked, tok):
-        # the highlight follows a new selection only; a new analysis with no selection just redraws
-        # the panel's hint (the selection callback leaves an empty selection alone)
         fresh = any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered
         try:
             cards, desc = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg)

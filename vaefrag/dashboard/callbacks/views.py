@@ -148,7 +148,8 @@ def update_selection(event, matrix_click, map_click, map_sel, hs_cell, model_cel
         hid = tok.get("hotspot")
         sel = selmod.hotspot(a, hid) if hid is not None else None
         if sel is None and not current:
-            return no_update          # nothing to clear: spares the first page a round trip
+            return no_update          # nothing to clear: the first page's matrix and map need not wait
+                                      # for selection -> traversal -> highlight
     elif trigger == ids.CLEAR:
         sel = None
     elif trigger == ids.MATRIX:

@@ -21,6 +21,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from vaefrag.commands import bar_progress
+
     from vaefrag import synthetic
     from vaefrag.figures.benchmark import benchmark_figure
 
@@ -29,9 +31,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tqdm(desc="pairs", unit="pair") as bar:
-        def progress(done, total, message=""):
-            bar.total, bar.n = total, done
-            bar.set_postfix_str(message)
+        progress = bar_progress(bar)
 
         bench = synthetic.benchmark_measures(n_samples=args.samples, seed=args.seed, progress=progress)
     with open(out / "measures.csv", "w", newline="") as f:

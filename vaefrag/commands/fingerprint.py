@@ -19,16 +19,15 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from vaefrag.commands import bar_progress
+
     from vaefrag.commands.train import resolve_device
     from vaefrag.training import refingerprint
 
     if args.size < 2:
         raise ValueError(f"--size must be >= 2, got {args.size}")
     with tqdm(desc="members", unit="model") as bar:
-        def progress(done, total, message=""):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
+        progress = bar_progress(bar)
 
         try:
             path = refingerprint(args.ensemble, args.size, args.seed, out=args.out,

@@ -49,16 +49,15 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from vaefrag.commands import bar_progress
+
     from vaefrag import fusion
     from vaefrag.store import load_ensemble
 
     ens = load_ensemble(args.ensemble)
     channels = parse_channels(args.channels, ens.n_models, ens.n_latents)
     with tqdm(desc="fusion", unit="step", total=args.steps) as bar:
-        def progress(done, total, message=""):
-            bar.n = done
-            bar.set_postfix_str(message)
-            bar.refresh()
+        progress = bar_progress(bar)
 
         res = fusion.fuse_selection(ens.mu, ens.logvar, channels, k=args.k, objective=args.objective,
                                     steps=args.steps, lr=args.lr, seed=args.seed, init=args.init,

@@ -26,15 +26,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from vaefrag.commands import bar_progress
+
     from vaefrag import spaces
 
     if args.samples < 2:
         raise ValueError(f"--samples must be >= 2, got {args.samples}")
     with tqdm(desc="estimates", unit="est") as bar:
-        def progress(done, total, message=""):
-            bar.total, bar.n = total, done
-            bar.set_postfix_str(message)
-            bar.refresh()
+        progress = bar_progress(bar)
 
         res = spaces.ensemble_spaces(args.ensemble, n_samples=args.samples, sample_size=args.sample_size,
                                      seed=args.seed, device=args.device, cache_dir=args.cache_dir,

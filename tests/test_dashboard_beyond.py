@@ -225,3 +225,31 @@ def test_fusion_responses_stay_small():
     fused = fused_space_figure(res, factor=rng.integers(0, 40, n), factor_name="orientation")
     agree = fusion_agreement_figure(res, [f"model {i}, channel 0" for i in range(c)])
     assert len(to_json(fused)) < 2_000_000 and len(to_json(agree)) < 100_000
+
+
+def test_every_dashboard_figure_is_drawable_by_the_partial_plotly_bundle(served):
+    """The page loads plotly.js's cartesian bundle (assets/): every trace type the dashboard sends
+    must be one the bundle registers (read from the bundle itself)."""
+    import re
+
+    from vaefrag.dashboard.app import ASSETS, PLOTLY_BUNDLE_VERSION
+    from vaefrag.dashboard.callbacks import views as cbv
+    from vaefrag.figures.fusion import spaces_figure
+
+    bundle = (ASSETS / f"plotly-cartesian-{PLOTLY_BUNDLE_VERSION}.min.js").read_text()
+    assert f"v{PLOTLY_BUNDLE_VERSION}" in bundle[:200]
+    registered = set(re.findall(r'moduleType:"trace",name:"(\w+)"', bundle))
+    assert {"bar", "heatmap", "scatter"} <= registered and "scattergl" not in registered
+    cfg, a, tok = served
+    rng = np.random.default_rng(0)
+    n, c = 50, 3
+    res = fusion.FusionResult(mu=rng.normal(size=(n, 2)), logvar=rng.normal(-2, 0.3, (n, 2)), bc=np.eye(n), info=5.0,
+                              self_info=4.0, nmi_inputs=rng.random(c), vi_inputs=rng.random(c),
+                              mutual_inputs=rng.random(c), input_info=rng.random(c), history=np.zeros(1),
+                              objective="nmi", k=2)
+    sp = spaces.compare_model_spaces(rng.normal(size=(2, 30, 2)), np.full((2, 30, 2), -2.0), n_samples=20)
+    figs = [cbv.matrix_view(tok, m, None, set(), cfg) for m in ("nmi", "vi")]
+    figs += [cbv.map_view(tok, m, col, None, set(), cfg) for m in ("umap", "mds") for col in ("hotspot", "info")]
+    figs += [fused_space_figure(res), fusion_agreement_figure(res), spaces_figure(sp)]
+    used = {t.type for f in figs for t in f.data}
+    assert used and used <= registered, used - registered

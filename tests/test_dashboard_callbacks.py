@@ -110,6 +110,36 @@ def test_request_from_controls_and_resolve(env):
     assert "min_samples" in bad[1].children
 
 
+def test_open_analysis_is_request_then_resolve_in_one_round_trip(env):
+    cfg, a, tok = env
+    out = cba.open_analysis("", None, None, None, None, None, None, None, cfg)
+    assert out[0] == tok and out[1] is cba.no_update and out[2] is None and out[3] == NAME
+    # the layout carries the first page's token already: the views are not redrawn
+    assert cba.open_analysis("", None, None, None, None, None, None, tok, cfg)[0] is cba.no_update
+    # a bookmarked hotspot is a different token (the selection follows it)
+    assert cba.open_analysis("?hotspot=1", None, None, None, None, None, None, tok, cfg)[0] == {**tok, "hotspot": 1}
+    # a bad control value keeps the analysis and says why; an uncached one goes to the job
+    bad = cba.open_analysis("", NAME, "nmi", 0.01, 1, None, ids.APPLY, tok, cfg)
+    assert bad[:2] == (cba.no_update, cba.no_update) and "min_samples" in bad[2].children
+    tok2, pending, status, *_ = cba.open_analysis("", NAME, "nmi", 0.3, None, None, ids.APPLY, tok, cfg)
+    assert tok2 is cba.no_update and pending["params"]["info_threshold"] == 0.3 and "Computing" in status.children
+
+
+def test_first_page_carries_the_default_views(env, tmp_path):
+    cfg, a, tok = env
+    first = cbv.first_page(NAME, cfg)
+    assert first["token"] == tok
+    assert first["matrix"] is cbv.matrix_view(tok, "nmi", None, set(), cfg)       # the memoised figures
+    assert first["map"] is cbv.map_view(tok, "umap", "hotspot", None, set(), cfg)
+    heat = next(t for t in first["matrix"].data if t.name == "matrix")
+    np.testing.assert_allclose(heat.z, np.round(a.nmi[np.ix_(a.ordering, a.ordering)], 3), atol=1e-6)
+    from vaefrag.dashboard.config import Config
+
+    cold = Config(root=cfg.root, cache_dir=tmp_path / "empty-cache", default=NAME)
+    assert cbv.first_page(NAME, cold) is None and cbv.first_page(None, cfg) is None
+    assert cbv.first_page("nope", cfg) is None
+
+
 def test_uncached_request_goes_to_the_background_job(env):
     cfg, a, _ = env
     req = {"ensemble": NAME, "params": data.clean_params(info_threshold=0.2)}

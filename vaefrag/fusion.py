@@ -18,7 +18,6 @@ divided by its 90th percentile; near 1 for a continuous ring, large where the ri
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 

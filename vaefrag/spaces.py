@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from vaefrag import cache as result_cache
-from vaefrag import measures
-from vaefrag.measures import monte_carlo_terms
-from vaefrag.measures.validation import _check_posteriors
+from vaefrag.cache import default_cache_dir
 
-CACHE_ENV = "VAEFRAG_CACHE"
+#: the estimator's source, part of every cache key (torch is imported only to compute)
+_MONTECARLO_SRC = Path(__file__).parent / "measures" / "montecarlo.py"
+
 _ARRAYS = ("info", "info_err", "self_info", "self_info_err", "mutual", "mutual_err", "nmi", "nmi_err", "vi",
            "vi_err")
 
@@ -93,6 +92,10 @@ def compare_model_spaces(mu, logvar, *, n_samples: int = 2000, seed: int = 0, de
     tiled with itself (independent noise for the copy); per pair I(X;U_a,U_b) from the
     concatenated posteriors.
     """
+    from vaefrag import measures
+    from vaefrag.measures import monte_carlo_terms
+    from vaefrag.measures.validation import _check_posteriors
+
     mu, logvar = _check_posteriors(mu, logvar, ndim=3, min_points=2)
     if int(n_samples) != n_samples or n_samples < 2:
         raise ValueError(f"n_samples: expected an integer >= 2, got {n_samples}")
@@ -156,19 +159,13 @@ def compare_model_spaces(mu, logvar, *, n_samples: int = 2000, seed: int = 0, de
 # --------------------------------------------------------------------------- ensembles, cached
 
 
-def default_cache_dir() -> Path:
-    """``$VAEFRAG_CACHE`` if set, else ``~/.cache/vaefrag`` (as `vaefrag.analysis`)."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vaefrag"
-
-
 def _cache_key(mu, logvar, params: dict) -> str:
     h = hashlib.sha256()
     for a in (np.ascontiguousarray(mu), np.ascontiguousarray(logvar)):
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     h.update(json.dumps(params, sort_keys=True).encode())
-    for mod in (Path(__file__), Path(measures.__file__).parent / "montecarlo.py"):
+    for mod in (Path(__file__), _MONTECARLO_SRC):
         h.update(mod.read_bytes())
     return h.hexdigest()
 

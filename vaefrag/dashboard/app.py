@@ -5,7 +5,8 @@ are registered once, by theme (`callbacks.analysis`, `.views`, `.traversal`, `.e
 work (a first analysis, a recompute, an upload's analysis) runs in background callbacks on a
 `DiskcacheManager` whose jobs live in ``cache_dir / "jobs"``. Nothing imports UMAP here: maps
 come precomputed from the cached `analysis.analyze`. Before serving, the default ensemble's cached
-analysis is loaded and its first-page figures are built (memoised, shared by every user); torch,
+analysis is loaded and its first-page figures are built (memoised, shared by every user) and the
+layout carries them, so the first page draws without waiting for a callback; torch,
 which only traversals need, is imported by a thread while the browser loads the page.
 """
 from __future__ import annotations
@@ -29,6 +30,18 @@ from vaefrag.dashboard.layout import serve_layout
 
 #: CSS and static files (repository ``assets/``)
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
+#: version of the plotly.js partial bundle in assets/ (npm plotly.js-cartesian-dist-min: bar, heatmap,
+#: scatter, ... the trace types the dashboard draws). It is 1.5 MB against the full bundle's 4.8 MB, so
+#: the browser parses plotly in a third of the time; dcc.Graph uses it because it defines window.Plotly.
+PLOTLY_BUNDLE_VERSION = "4.1.1"
+
+
+def assets_ignore() -> str:
+    """Regex of assets Dash must not serve: the partial plotly bundle unless it is the plotly.js
+    version of the installed plotly.py (then dcc.Graph loads plotly.py's full bundle, as usual)."""
+    from plotly.offline import get_plotlyjs_version
+
+    return "" if get_plotlyjs_version() == PLOTLY_BUNDLE_VERSION else r"plotly-cartesian-.*\.js$"
 
 
 def pick_default(names: list[str], default: str | None = None) -> str | None:
@@ -67,21 +80,20 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     cache = Path(cache_dir) if cache_dir else data.default_cache_dir()
     cfg = Config(root=root, cache_dir=cache, default=pick_default(data.ensemble_names(root), default))
     manager = dash.DiskcacheManager(diskcache.Cache(str(cache / "jobs")))
-    app = dash.Dash(__name__, title="vaefrag", assets_folder=str(ASSETS), background_callback_manager=manager,
+    app = dash.Dash(__name__, title="vaefrag", assets_folder=str(ASSETS), assets_ignore=assets_ignore(),
+                    background_callback_manager=manager,
                     update_title=None, suppress_callback_exceptions=False)
 
     def layout():
         names = data.ensemble_names(cfg.root)
         default_name = cfg.default if cfg.default in names else pick_default(names)
-        return serve_layout(names, default_name)
+        return serve_layout(names, default_name, cb_views.first_page(default_name, cfg))
 
     app.layout = layout
     for module in (cb_analysis, cb_views, cb_traversal, cb_export, cb_beyond):
         module.register(app, cfg)
     _server_timing(app.server)
-    first = data.warm_up(cfg.root / cfg.default if cfg.default else None, cache)
-    if first is not None:
-        cb_views.warm({"key": first.key}, cfg)
+    cb_views.first_page(cfg.default, cfg)        # loads the default analysis and builds its first page
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
     threading.Thread(target=data.import_numerics, name="vaefrag-import", daemon=True).start()

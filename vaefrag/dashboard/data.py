@@ -151,17 +151,6 @@ def load_member(path, k: int):
     return _member(str(path.resolve()), _stamp(path), int(k))
 
 
-def warm_up(path=None, cache_dir=None):
-    """Load the default ensemble and its analysis (if cached) into the memos; returns the
-    analysis or None. `create_app` runs this before serving, so the first page needs no disk."""
-    if path is None or not (Path(path) / store.MANIFEST).is_file():
-        return None
-    try:
-        return cached_analysis(path, clean_params(), cache_dir)
-    except (ValueError, FileNotFoundError):
-        return None
-
-
 def import_numerics() -> None:
     """Import torch and the traversal code (1-2 s), which only a hotspot click needs;
     `create_app` runs this in a thread while the browser loads the page."""

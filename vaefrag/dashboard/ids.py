@@ -7,7 +7,6 @@ from __future__ import annotations
 
 # --- page state -------------------------------------------------------------------------------
 URL = "vf-url"                      # dcc.Location: ?ensemble=..&measure=..&hotspot=.. (bookmarks)
-REQUEST = "vf-request"              # dcc.Store: {"ensemble", "params"} the analysis the page wants
 PENDING = "vf-pending"              # dcc.Store: request that is not cached yet (starts the job)
 ANALYSIS = "vf-analysis"            # dcc.Store: {"ensemble", "params", "token"} of a loaded analysis
 SELECTION = "vf-selection"          # dcc.Store: the one shared selection (see selection.py)

@@ -126,15 +126,17 @@ def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict],
         style_data_conditional=[], css=[{"selector": "tr:hover td:not([data-dash-column=id])", "rule": "background-color: #eef2ff !important;"}])
 
 
-def main_views() -> html.Main:
-    matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=empty_figure("loading ...", 600),
+def main_views(first: dict | None = None) -> html.Main:
+    """The linked views; ``first`` (`callbacks.views.first_page`) fills the matrix and map figures."""
+    first = first or {}
+    matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=first.get("matrix") or empty_figure("loading ...", 600),
                                                            config=graph_config("matrix", "vaefrag-matrix"),
                                                            className="vf-graph-matrix", style={"height": f"{MATRIX_HEIGHT}px"}),
                     extra=dcc.RadioItems(id=ids.MATRIX_MEASURE, options=[{"label": "NMI", "value": "nmi"},
                                                                          {"label": "VI", "value": "vi"}],
                                          value="nmi", inline=True, className="vf-radio vf-head-radio"),
                     class_name="vf-matrix-panel")
-    chan_map = _panel("Channel map", dcc.Graph(id=ids.MAP, figure=empty_figure("", 300),
+    chan_map = _panel("Channel map", dcc.Graph(id=ids.MAP, figure=first.get("map") or empty_figure("", 300),
                                                config=graph_config("map", "vaefrag-map"), className="vf-graph-map",
                                                style={"height": f"{MAP_HEIGHT}px"}),
                       extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
@@ -205,16 +207,18 @@ def beyond_panel() -> html.Section:
                                   className="vf-hint"), class_name="vf-beyond-panel")
 
 
-def serve_layout(names: list[str], default: str | None) -> html.Div:
-    """The whole page for the ensembles ``names`` with ``default`` open."""
+def serve_layout(names: list[str], default: str | None, first: dict | None = None) -> html.Div:
+    """The whole page for the ensembles ``names`` with ``default`` open; ``first`` (a dict with the
+    default analysis' "token" and its "matrix" and "map" figures, or None) lets the first page draw
+    without waiting for a callback."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
-        dcc.Store(id=ids.REQUEST), dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS),
+        dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS, data=first["token"] if first else None),
         dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.HIGHLIGHT, data=None),
         dcc.Store(id=ids.TRAV_BASES, data=None),
         dcc.Store(id=ids.URL_STATE),
         header(names, default),
         html.Div(id=ids.STATUS, className="vf-status"),
         html.Div(id=ids.UPLOAD_STATUS, className="vf-status"),
-        html.Div([sidebar(), main_views()], className="vf-body"),
+        html.Div([sidebar(), main_views(first)], className="vf-body"),
     ], className="vf-app")

@@ -60,9 +60,9 @@ def fused_space_figure(result, factor=None, factor_name: str = "factor", ellipse
     fig = go.Figure()
     if ellipses:
         ex, ey = _ellipse_path(mu[:, :2], lv[:, :2])
-        fig.add_trace(go.Scattergl(x=ex, y=ey, mode="lines", line={"width": 0.6, "color": "rgba(80,80,80,0.35)"},
-                                   hoverinfo="skip", showlegend=False))
-    fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line={"width": 0.6, "color": "rgba(80,80,80,0.35)"},
+                                 hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(
         x=mu[:, 0], y=mu[:, 1], mode="markers", customdata=np.arange(n),
         marker={**colors, "size": 6},
         hovertemplate="point %{customdata}<br>mean (%{x:.2f}, %{y:.2f})<extra></extra>", showlegend=False))

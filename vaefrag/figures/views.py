@@ -75,14 +75,17 @@ def best_factors(analysis) -> tuple[list[str], np.ndarray]:
 
 
 def empty_figure(message: str = "", height: int = 300) -> go.Figure:
-    """A blank figure with a centred message (while loading, or for an empty selection)."""
-    fig = go.Figure()
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, template="plotly_white",
-                      xaxis=dict(visible=False), yaxis=dict(visible=False))
+    """A blank figure with a centred message (while loading, or for an empty selection).
+
+    No template (plain white): a template would add ~6 KB to every placeholder the page sends and
+    cost plotly ~15 ms of copying per figure.
+    """
+    layout = dict(template="none", height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT,
+                  paper_bgcolor="white", plot_bgcolor="white", xaxis=dict(visible=False), yaxis=dict(visible=False))
     if message:
-        fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                           font=dict(size=14, color="#6b7280"))
-    return fig
+        layout["annotations"] = [dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                                      font=dict(size=14, color="#6b7280"))]
+    return go.Figure(layout=layout)
 
 
 def _selected_mask(mk: int, selected) -> np.ndarray | None:

@@ -1,8 +1,9 @@
 """Callbacks that choose, load, compute and import analyses (and the URL that bookmarks them).
 
-Flow: URL / ensemble / "Recompute" -> ``REQUEST`` (ensemble + parameters) -> `resolve_request`:
-a cached analysis becomes the ``ANALYSIS`` token at once; otherwise the request goes to
-``PENDING`` and `compute_job` (a background callback with progress bar and cancel) computes it.
+Flow: URL / ensemble / "Recompute" -> `open_analysis` (`request_from`: ensemble + parameters, then
+`resolve_request`): a cached analysis becomes the ``ANALYSIS`` token at once; otherwise the request
+goes to ``PENDING`` and `compute_job` (a background callback with progress bar and cancel) computes it.
+The layout already carries the default ensemble's token and figures when its analysis is cached.
 Uploads are validated, imported with `store.import_posteriors`, and then opened the same way.
 
 The plain functions take the values Dash would pass plus the app `Config` and return what the
@@ -89,6 +90,24 @@ def resolve_request(req: dict | None, cfg) -> tuple:
         return data.token(req["ensemble"], req["params"], found.key) | _extra(req), no_update, None
     msg = f"Computing the analysis of {req['ensemble']} (cached afterwards) ..."
     return no_update, req, alert(msg, "info")
+
+
+def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg) -> tuple:
+    """`request_from` then `resolve_request` in one round trip.
+
+    Returns (analysis token, pending request, status, then the control values of `request_from`).
+    A token equal to ``current`` (the one the layout carries for the first page) is ``no_update``,
+    so the views are not redrawn with what they already show.
+    """
+    req, status, *controls = request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg)
+    if req is no_update:
+        return (no_update, no_update, status, *controls)
+    tok, pending, resolved = resolve_request(req, cfg)
+    if tok is not no_update and tok == current:
+        tok = no_update
+    if resolved is not no_update and resolved is not None:
+        status = resolved
+    return (tok, pending, status, *controls)
 
 
 def _extra(req: dict) -> dict:
@@ -188,20 +207,15 @@ function(tok, sel, view, mapm) {
 
 
 def register(app, cfg) -> None:
-    @app.callback(Output(ids.REQUEST, "data"), Output(ids.STATUS, "children"), Output(ids.ENSEMBLE, "value"),
-                  Output(ids.MEASURE, "value"), Output(ids.INFO_THRESHOLD, "value"), Output(ids.MIN_SAMPLES, "value"),
-                  Output(ids.XI, "value"), Output(ids.MATRIX_MEASURE, "value"), Output(ids.MAP_METHOD, "value"),
+    @app.callback(Output(ids.ANALYSIS, "data"), Output(ids.PENDING, "data"), Output(ids.STATUS, "children"),
+                  Output(ids.ENSEMBLE, "value"), Output(ids.MEASURE, "value"), Output(ids.INFO_THRESHOLD, "value"),
+                  Output(ids.MIN_SAMPLES, "value"), Output(ids.XI, "value"), Output(ids.MATRIX_MEASURE, "value"),
+                  Output(ids.MAP_METHOD, "value"),
                   Input(ids.URL, "search"), Input(ids.ENSEMBLE, "value"), Input(ids.APPLY, "n_clicks"),
                   State(ids.MEASURE, "value"), State(ids.INFO_THRESHOLD, "value"), State(ids.MIN_SAMPLES, "value"),
-                  State(ids.XI, "value"))
-    def _request(search, ensemble, _n, measure, thr, ms, xi):
-        return request_from(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, cfg)
-
-    @app.callback(Output(ids.ANALYSIS, "data"), Output(ids.PENDING, "data"),
-                  Output(ids.STATUS, "children", allow_duplicate=True),
-                  Input(ids.REQUEST, "data"), prevent_initial_call=True)
-    def _resolve(req):
-        return resolve_request(req, cfg)
+                  State(ids.XI, "value"), State(ids.ANALYSIS, "data"))
+    def _open(search, ensemble, _n, measure, thr, ms, xi, current):
+        return open_analysis(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, current, cfg)
 
     @app.callback(Output(ids.ANALYSIS, "data", allow_duplicate=True),
                   Output(ids.STATUS, "children", allow_duplicate=True),

@@ -31,19 +31,13 @@ def _current(sel, tok):
 @functools.lru_cache(maxsize=16)
 def _unselected(kind: str, cache_dir: str, key: str, method: str, color: str = "hotspot"):
     """The matrix (kind "matrix", method = measure) or map figure without a selection, memoised
-    per analysis: the same for every user (never mutated), built once (`warm`) before the first page."""
+    per analysis: the same for every user (never mutated), built once (`first_page`, before serving)."""
     a = data.analysis_from_token({"key": key}, cache_dir)
     if a is None:
         return None
     if kind == "matrix":
         return views.matrix_figure(a, method, height=MATRIX_HEIGHT)
     return views.map_figure(a, method, color, height=MAP_HEIGHT)
-
-
-def warm(tok: dict, cfg) -> None:
-    """Build the memoised first-page figures (NMI matrix, UMAP map by hotspot) of an analysis."""
-    _unselected("matrix", str(cfg.cache_dir), tok["key"], "nmi")
-    _unselected("map", str(cfg.cache_dir), tok["key"], "umap", "hotspot")
 
 
 def _only_selection(triggers) -> bool:
@@ -174,16 +168,48 @@ def _triggers() -> set[str]:
     return {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") not in (None, ".")}
 
 
+def first_page(name: str | None, cfg) -> dict | None:
+    """What the page needs to show ensemble ``name`` at the default parameters without a callback:
+    {"token", "matrix", "map"} (the memoised NMI matrix and UMAP map by hotspot), or None when its
+    analysis is not cached yet (the callbacks then compute it with a progress bar)."""
+    if name is None:
+        return None
+    try:
+        params = data.clean_params()
+        found = data.cached_analysis(data.ensemble_path(cfg.root, name), params, cfg.cache_dir)
+    except (ValueError, FileNotFoundError):
+        return None
+    if found is None:
+        return None
+    tok = data.token(name, params, found.key)
+    return {"token": tok, "matrix": matrix_view(tok, "nmi", None, set(), cfg),
+            "map": map_view(tok, "umap", "hotspot", None, set(), cfg)}
+
+
 def register(app, cfg) -> None:
+    # A new analysis or view redraws the figure (reading the selection as State, so the first page does
+    # not wait for selection -> traversal -> highlight); a new selection alone sends a small Patch.
+    # The layout carries the first page's figures (`first_page`): no initial call.
     @app.callback(Output(ids.MATRIX, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MATRIX_MEASURE, "value"),
-                  Input(ids.HIGHLIGHT, "data"))
+                  State(ids.HIGHLIGHT, "data"), prevent_initial_call=True)
     def _matrix(tok, measure, sel):
         return matrix_view(tok, measure, sel, _triggers(), cfg)
 
+    @app.callback(Output(ids.MATRIX, "figure", allow_duplicate=True), Input(ids.HIGHLIGHT, "data"),
+                  State(ids.ANALYSIS, "data"), State(ids.MATRIX_MEASURE, "value"), prevent_initial_call=True)
+    def _matrix_selection(sel, tok, measure):
+        return matrix_view(tok, measure, sel, {ids.HIGHLIGHT}, cfg)
+
     @app.callback(Output(ids.MAP, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MAP_METHOD, "value"),
-                  Input(ids.MAP_COLOR, "value"), Input(ids.HIGHLIGHT, "data"))
+                  Input(ids.MAP_COLOR, "value"), State(ids.HIGHLIGHT, "data"), prevent_initial_call=True)
     def _map(tok, method, color, sel):
         return map_view(tok, method, color, sel, _triggers(), cfg)
+
+    @app.callback(Output(ids.MAP, "figure", allow_duplicate=True), Input(ids.HIGHLIGHT, "data"),
+                  State(ids.ANALYSIS, "data"), State(ids.MAP_METHOD, "value"), State(ids.MAP_COLOR, "value"),
+                  prevent_initial_call=True)
+    def _map_selection(sel, tok, method, color):
+        return map_view(tok, method, color, sel, {ids.HIGHLIGHT}, cfg)
 
     @app.callback(Output(ids.MAP_COLOR, "options"), Input(ids.ANALYSIS, "data"))
     def _colors(tok):

@@ -98,8 +98,8 @@ def _map_selected(duo) -> set[int] | None:
 def test_app_loads_with_views_filled(app_duo):
     duo, a = app_duo
     _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} tbody tr")) >= len(a.hotspots) + 1, msg="hotspot rows")
-    rows = duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='id']")
-    assert sorted(int(r.text) for r in rows) == sorted(h.id for h in a.hotspots)
+    rows = duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='number']")
+    assert sorted(int(r.text) for r in rows) == sorted(h.id + 1 for h in a.hotspots)   # shown 1-based, as the CLI
     traces = _js(duo, GRAPH_DATA, "#" + ids.MAP)
     assert sum(len(t["customdata"]) for t in traces) == len(a.kept)
     assert a.ensemble_name in duo.find_element(f"#{ids.ENSEMBLE}").text
@@ -120,8 +120,8 @@ def test_app_opens_the_shipped_sprites_ensemble(dash_duo):
     _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
           timeout=120, msg="first render")
     assert name in dash_duo.find_element(f"#{ids.ENSEMBLE}").text and "sprites" in name
-    rows = dash_duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='id']")
-    assert sorted(int(r.get_attribute("textContent")) for r in rows) == sorted(h.id for h in a.hotspots)
+    rows = dash_duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='number']")
+    assert sorted(int(r.get_attribute("textContent")) for r in rows) == sorted(h.id + 1 for h in a.hotspots)
     listed = dash_duo.find_element(f"#{ids.ENSEMBLE}")
     listed.click()
     _wait(dash_duo, lambda: all(n in dash_duo.driver.page_source for n in names), msg="every ensemble listed")
@@ -142,7 +142,7 @@ def test_hotspot_band_click_shows_traversals_and_highlights_map(app_duo):
     assert all(i.get_attribute("src").startswith("data:image/png;base64,") for i in imgs)
     assert len(imgs) == min(9, h.n_models)
     _wait(duo, lambda: _map_selected(duo) == set(int(m) for m in h.members), msg="map highlight")
-    assert f"hotspot={h.id}" in duo.driver.current_url
+    assert f"hotspot={h.id + 1}" in duo.driver.current_url
 
 
 def test_nmi_vi_switch_redraws_the_matrix(app_duo):

@@ -89,7 +89,7 @@ def test_request_from_url_sets_controls(env):
                            None, None, None, None, None, None, cfg)
     req, status, ens, measure, thr, ms, xi, view, mmap = out
     assert req == {"ensemble": NAME, "params": {"measure": "vi", "info_threshold": 0.05, "min_samples": 3,
-                                                "xi": 0.1}, "hotspot": 2}
+                                                "xi": 0.1}, "hotspot": 1}   # the URL counts from 1
     assert (status, ens, measure, thr, ms, xi, view, mmap) == (None, NAME, "vi", 0.05, 3, 0.1, "vi", "mds")
 
 
@@ -117,7 +117,7 @@ def test_open_analysis_is_request_then_resolve_in_one_round_trip(env):
     # the layout carries the first page's token already: the views are not redrawn
     assert cba.open_analysis("", None, None, None, None, None, None, tok, cfg)[0] is cba.no_update
     # a bookmarked hotspot is a different token (the selection follows it)
-    assert cba.open_analysis("?hotspot=1", None, None, None, None, None, None, tok, cfg)[0] == {**tok, "hotspot": 1}
+    assert cba.open_analysis("?hotspot=1", None, None, None, None, None, None, tok, cfg)[0] == {**tok, "hotspot": 0}
     # a bad control value keeps the analysis and says why; an uncached one goes to the job
     bad = cba.open_analysis("", NAME, "nmi", 0.01, 1, None, ids.APPLY, tok, cfg)
     assert bad[:2] == (cba.no_update, cba.no_update) and "min_samples" in bad[2].children

@@ -167,8 +167,8 @@ def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
     kept_ids = analysis.channel_ids[analysis.kept]
     clicks, server, n = [], [], len(analysis.hotspots)
     sizes = driver.execute_script(SIZES_JS, True)                     # the first render's responses
-    order = [int(c.get_attribute("textContent"))
-             for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='id']")]
+    order = [int(c.get_attribute("textContent")) - 1          # the table shows hotspot numbers (id + 1)
+             for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='number']")]
     for rep in range(repeats):
         for i in range(n):
             hid = order[i]

@@ -123,7 +123,7 @@ def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict],
         style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "3px 5px", "textAlign": "right",
                     "border": "none", "whiteSpace": "nowrap"},
         style_header={"fontWeight": "600", "backgroundColor": "#f3f4f6", "borderBottom": "1px solid #d1d5db"},
-        style_data_conditional=[], css=[{"selector": "tr:hover td:not([data-dash-column=id])", "rule": "background-color: #eef2ff !important;"}])
+        style_data_conditional=[], css=[{"selector": "tr:hover td:not([data-dash-column=number])", "rule": "background-color: #eef2ff !important;"}])
 
 
 def main_views(first: dict | None = None) -> html.Main:
@@ -141,9 +141,9 @@ def main_views(first: dict | None = None) -> html.Main:
                                                style={"height": f"{MAP_HEIGHT}px"}),
                       extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
     hotspots = _panel("Hotspots", _table(ids.HOTSPOTS, [
-        ("id", "#", ""), ("size", "size", ""), ("models", "models", ""), ("info", "bits", ".2f"),
+        ("number", "#", ""), ("size", "size", ""), ("models", "models", ""), ("info", "bits", ".2f"),
         ("nmi", "NMI", ".2f"), ("factor", "best factor", ""), ("factor_nmi", "f. NMI", ".2f"),
-        ("stability", "stable", ".2f")], [{"column_id": "id", "direction": "asc"}], max_height=230),
+        ("stability", "stable", ".2f")], [{"column_id": "number", "direction": "asc"}], max_height=230),
         class_name="vf-hotspot-panel")
     trav = _panel("Traversals", [html.Div(id=ids.SELECTION_INFO, className="vf-selection-info"),
                                  html.Div(id=ids.TRAVERSALS, className="vf-traversals"),

@@ -109,7 +109,7 @@ def describe(analysis, sel: dict | None) -> str:
     if sel["kind"] == "hotspot":
         h = next((h for h in analysis.hotspots if h.id == sel["hotspot"]), None)
         extra = "" if h is None else f", {h.n_models} models, {h.mean_info:.2f} bits"
-        return f"Hotspot {sel['hotspot']}: {n} channels{extra}. Medoid first, others sign-aligned to it."
+        return f"Hotspot {sel['hotspot'] + 1}: {n} channels{extra}. Medoid first, others sign-aligned to it."
     if sel["kind"] == "model":
         return f"Model {sel['model']}: {n} informative channels."
     ids = np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64)]

@@ -23,7 +23,7 @@ from plotly.subplots import make_subplots
 
 __all__ = ["PALETTE", "NOISE_COLOR", "hotspot_color", "channel_label", "hotspot_spans", "best_factors",
            "matrix_figure", "matrix_selection", "map_figure", "map_groups", "map_selection", "hotspot_table_rows", "model_table_rows", "png_data_uri",
-           "traversal_image", "empty_figure", "PRINT_SIZE"]
+           "traversal_image", "empty_figure", "hotspot_name", "PRINT_SIZE"]
 
 #: qualitative palette for hotspots (ColorBrewer Dark2 + Set1, readable on white)
 PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#377eb8",
@@ -38,6 +38,12 @@ PRINT_SIZE = {"matrix": (900, 760), "map": (600, 520)}
 def hotspot_color(h: int) -> str:
     """Colour of hotspot ``h`` (grey for noise, h < 0)."""
     return NOISE_COLOR if h < 0 else PALETTE[h % len(PALETTE)]
+
+
+def hotspot_name(hid: int) -> str:
+    """What the user reads for hotspot id ``hid`` (0-based internally, 1-based on screen as in the
+    CLI table and the paper figure): "hotspot 3", or "no hotspot" for noise (-1)."""
+    return "no hotspot" if int(hid) < 0 else f"hotspot {int(hid) + 1}"
 
 
 def channel_label(model: int, latent: int) -> str:
@@ -176,8 +182,9 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     colors = [hotspot_color(h) for h in hs_labels]
     bar = go.Bar(x=labels_txt, y=np.round(reach, 4), marker=dict(color=colors, line=dict(width=0)),
                  customdata=custom, name="reachability", showlegend=False,
+                 hovertext=[hotspot_name(h) for h in hs_labels],
                  hovertemplate="model %{customdata[2]}, latent %{customdata[3]}<br>info %{customdata[4]} bits"
-                               "<br>best factor %{customdata[5]}<br>hotspot %{customdata[1]}"
+                               "<br>best factor %{customdata[5]}<br>%{hovertext}"
                                "<br>reachability %{y:.3f}<extra></extra>")
     fig.add_trace(bar, row=1, col=1)
     # hotspot bands: full-height translucent bars over each hotspot's span (click one to select it)
@@ -189,8 +196,8 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
         band_cd[:, 1] = band_hs
     fig.add_trace(go.Bar(x=[labels_txt[p] for p in band_pos], y=[cap] * len(band_pos), customdata=band_cd,
                          marker=dict(color=[hotspot_color(h) for h in band_hs], opacity=0.16, line=dict(width=0)),
-                         name="hotspot band", showlegend=False,
-                         hovertemplate="hotspot %{customdata[1]} (click to select)<extra></extra>"), row=1, col=1)
+                         name="hotspot band", showlegend=False, hovertext=[hotspot_name(h) for h in band_hs],
+                         hovertemplate="%{hovertext} (click to select)<extra></extra>"), row=1, col=1)
     mat = np.asarray(analysis.nmi if measure == "nmi" else analysis.vi, dtype=np.float64)[np.ix_(order, order)]
     if measure == "vi":
         mat = np.maximum(mat, 0.0)
@@ -212,7 +219,7 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     # hotspot numbers above the profile, blocks outlined on the matrix diagonal
     for hid, a, b in spans:
         c = hotspot_color(hid)
-        fig.add_annotation(x=(a + b) / 2, y=1.0, yref="y domain", xref="x", text=f"<b>{hid}</b>", showarrow=False,
+        fig.add_annotation(x=(a + b) / 2, y=1.0, yref="y domain", xref="x", text=f"<b>{hid + 1}</b>", showarrow=False,
                            font=dict(color=c, size=12), yanchor="bottom", row=1, col=1)
     for shape in matrix_selection(analysis, selected, hotspot):
         fig.add_shape(**shape)
@@ -238,7 +245,7 @@ def map_groups(analysis, color: str = "hotspot") -> list[tuple[str, str, np.ndar
     mk = len(analysis.kept)
     if color == "hotspot":
         labels = np.asarray(analysis.labels, dtype=np.int64)
-        return [("noise" if g < 0 else f"hotspot {g}", hotspot_color(int(g)), np.flatnonzero(labels == g))
+        return [("noise" if g < 0 else hotspot_name(g), hotspot_color(int(g)), np.flatnonzero(labels == g))
                 for g in np.unique(labels)]
     if color == "model":
         models = _kept_ids(analysis)[:, 0]
@@ -283,13 +290,14 @@ def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=
     custom = np.c_[np.arange(mk), ids, np.round(info, 3), np.asarray(fnames, dtype=object), labels].astype(object)
     mask = _selected_mask(mk, selected)
     hover = ("model %{customdata[1]}, latent %{customdata[2]}<br>info %{customdata[3]} bits"
-             "<br>best factor %{customdata[4]}<br>hotspot %{customdata[5]}<extra></extra>")
+             "<br>best factor %{customdata[4]}<br>%{hovertext}<extra></extra>")
     fig = go.Figure()
     marker = dict(size=9, line=dict(width=0.6, color="white"))
 
     def add(idx, name, col, **extra):
         tr = go.Scatter(x=np.round(xy[idx, 0], 4), y=np.round(xy[idx, 1], 4), mode="markers", name=name,
-                        customdata=custom[idx], hovertemplate=hover, marker={**marker, "color": col, **extra})
+                        customdata=custom[idx], hovertext=[hotspot_name(h) for h in labels[idx]],
+                        hovertemplate=hover, marker={**marker, "color": col, **extra})
         tr.selected = dict(marker=dict(size=12))
         tr.unselected = dict(marker=dict(opacity=0.15))
         if mask is not None:
@@ -325,7 +333,8 @@ def _num(x, digits: int = 3):
 
 
 def hotspot_table_rows(analysis) -> list[dict]:
-    """One row per hotspot: id, size, models, info (bits), best factor (+ NMI), stability, medoid."""
+    """One row per hotspot: id, number (id + 1, what the table shows), size, models, info (bits), best
+    factor (+ NMI), stability, medoid."""
     rows = []
     ids = _kept_ids(analysis)
     names = list(analysis.factor_names)
@@ -333,7 +342,7 @@ def hotspot_table_rows(analysis) -> list[dict]:
         bf = "" if h.best_factor is None else (names[h.best_factor] if h.best_factor < len(names)
                                                else f"factor {h.best_factor}")
         m, z = ids[h.medoid]
-        rows.append({"id": int(h.id), "size": int(h.size), "models": int(h.n_models),
+        rows.append({"id": int(h.id), "number": int(h.id) + 1, "size": int(h.size), "models": int(h.n_models),
                      "info": _num(h.mean_info), "nmi": _num(h.mean_nmi), "factor": bf,
                      "factor_nmi": _num(h.best_factor_nmi), "stability": _num(h.stability, 2),
                      "medoid": channel_label(m, z)})

@@ -62,8 +62,8 @@ def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg) -> tuple:
         else:
             status = None
         req = {"ensemble": name, "params": params}
-        if q.get("hotspot", "").lstrip("-").isdigit():
-            req["hotspot"] = int(q["hotspot"])
+        if q.get("hotspot", "").isdigit() and int(q["hotspot"]) >= 1:
+            req["hotspot"] = int(q["hotspot"]) - 1          # the URL numbers hotspots from 1, as the page
         view = q.get("view") if q.get("view") in ("nmi", "vi") else no_update
         mmap = q.get("map") if q.get("map") in ("umap", "mds") else no_update
         return (req, status, name, params["measure"], params["info_threshold"], params["min_samples"],
@@ -196,7 +196,7 @@ function(tok, sel, view, mapm) {
     q.set('ensemble', tok.ensemble); q.set('measure', p.measure); q.set('thr', p.info_threshold);
     if (p.min_samples !== null && p.min_samples !== undefined) { q.set('ms', p.min_samples); }
     if (p.xi !== null && p.xi !== undefined) { q.set('xi', p.xi); }
-    if (sel && sel.hotspot !== null && sel.hotspot !== undefined) { q.set('hotspot', sel.hotspot); }
+    if (sel && sel.hotspot !== null && sel.hotspot !== undefined) { q.set('hotspot', sel.hotspot + 1); }
     if (view && view !== 'nmi') { q.set('view', view); }
     if (mapm && mapm !== 'umap') { q.set('map', mapm); }
     const s = '?' + q.toString();

@@ -119,7 +119,7 @@ def table_styles(tok, sel, cfg) -> tuple[list[dict], list[dict]]:
     if sel and sel.get("hotspot") is not None:
         hs_style.append({"if": {"filter_query": f"{{id}} = {sel['hotspot']}", "column_id": _HS_COLS},
                          "backgroundColor": "#e0e7ff", "fontWeight": "600"})
-    hs_style += [{"if": {"filter_query": f"{{id}} = {h.id}", "column_id": "id"},
+    hs_style += [{"if": {"filter_query": f"{{id}} = {h.id}", "column_id": "number"},
                   "color": "white", "backgroundColor": views.hotspot_color(h.id), "fontWeight": "700"}
                  for h in a.hotspots]
     if sel:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -52,17 +51,9 @@ def run(args) -> int:
     root = Path(args.ensembles)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--ensembles: {root} is not a directory")
-    app = create_app(root, default=args.default, cache_dir=args.cache_dir)
-    threading.Thread(target=_one_thread_per_request, daemon=True).start()
+    # the server decodes small traversal batches, one request per thread: one torch thread each is
+    # fastest and does not oversubscribe the cores (set once, when torch is imported, never in a callback)
+    app = create_app(root, default=args.default, cache_dir=args.cache_dir, torch_threads=1)
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     app.run(host=args.host, port=args.port, debug=bool(args.debug), use_reloader=False)
     return 0
-
-
-def _one_thread_per_request() -> None:
-    """The server decodes small traversal batches, one request per thread: one torch thread each is
-    fastest and does not oversubscribe the cores (set once here, at start, never in a callback)."""
-    import torch
-
-    torch.set_num_threads(1)
-

@@ -7,7 +7,7 @@ work (a first analysis, a recompute, an upload's analysis) runs in background ca
 come precomputed from the cached `analysis.analyze`. Before serving, the default ensemble's cached
 analysis is loaded and its first-page figures are built (memoised, shared by every user) and the
 layout carries them, so the first page draws without waiting for a callback; torch,
-which only traversals need, is imported by a thread while the browser loads the page.
+which only traversals need, is imported by a thread once the first page is served.
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def pick_default(names: list[str], default: str | None = None) -> str | None:
     return names[0] if names else None
 
 
-def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache_dir=None) -> dash.Dash:
+def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache_dir=None,
+               torch_threads: int | None = None) -> dash.Dash:
     """Build the dashboard for the ensembles under ``ensembles_dir``.
 
     Parameters
@@ -67,6 +68,7 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     ensembles_dir : directory holding one directory per ensemble (uploads are written there too).
     default : name of the ensemble opened first (default: the sprites one, else the first).
     cache_dir : analysis cache (default `analysis.default_cache_dir()`); jobs go to ``cache_dir/jobs``.
+    torch_threads : torch CPU threads, set when torch is imported (None: torch's default).
 
     Raises ValueError when ``default`` names no ensemble under ``ensembles_dir`` or that is not a
     directory, FileNotFoundError when its parent does not exist.
@@ -96,8 +98,34 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     cb_views.first_page(cfg.default, cfg)        # loads the default analysis and builds its first page
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
-    threading.Thread(target=data.import_numerics, name="vaefrag-import", daemon=True).start()
+    _import_numerics_when_idle(app.server, torch_threads)
     return app
+
+
+def _import_numerics_when_idle(server, torch_threads: int | None, quiet: float = 0.3, latest: float = 10.0) -> None:
+    """Import torch and the traversal code (`data.import_numerics`, 1.5-3 s of the interpreter)
+    in a thread once the first page's callbacks are answered (no request for ``quiet`` seconds
+    after the first callback request), or ``latest`` seconds after start: imported at once, it
+    would compete with the first page's requests for the interpreter."""
+    import flask
+
+    seen = {"callback": False, "last": time.perf_counter()}
+
+    @server.after_request
+    def _note(response):
+        seen["last"] = time.perf_counter()
+        seen["callback"] = seen["callback"] or flask.request.path.endswith("_dash-update-component")
+        return response
+
+    def run():
+        start = time.perf_counter()
+        while time.perf_counter() - start < latest:
+            if seen["callback"] and time.perf_counter() - seen["last"] > quiet:
+                break
+            time.sleep(0.05)
+        data.import_numerics(torch_threads)
+
+    threading.Thread(target=run, name="vaefrag-import", daemon=True).start()
 
 
 def _server_timing(server) -> None:

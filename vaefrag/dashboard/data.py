@@ -151,7 +151,12 @@ def load_member(path, k: int):
     return _member(str(path.resolve()), _stamp(path), int(k))
 
 
-def import_numerics() -> None:
-    """Import torch and the traversal code (1-2 s), which only a hotspot click needs;
-    `create_app` runs this in a thread while the browser loads the page."""
+def import_numerics(torch_threads: int | None = None) -> None:
+    """Import torch and the traversal code (1.5-3 s), which only a hotspot click needs, and set
+    torch's CPU threads; `create_app` runs this in a thread once the first page is served."""
+    import torch
+
     import vaefrag.traversal  # noqa: F401
+
+    if torch_threads:
+        torch.set_num_threads(int(torch_threads))

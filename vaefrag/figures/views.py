@@ -228,7 +228,11 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     fig.update_yaxes(showticklabels=not dense, tickfont=dict(size=8), autorange="reversed", row=2, col=1)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(title=dict(text="reach.", font=dict(size=11)), row=1, col=1, rangemode="tozero")
-    fig.update_layout(height=height, margin=dict(l=50 if dense else 70, r=20, t=44, b=40 if dense else 70),
+    # fixed margins: plotly's automargin would draw the figure twice (rotated factor names push the
+    # bottom margin), which doubles its first draw in the browser (~0.6 -> 0.3 s at 460 channels)
+    fig.update_xaxes(automargin=False)
+    fig.update_yaxes(automargin=False)
+    fig.update_layout(height=height, margin=dict(l=50 if dense else 70, r=20, t=44, b=75 if dense else 90),
                       font=FONT, template="plotly_white", bargap=0, barmode="overlay", dragmode="zoom", uirevision="matrix",
                       clickmode="event")
     if dense:

@@ -238,22 +238,22 @@ def _job_visible(duo) -> bool:
 def test_recompute_runs_in_background_with_progress_and_cancel(app_duo):
     duo, a = app_duo
     # a threshold no other test asks for: a cached result would skip the job (and its progress bar)
-    _set_input(duo, f"#{ids.INFO_THRESHOLD}", "0.437")
+    _set_input(duo, f"#{ids.INFO_THRESHOLD}", "0.435")
     duo.find_element(f"#{ids.APPLY}").click()
     _wait(duo, lambda: _job_visible(duo), msg="progress bar")
     assert duo.find_element(f"#{ids.CANCEL}").is_enabled()
     duo.find_element(f"#{ids.CANCEL}").click()
     _wait(duo, lambda: not _job_visible(duo), msg="cancelled job")
-    assert "thr=0.437" not in duo.driver.current_url
+    assert "thr=0.435" not in duo.driver.current_url
     duo.find_element(f"#{ids.APPLY}").click()
     _wait(duo, lambda: _job_visible(duo), msg="progress bar")
     # the page stays usable while the job runs: pick a hotspot meanwhile
     duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
     _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals during the job")
-    _wait(duo, lambda: "thr=0.437" in duo.driver.current_url, timeout=400, msg="recomputed analysis")
-    want = int((a.info >= 0.437).sum())         # channel information does not depend on the threshold
+    _wait(duo, lambda: "thr=0.435" in duo.driver.current_url, timeout=400, msg="recomputed analysis")
+    want = int((a.info >= 0.435).sum())         # channel information does not depend on the threshold
     _wait(duo, lambda: sum(len(t["customdata"]) for t in _js(duo, GRAPH_DATA, "#" + ids.MAP)) == want,
-          msg="map of the channels above 0.437 bits")
+          msg="map of the channels above 0.435 bits")
     assert not _job_visible(duo)
 
 

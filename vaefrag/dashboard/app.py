@@ -4,7 +4,7 @@ The layout is rebuilt on every page load (so uploaded ensembles appear in the li
 are registered once, by theme (`callbacks.analysis`, `.views`, `.traversal`, `.export`, `.beyond`). Long
 work (a first analysis, a recompute, an upload's analysis) runs in background callbacks on a
 `DiskcacheManager` whose jobs live in ``cache_dir / "jobs"``. Nothing imports UMAP here: maps
-come precomputed from the cached `analysis.analyze`. Before serving, the default ensemble's cached
+come precomputed from the cached `analysis.analyze`. While the server starts, the default ensemble's cached
 analysis is loaded and its first-page figures are built (memoised, shared by every user) and the
 layout carries them, so the first page draws without waiting for a callback; torch,
 which only traversals need, is imported by a thread once the first page is served.
@@ -18,6 +18,7 @@ import time
 
 import dash
 import diskcache
+import flask
 
 from vaefrag.dashboard import data
 from vaefrag.dashboard.callbacks import analysis as cb_analysis
@@ -89,13 +90,19 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     def layout():
         names = data.ensemble_names(cfg.root)
         default_name = cfg.default if cfg.default in names else pick_default(names)
-        return serve_layout(names, default_name, cb_views.first_page(default_name, cfg))
+        # Dash also calls this once when it is assigned, to check the ids: outside a request the page is
+        # built without the first page's figures, which a thread builds while the server starts
+        first = cb_views.first_page(default_name, cfg) if flask.has_request_context() else None
+        return serve_layout(names, default_name, first)
 
     app.layout = layout
     for module in (cb_analysis, cb_views, cb_traversal, cb_export, cb_beyond):
         module.register(app, cfg)
     _server_timing(app.server)
-    cb_views.first_page(cfg.default, cfg)        # loads the default analysis and builds its first page
+    # load the default analysis and build its first page while the server starts and the browser loads
+    # the scripts (~0.5 s); the first layout request waits for it
+    threading.Thread(target=cb_views.first_page, args=(cfg.default, cfg), name="vaefrag-first-page",
+                     daemon=True).start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
     _import_numerics_when_idle(app.server, torch_threads)

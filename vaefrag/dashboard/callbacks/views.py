@@ -8,6 +8,7 @@ the map's ``selectedpoints`` (a few kilobytes) instead of re-sending and re-draw
 from __future__ import annotations
 
 import functools
+import threading
 
 from dash import Input, Output, Patch, State, ctx, no_update
 
@@ -31,7 +32,7 @@ def _current(sel, tok):
 @functools.lru_cache(maxsize=16)
 def _unselected(kind: str, cache_dir: str, key: str, method: str, color: str = "hotspot"):
     """The matrix (kind "matrix", method = measure) or map figure without a selection, memoised
-    per analysis: the same for every user (never mutated), built once (`first_page`, before serving)."""
+    per analysis: the same for every user (never mutated), built once (`first_page`, while the server starts)."""
     a = data.analysis_from_token({"key": key}, cache_dir)
     if a is None:
         return None
@@ -168,22 +169,28 @@ def _triggers() -> set[str]:
     return {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") not in (None, ".")}
 
 
+#: one first page is built at a time (the start-up thread and early page loads wait for it, not
+#: build it twice)
+_FIRST_PAGE_LOCK = threading.Lock()
+
+
 def first_page(name: str | None, cfg) -> dict | None:
     """What the page needs to show ensemble ``name`` at the default parameters without a callback:
     {"token", "matrix", "map"} (the memoised NMI matrix and UMAP map by hotspot), or None when its
     analysis is not cached yet (the callbacks then compute it with a progress bar)."""
     if name is None:
         return None
-    try:
-        params = data.clean_params()
-        found = data.cached_analysis(data.ensemble_path(cfg.root, name), params, cfg.cache_dir)
-    except (ValueError, FileNotFoundError):
-        return None
-    if found is None:
-        return None
-    tok = data.token(name, params, found.key)
-    return {"token": tok, "matrix": matrix_view(tok, "nmi", None, set(), cfg),
-            "map": map_view(tok, "umap", "hotspot", None, set(), cfg)}
+    with _FIRST_PAGE_LOCK:
+        try:
+            params = data.clean_params()
+            found = data.cached_analysis(data.ensemble_path(cfg.root, name), params, cfg.cache_dir)
+        except (ValueError, FileNotFoundError):
+            return None
+        if found is None:
+            return None
+        tok = data.token(name, params, found.key)
+        return {"token": tok, "matrix": matrix_view(tok, "nmi", None, set(), cfg),
+                "map": map_view(tok, "umap", "hotspot", None, set(), cfg)}
 
 
 def register(app, cfg) -> None:

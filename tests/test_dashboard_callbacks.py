@@ -436,3 +436,16 @@ def test_serve_defaults_are_local_and_debug_off():
     serve.add_arguments(p)
     args = p.parse_args([])
     assert (args.host, args.port, args.debug, args.ensembles) == ("127.0.0.1", 8050, False, "data/ensembles")
+
+
+def test_import_numerics_preloads_the_members(env):
+    """After start-up's import thread, a click decodes with members already in memory."""
+    cfg, a, _ = env
+    path = cfg.root / NAME
+    data._member.cache_clear()
+    data.import_numerics(None, path)
+    assert data._member.cache_info().currsize == data.load_ensemble(path).n_models
+    hits = data._member.cache_info().hits
+    data.load_member(path, 3)
+    assert data._member.cache_info().hits == hits + 1
+    data.import_numerics(None, cfg.root / "no-such-ensemble")          # nothing to load: no error

@@ -9,7 +9,8 @@ Measures (printed as one table, nothing asserted):
   (measured in the browser: click event to the last change of the traversal panel), first over
   every hotspot (members decoded), then again (decoded cards memoised); plus the summed server
   time of the click's callbacks (``Server-Timing``), which separates server from browser work;
-- size: the largest callback response in bytes for the view of a 500-channel ensemble.
+- size: the largest callback response in bytes for the view of a 500-channel ensemble, and the
+  size of the page layout (which carries the first page's matrix and map).
 
 The ensemble is ``--ensemble DIR`` or, by default, a synthetic fragment ensemble written to a
 temporary directory by `make_fragment_ensemble` (50 models x 10 latents = 500 channels): posteriors
@@ -118,6 +119,10 @@ const out = performance.getEntriesByType('resource').filter(e => e.name.includes
 if (arguments[0]) { performance.clearResourceTimings(); }
 return out;
 """
+LAYOUT_JS = """
+return Math.max(0, ...performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-layout'))
+    .map(e => e.decodedBodySize));
+"""
 RENDERED_JS = """
 const q = s => document.querySelectorAll(s).length;
 return q('#vf-matrix g.hm image') > 0 && q('#vf-map .scatterlayer .point') > 0 && q('#vf-hotspots tbody tr') > 1
@@ -166,6 +171,7 @@ def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
     driver.execute_script(PROBE_JS)
     kept_ids = analysis.channel_ids[analysis.kept]
     clicks, server, n = [], [], len(analysis.hotspots)
+    layout_bytes = driver.execute_script(LAYOUT_JS)
     sizes = driver.execute_script(SIZES_JS, True)                     # the first render's responses
     order = [int(c.get_attribute("textContent")) - 1          # the table shows hotspot numbers (id + 1)
              for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='number']")]
@@ -198,7 +204,7 @@ def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
     return {"start_s": t_render - t0, "up_s": t_up - t0, "click_median_s": statistics.median(cold),
             "click_warm_s": statistics.median(warm), "server_cold_s": statistics.median(srv_cold),
             "server_warm_s": statistics.median(srv_warm), "click_max_s": max(c for _, c in clicks), "n_clicks": len(clicks),
-            "max_bytes": int(biggest[0]), "n_responses": len(sizes)}
+            "max_bytes": int(biggest[0]), "layout_bytes": int(layout_bytes or 0), "n_responses": len(sizes)}
 
 
 def main(argv=None) -> int:
@@ -249,6 +255,7 @@ def main(argv=None) -> int:
     print(f"{'  server time of a click, first / again (s)':<48}{res['server_cold_s']:>10.3f} / "
           f"{res['server_warm_s']:.3f}  (the rest is the browser)")
     print(f"{'largest callback response (MB)':<48}{res['max_bytes'] / 1e6:>10.3f}  < 2")
+    print(f"{'  the page layout (carries the first figures) (MB)':<48}{res['layout_bytes'] / 1e6:>10.3f}")
     print(f"channels: {len(a.info)} ({len(a.kept)} kept), hotspots: {len(a.hotspots)}, "
           f"clicks timed: {res['n_clicks']}, callback responses seen: {res['n_responses']}")
     return 0

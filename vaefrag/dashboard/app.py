@@ -105,13 +105,14 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
                      daemon=True).start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
-    _import_numerics_when_idle(app.server, torch_threads)
+    _import_numerics_when_idle(app.server, torch_threads, cfg.root / cfg.default if cfg.default else None)
     return app
 
 
-def _import_numerics_when_idle(server, torch_threads: int | None, quiet: float = 0.3, latest: float = 10.0) -> None:
-    """Import torch and the traversal code (`data.import_numerics`, 1.5-3 s of the interpreter)
-    in a thread once the first page's callbacks are answered (no request for ``quiet`` seconds
+def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, quiet: float = 0.3,
+                               latest: float = 10.0) -> None:
+    """Import torch and the traversal code and load the members of ``preload`` (`data.import_numerics`,
+    1.5-3 s of the interpreter) in a thread once the first page's callbacks are answered (no request for ``quiet`` seconds
     after the first callback request), or ``latest`` seconds after start: imported at once, it
     would compete with the first page's requests for the interpreter."""
     import flask
@@ -130,7 +131,7 @@ def _import_numerics_when_idle(server, torch_threads: int | None, quiet: float =
             if seen["callback"] and time.perf_counter() - seen["last"] > quiet:
                 break
             time.sleep(0.05)
-        data.import_numerics(torch_threads)
+        data.import_numerics(torch_threads, preload)
 
     threading.Thread(target=run, name="vaefrag-import", daemon=True).start()
 

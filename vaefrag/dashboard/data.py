@@ -23,6 +23,9 @@ def _an():
     return analysis
 
 
+#: members kept in memory (`load_member`'s memo), so hotspot clicks decode without loading weights
+MAX_MEMBERS = 64
+
 #: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
 DEFAULT_PARAMS = {"measure": "nmi", "info_threshold": 0.01, "min_samples": None, "xi": None}
 
@@ -140,7 +143,7 @@ def analysis_from_token(tok: dict | None, cache_dir=None):
     return _lookup(cache_dir, tok["key"])
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=MAX_MEMBERS)
 def _member(path: str, stamp: int, k: int):
     return store.load_member(load_ensemble(path), k)
 
@@ -151,12 +154,22 @@ def load_member(path, k: int):
     return _member(str(path.resolve()), _stamp(path), int(k))
 
 
-def import_numerics(torch_threads: int | None = None) -> None:
-    """Import torch and the traversal code (1.5-3 s), which only a hotspot click needs, and set
-    torch's CPU threads; `create_app` runs this in a thread once the first page is served."""
+def import_numerics(torch_threads: int | None = None, preload=None) -> None:
+    """Import torch and the traversal code (1.5-3 s), which only a hotspot click needs, set torch's
+    CPU threads, and load the members of the ensemble at ``preload`` (if it has weights; at most
+    `MAX_MEMBERS`). `create_app` runs this in a thread once the first page is served."""
     import torch
 
     import vaefrag.traversal  # noqa: F401
 
     if torch_threads:
         torch.set_num_threads(int(torch_threads))
+    if preload is None or not (Path(preload) / store.MANIFEST).is_file():
+        return
+    try:
+        ens = load_ensemble(preload)
+        if ens.has_weights:
+            for k in range(min(ens.n_models, MAX_MEMBERS)):
+                load_member(preload, k)
+    except (ValueError, OSError):        # a broken ensemble shows its error when clicked, not here
+        return

@@ -214,14 +214,19 @@ def test_color_options_recolor_and_reset(served):
     assert not fused.data and not agree.data and status is None and new is None
 
 
+def _random_fusion(rng, n: int, c: int) -> fusion.FusionResult:
+    """A 2-D fusion result of n points from c inputs with random values (figure sizes and types only)."""
+    return fusion.FusionResult(mu=rng.normal(size=(n, 2)), logvar=rng.normal(-2, 0.3, (n, 2)), bc=np.eye(n), info=5.0,
+                               self_info=4.0, nmi_inputs=rng.random(c), vi_inputs=rng.random(c),
+                               mutual_inputs=rng.random(c), input_info=rng.random(c), history=np.zeros(1),
+                               objective="nmi", k=2)
+
+
 def test_fusion_responses_stay_small():
     """N=1000 points with ellipses and 40 inputs: each figure's JSON well under 2 MB."""
     rng = np.random.default_rng(0)
     n, c = 1000, 40
-    res = fusion.FusionResult(mu=rng.normal(size=(n, 2)), logvar=rng.normal(-2, 0.3, (n, 2)), bc=np.eye(n), info=5.0,
-                              self_info=4.0, nmi_inputs=rng.random(c), vi_inputs=rng.random(c),
-                              mutual_inputs=rng.random(c), input_info=rng.random(c), history=np.zeros(1),
-                              objective="nmi", k=2)
+    res = _random_fusion(rng, n, c)
     fused = fused_space_figure(res, factor=rng.integers(0, 40, n), factor_name="orientation")
     agree = fusion_agreement_figure(res, [f"model {i}, channel 0" for i in range(c)])
     assert len(to_json(fused)) < 2_000_000 and len(to_json(agree)) < 100_000
@@ -243,10 +248,7 @@ def test_every_dashboard_figure_is_drawable_by_the_partial_plotly_bundle(served)
     cfg, a, tok = served
     rng = np.random.default_rng(0)
     n, c = 50, 3
-    res = fusion.FusionResult(mu=rng.normal(size=(n, 2)), logvar=rng.normal(-2, 0.3, (n, 2)), bc=np.eye(n), info=5.0,
-                              self_info=4.0, nmi_inputs=rng.random(c), vi_inputs=rng.random(c),
-                              mutual_inputs=rng.random(c), input_info=rng.random(c), history=np.zeros(1),
-                              objective="nmi", k=2)
+    res = _random_fusion(rng, n, c)
     sp = spaces.compare_model_spaces(rng.normal(size=(2, 30, 2)), np.full((2, 30, 2), -2.0), n_samples=20)
     figs = [cbv.matrix_view(tok, m, None, set(), cfg) for m in ("nmi", "vi")]
     figs += [cbv.map_view(tok, m, col, None, set(), cfg) for m in ("umap", "mds") for col in ("hotspot", "info")]

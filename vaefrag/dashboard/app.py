@@ -112,11 +112,9 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
 def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, quiet: float = 0.3,
                                latest: float = 10.0) -> None:
     """Import torch and the traversal code and load the members of ``preload`` (`data.import_numerics`,
-    1.5-3 s of the interpreter) in a thread once the first page's callbacks are answered (no request for ``quiet`` seconds
-    after the first callback request), or ``latest`` seconds after start: imported at once, it
-    would compete with the first page's requests for the interpreter."""
-    import flask
-
+    1.5-3 s of the interpreter) in a thread once the first page's callbacks are answered (no request
+    for ``quiet`` seconds after the first callback request), or ``latest`` seconds after start:
+    imported at once, it would compete with the first page's requests for the interpreter."""
     seen = {"callback": False, "last": time.perf_counter()}
 
     @server.after_request
@@ -138,8 +136,6 @@ def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, 
 
 def _server_timing(server) -> None:
     """Send each response's server time as a ``Server-Timing`` header (what the benchmark reads)."""
-    import flask
-
     @server.before_request
     def _start():
         flask.g.vaefrag_t0 = time.perf_counter()

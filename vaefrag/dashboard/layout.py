@@ -129,7 +129,8 @@ def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict],
 def main_views(first: dict | None = None) -> html.Main:
     """The linked views; ``first`` (`callbacks.views.first_page`) fills the matrix and map figures."""
     first = first or {}
-    matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=first.get("matrix") or empty_figure("loading ...", 600),
+    matrix_fig = first.get("matrix") or empty_figure("loading ...", 600)
+    matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=matrix_fig,
                                                            config=graph_config("matrix", "vaefrag-matrix"),
                                                            className="vf-graph-matrix", style={"height": f"{MATRIX_HEIGHT}px"}),
                     extra=dcc.RadioItems(id=ids.MATRIX_MEASURE, options=[{"label": "NMI", "value": "nmi"},

@@ -22,8 +22,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = ["PALETTE", "NOISE_COLOR", "hotspot_color", "channel_label", "hotspot_spans", "best_factors",
-           "matrix_figure", "matrix_selection", "map_figure", "map_groups", "map_selection", "hotspot_table_rows", "model_table_rows", "png_data_uri",
-           "traversal_image", "empty_figure", "hotspot_name", "PRINT_SIZE"]
+           "matrix_figure", "matrix_selection", "map_figure", "map_groups", "map_selection", "hotspot_table_rows",
+           "model_table_rows", "png_data_uri", "traversal_image", "empty_figure", "hotspot_name", "PRINT_SIZE"]
 
 #: qualitative palette for hotspots (ColorBrewer Dark2 + Set1, readable on white)
 PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#377eb8",

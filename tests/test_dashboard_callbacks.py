@@ -116,6 +116,8 @@ def test_open_analysis_is_request_then_resolve_in_one_round_trip(env):
     assert out[0] == tok and out[1] is cba.no_update and out[2] is None and out[3] == NAME
     # the layout carries the first page's token already: the views are not redrawn
     assert cba.open_analysis("", None, None, None, None, None, None, tok, cfg)[0] is cba.no_update
+    same = cba.open_analysis("", NAME, "nmi", 0.01, None, None, ids.APPLY, tok, cfg)
+    assert same[0] is cba.no_update and "Nothing to recompute" in same[2].children
     # a bookmarked hotspot is a different token (the selection follows it)
     assert cba.open_analysis("?hotspot=1", None, None, None, None, None, None, tok, cfg)[0] == {**tok, "hotspot": 0}
     # a bad control value keeps the analysis and says why; an uncached one goes to the job

@@ -97,7 +97,7 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg)
 
     Returns (analysis token, pending request, status, then the control values of `request_from`).
     A token equal to ``current`` (the one the layout carries for the first page) is ``no_update``,
-    so the views are not redrawn with what they already show.
+    so the views are not redrawn with what they already show ("Recompute" then says so).
     """
     req, status, *controls = request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg)
     if req is no_update:
@@ -105,6 +105,8 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg)
     tok, pending, resolved = resolve_request(req, cfg)
     if tok is not no_update and tok == current:
         tok = no_update
+        if trigger == ids.APPLY:
+            status = alert("Nothing to recompute: the analysis on screen has these parameters.", "info")
     if resolved is not no_update and resolved is not None:
         status = resolved
     return (tok, pending, status, *controls)

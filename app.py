@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from vaefrag.commands import serve
+from vaefrag.dashboard import serve
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,7 +21,7 @@ from plotly.colors import get_colorscale  # noqa: E402
 
 from vaefrag import fusion, spaces  # noqa: E402
 from browser_helpers import _js, _wait  # noqa: E402
-from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
+from vaefrag.synthetic import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import data, ids  # noqa: E402
 from vaefrag.dashboard import selection as selmod  # noqa: E402
 from vaefrag.dashboard.callbacks import beyond as cbb  # noqa: E402

@@ -23,7 +23,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from browser_helpers import _js, _wait  # noqa: E402
-from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
+from vaefrag.synthetic import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import create_app, data, ids  # noqa: E402
 from vaefrag.dashboard.app import pick_default  # noqa: E402
 from vaefrag.figures import views  # noqa: E402

@@ -1,6 +1,6 @@
 """Dashboard callbacks as plain functions, on a small real ensemble written to a temporary directory.
 
-The ensemble (`benchmarks.dashboard.make_fragment_ensemble`) has channels that carry known
+The ensemble (`synthetic.make_fragment_ensemble`) has channels that carry known
 sprites factors; its analysis is computed once per session by the real `analyze`. Expected
 values come from the analysis arrays, numpy and PIL, not from the code under test.
 """
@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("dash")
 
 from vaefrag.analysis import analyze  # noqa: E402
-from vaefrag.benchmarks.dashboard import make_fragment_ensemble  # noqa: E402
+from vaefrag.synthetic import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import data, ids  # noqa: E402
 from vaefrag.dashboard import selection as selmod  # noqa: E402
 from vaefrag.dashboard import traversals as trav  # noqa: E402
@@ -432,7 +432,7 @@ def test_create_app_checks_its_arguments(env, tmp_path):
 def test_serve_defaults_are_local_and_debug_off():
     import argparse
 
-    from vaefrag.commands import serve
+    from vaefrag.dashboard import serve
 
     p = argparse.ArgumentParser()
     serve.add_arguments(p)

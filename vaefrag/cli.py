@@ -1,6 +1,7 @@
 """`vaefrag` / `python -m vaefrag`: the command-line entry point.
 
-Each sub-command lives in `vaefrag/commands/<name>.py` and exposes
+Each sub-command lives in `vaefrag/commands/<name>.py` (the dashboard's own, `serve`, in
+`vaefrag/dashboard/serve.py`, the top floor) and exposes
 `register(subparsers)` which adds its parser and sets `func=run` where
 `run(args) -> int`. Modules are imported lazily on dispatch so `--help` stays fast.
 """
@@ -11,7 +12,7 @@ import importlib
 import logging
 import sys
 
-#: sub-command name -> (module under vaefrag.commands, one-line help)
+#: sub-command name -> (module under vaefrag.commands, or a full module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "benchmarks that print ratios measured side by side"),
     "train": ("train", "train an ensemble of VAEs"),
@@ -19,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("import_", "make an ensemble from posteriors in an npz file"),
     "analyze": ("analyze", "hotspots, maps and scores of an ensemble (cached)"),
     "export": ("export", "write the paper figure and data of an ensemble"),
-    "serve": ("serve", "start the dashboard"),
+    "serve": ("vaefrag.dashboard.serve", "start the dashboard"),
     "spaces": ("spaces", "compare full latent spaces of an ensemble's models"),
     "fuse": ("fuse", "fuse a set of channels into one representation"),
     "benchmark-measures": ("benchmark_measures", "NMI/VI against CKA on synthetic spaces"),
@@ -40,10 +41,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             sub.add_parser(name, help=help_, add_help=False)
             continue
+        path = module if "." in module else f"vaefrag.commands.{module}"
         try:
-            mod = importlib.import_module(f"vaefrag.commands.{module}")
+            mod = importlib.import_module(path)
         except ModuleNotFoundError as exc:
-            if exc.name != f"vaefrag.commands.{module}":
+            if exc.name != path:
                 raise
             continue  # command not built yet
         mod.register(sub)

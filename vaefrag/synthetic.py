@@ -17,10 +17,14 @@ posteriors in 1-D or 2-D spaces:
 and the CKA family (Kornblith et al. 2019): CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)),
 HSIC(K, L) = tr(K H L H) with H = I - 11^T / n, for linear kernels on the means, for the
 Bhattacharyya-coefficient matrices, and for RBF kernels on the means.
+
+Also `make_fragment_ensemble`: an ensemble on disk whose channels carry known sprites factors
+(tests, and the dashboard benchmark).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -312,6 +316,80 @@ def benchmark_measures(spaces=None, *, n_samples: int = 4000, seed: int = 0, dev
                             measures=names, spearman=rank_correlations(mats, names))
 
 
+# ------------------------------------------------------------------------ fragment ensembles
+#: fragments a synthetic channel can carry: weights over the standardized sprites features
+#: [shape, scale, cos(orientation), sin(orientation), x, y]; the first five are single factors
+_FRAGMENTS = ((0, 0, 0, 0, 1, 0), (0, 0, 0, 0, 0, 1), (0, 1, 0, 0, 0, 0), (1, 0, 0, 0, 0, 0), (0, 0, 1, 0, 0, 0),
+              (0, 0, 0, 1, 0, 0), (0, 0, 0, 0, 1, 1), (0, 0, 0, 0, 1, -1), (1, 1, 0, 0, 0, 0), (0, 1, 0, 0, 1, 0))
+
+
+def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points: int = 200, seed: int = 0,
+                           resolution: int = 32, empty_fraction: float = 0.2, width: int = 8,
+                           hidden: int = 64, weights: bool = True, overwrite: bool = False) -> Path:
+    """Write a synthetic ensemble whose channels carry known sprites factors.
+
+    Each model's latents carry distinct fragments of the fingerprint's factors (a random permutation
+    per model of the first ``min(latents, 10)`` fragments: x, y, scale, shape, cos orientation, then
+    sin orientation, x + y, x - y, shape + scale, scale + x), so every fragment recurs across
+    models, with a random sign and posterior noise; with probability ``empty_fraction`` a channel
+    carries nothing (prior-like).
+    Member weights are untrained networks of the sprites architecture (``weights=False``: none).
+
+    Parameters
+    ----------
+    path : target directory.  models, latents : K and L.  n_points : fingerprint size N.
+    resolution : sprites image side (32 or 64).  width, hidden : network size of the members.
+
+    Returns
+    -------
+    Path of the written ensemble (`store.write_ensemble`).
+    """
+    from vaefrag.datasets import make_dataset
+    from vaefrag.store import write_ensemble
+    from vaefrag.training import fingerprint_sample, member_seeds
+
+    rng = np.random.default_rng(seed)
+    ds = make_dataset("sprites", resolution=resolution)
+    _, x, factors = fingerprint_sample(ds, n_points, seed)
+    f = factors.astype(np.float64)
+    feats = np.c_[f[:, 0], f[:, 1], np.cos(2 * np.pi * f[:, 2] / 40.0), np.sin(2 * np.pi * f[:, 2] / 40.0),
+                  f[:, 3], f[:, 4]]
+    feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1.0)
+    n_frag = min(latents, len(_FRAGMENTS))
+    mu = np.zeros((models, n_points, latents), dtype=np.float32)
+    logvar = np.zeros_like(mu)
+    for k in range(models):
+        frag = rng.permutation(n_frag)
+        for j in range(latents):
+            if rng.random() < empty_fraction or j >= n_frag:
+                mu[k, :, j] = rng.normal(0, 0.02, n_points)
+                logvar[k, :, j] = rng.normal(0, 0.02, n_points)
+                continue
+            w = np.asarray(_FRAGMENTS[frag[j]], dtype=np.float64)
+            sigma = rng.uniform(0.08, 0.3)
+            mu[k, :, j] = rng.choice([-1, 1]) * feats @ (w / np.linalg.norm(w)) + rng.normal(0, 0.05, n_points)
+            logvar[k, :, j] = 2 * np.log(sigma) + rng.normal(0, 0.05, n_points)
+    manifest = {"name": Path(path).name, "source": {"kind": "synthetic fragments", "seed": seed},
+                "dataset": {"name": "sprites", "params": ds.params(), "shape": list(ds.shape),
+                            "factor_names": list(ds.factor_names)},
+                "fingerprint": {"size": n_points, "seed": seed},
+                "members": [{"id": k, "seed": s} for k, s in enumerate(member_seeds(seed, models))]}
+    state = None
+    if weights:
+        import torch
+
+        from vaefrag.models import EnsembleVAE, make_spec
+
+        spec = make_spec(ds.shape, latents, width=width, hidden=hidden, likelihood=ds.likelihood)
+        manifest["model"] = {"family": "untrained", "spec": spec}
+        torch.manual_seed(seed)
+        net = EnsembleVAE(spec, models)
+        net.init_members(member_seeds(seed, models))
+        state = [net.member_state(k) for k in range(models)]
+    return write_ensemble(path, manifest, mu, logvar, x=x, factors=factors, factor_names=list(ds.factor_names),
+                          weights=state, overwrite=overwrite)
+
+
 __all__ = ["N_POINTS", "SPACE_NAMES", "SyntheticSpace", "synthetic_spaces", "pad_dims", "cka", "linear_cka",
            "rbf_kernel", "rbf_cka", "bhattacharyya_cka", "MEASURES", "MeasureBenchmark", "rank_correlations",
-           "benchmark_measures"]
+           "benchmark_measures", "make_fragment_ensemble"]

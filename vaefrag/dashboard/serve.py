@@ -1,4 +1,4 @@
-"""`vaefrag serve`: start the dashboard (127.0.0.1:8050 by default, debug off)."""
+"""`vaefrag serve` and `python app.py`: start the dashboard (127.0.0.1:8050 by default, debug off)."""
 from __future__ import annotations
 
 import logging
@@ -44,7 +44,7 @@ def import_dash_for_serving() -> None:
 
 def run(args) -> int:
     import_dash_for_serving()
-    from vaefrag.dashboard import create_app
+    from vaefrag.dashboard.app import create_app
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port: expected a port in 1..65535, got {args.port}")

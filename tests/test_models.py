@@ -12,6 +12,7 @@ from vaefrag.models.objectives import kl_per_dim, reconstruction
 SPECS = {
     "conv": make_spec([1, 16, 16], 3, width=4, hidden=8),
     "mlp": make_spec([2], 2, hidden=8, likelihood="gaussian"),
+    "broadcast": make_spec([2, 8, 8], 3, width=4, hidden=8, decoder="broadcast"),
 }
 
 
@@ -26,9 +27,35 @@ def test_make_spec_picks_architecture():
         make_spec([5], 2, kind="conv")
     with pytest.raises(ValueError, match="likelihood"):
         make_spec([5], 2, likelihood="poisson")
+    with pytest.raises(ValueError, match="decoder"):
+        make_spec([5], 2, decoder="broadcast")
+    with pytest.raises(ValueError, match="decoder"):
+        make_spec([1, 8, 8], 2, decoder="deconv")
+    old = dict(make_spec([1, 8, 8], 2))
+    del old["decoder"]  # specs stored before the broadcast decoder existed
+    assert EnsembleVAE(old, 1).spec["decoder"] == "mirror"
 
 
-@pytest.mark.parametrize("kind", ["conv", "mlp"])
+def test_broadcast_decoder_is_one_pixel_mlp_of_latents_and_coordinates():
+    """Pixel (row i, column j) of an S x S output is the same small MLP applied to
+    (z, x_j, y_i), x_j = -1 + 2j/(S-1), y_i = -1 + 2i/(S-1), evaluated by hand here."""
+    spec = SPECS["broadcast"]
+    net = EnsembleVAE(spec, 2)
+    net.init_members([1, 2])
+    z = torch.randn(3, 2, spec["latents"])
+    out = net.decode_logits(z)
+    assert out.shape == (3, 2, 2, 8, 8)
+    state = net.member_state(1)
+    relu = torch.relu
+    for i, j in [(0, 0), (0, 7), (5, 2), (7, 7)]:
+        xy = torch.tensor([-1 + 2 * j / 7, -1 + 2 * i / 7])
+        h = relu(z[:, 1] @ state["dec_z.weight"] + state["dec_z.bias"] + xy @ state["dec_xy.weight"] + state["dec_xy.bias"])
+        h = relu(h @ state["dec_pixel.1.weight"] + state["dec_pixel.1.bias"])
+        pixel = h @ state["dec_pixel.3.weight"] + state["dec_pixel.3.bias"]  # [3, C]
+        torch.testing.assert_close(out[:, 1, :, i, j], pixel, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["conv", "mlp", "broadcast"])
 def test_batched_members_equal_single_models(kind):
     spec = SPECS[kind]
     big = EnsembleVAE(spec, 3)
@@ -50,7 +77,7 @@ def test_batched_members_equal_single_models(kind):
     torch.testing.assert_close(big.encode(xk)[0][:, 1], alone.encode(xk[:, 1])[0][:, 0], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["conv", "mlp"])
+@pytest.mark.parametrize("kind", ["conv", "mlp", "broadcast"])
 def test_members_share_no_gradient(kind):
     spec = SPECS[kind]
     net = EnsembleVAE(spec, 3)

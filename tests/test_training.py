@@ -33,13 +33,15 @@ def test_batched_training_equals_one_by_one(name, params):
             torch.testing.assert_close(big.member_state(k)[pname], t, rtol=1e-4, atol=1e-5)
 
 
-def test_train_ensemble_and_reload(tmp_path):
-    path = train_ensemble(tmp_path / "ens", **TINY, weights_dtype="float16", group_size=2)
+@pytest.mark.parametrize("decoder", ["mirror", "broadcast"])
+def test_train_ensemble_and_reload(tmp_path, decoder):
+    path = train_ensemble(tmp_path / "ens", **TINY, decoder=decoder, weights_dtype="float16", group_size=2)
     e = store.load_ensemble(path)
     assert (e.n_models, e.n_points, e.n_latents) == (3, 16, 2)
     assert e.factor_names == ["digit"] and e.factors.shape == (16, 1) and e.x.shape == (16, 1, 8, 8)
     m = e.manifest
     assert m["recipe"]["models"] == 3 and m["recipe"]["weights_dtype"] == "float16"
+    assert m["recipe"]["decoder"] == m["model"]["spec"]["decoder"] == decoder
     assert [mm["seed"] for mm in m["members"]] == [0, 1, 2]
     assert all(np.isfinite(mm["final_loss"]) for mm in m["members"])
     for k in range(3):
@@ -99,6 +101,12 @@ def test_cli_train_recipe_fingerprint_import(tmp_path, capsys):
     assert main(["train", "--recipe", str(out), "--out", str(tmp_path / "b"), "--device", "cpu"]) == 0
     a, b = store.load_ensemble(out), store.load_ensemble(tmp_path / "b")
     np.testing.assert_allclose(a.mu, b.mu, rtol=1e-5, atol=1e-6)
+    # a recipe recorded before the decoder option existed means the mirror decoder
+    old = json.loads((out / "ensemble.json").read_text())
+    assert old["recipe"].pop("decoder") == "mirror"
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert main(["train", "--recipe", str(tmp_path / "old.json"), "--out", str(tmp_path / "c"), "--device", "cpu"]) == 0
+    np.testing.assert_allclose(store.load_ensemble(tmp_path / "c").mu, a.mu, rtol=1e-5, atol=1e-6)
     # a new fingerprint sample, re-encoded by the stored members
     assert main(["fingerprint", str(out), "--size", "20", "--seed", "3", "--device", "cpu"]) == 0
     c = store.load_ensemble(out)

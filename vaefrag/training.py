@@ -24,7 +24,7 @@ from vaefrag.models import EnsembleVAE, make_objective, make_spec
 
 #: keyword arguments of :func:`train_ensemble` that make up the recipe (recorded in the manifest)
 RECIPE_KEYS = ("dataset", "dataset_params", "family", "hyperparameters", "models", "latents", "steps",
-               "batch_size", "lr", "seed", "width", "hidden", "obs_std", "fingerprint_size",
+               "batch_size", "lr", "seed", "width", "hidden", "decoder", "obs_std", "fingerprint_size",
                "fingerprint_seed", "weights_dtype")
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -111,6 +111,8 @@ def _write_json(path: Path, obj) -> None:
 def recipe_from_manifest(manifest: dict) -> dict:
     """The :func:`train_ensemble` keyword arguments recorded in a manifest (field ``recipe``)."""
     recipe = manifest.get("recipe")
+    if isinstance(recipe, dict) and "decoder" not in recipe:
+        recipe = {**recipe, "decoder": "mirror"}  # recorded before the broadcast decoder existed
     if not isinstance(recipe, dict) or set(recipe) != set(RECIPE_KEYS):
         raise ValueError(f"manifest field 'recipe' must hold exactly {sorted(RECIPE_KEYS)}")
     return dict(recipe)
@@ -119,7 +121,8 @@ def recipe_from_manifest(manifest: dict) -> dict:
 def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, family: str = "beta-vae",
                    hyperparameters: dict | None = None, models: int = 10, latents: int = 10,
                    steps: int = 1000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                   width: int = 32, hidden: int = 256, obs_std: float = 0.1, fingerprint_size: int = 1000,
+                   width: int = 32, hidden: int = 256, decoder: str = "mirror", obs_std: float = 0.1,
+                   fingerprint_size: int = 1000,
                    fingerprint_seed: int = 0, weights_dtype: str = "float32", group_size: int = 10,
                    device="cpu", name: str | None = None, overwrite: bool = False,
                    progress=None, member_progress=None, shard: tuple[int, int] | None = None) -> Path | None:
@@ -133,7 +136,8 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     family, hyperparameters : objective (see :data:`vaefrag.models.FAMILIES`) and its hyperparameters.
     models, latents, steps, batch_size, lr, seed : ensemble size, latent size, Adam steps per member,
         minibatch per member, learning rate, base seed (member seeds from :func:`member_seeds`).
-    width, hidden, obs_std : network size and Gaussian likelihood std (see ``models.make_spec``).
+    width, hidden, decoder, obs_std : network size, decoder kind and Gaussian likelihood std (see
+        ``models.make_spec``).
     fingerprint_size, fingerprint_seed : the fingerprint sample.
     weights_dtype : "float16" or "float32"; stored posteriors are computed from the stored weights.
     group_size : members trained together as one batched network.
@@ -152,7 +156,7 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     recipe = {"dataset": dataset, "dataset_params": dict(dataset_params or {}), "family": family,
               "hyperparameters": dict(hyperparameters or {}), "models": models, "latents": latents,
               "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "width": width,
-              "hidden": hidden, "obs_std": obs_std, "fingerprint_size": fingerprint_size,
+              "hidden": hidden, "decoder": decoder, "obs_std": obs_std, "fingerprint_size": fingerprint_size,
               "fingerprint_seed": fingerprint_seed, "weights_dtype": weights_dtype}
     for key in ("models", "steps", "batch_size", "group_size"):
         value = group_size if key == "group_size" else recipe[key]
@@ -168,7 +172,8 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     objective = make_objective(family, **recipe["hyperparameters"])
     recipe["hyperparameters"] = objective.hyperparameters()
     recipe["dataset_params"] = ds.params()
-    spec = make_spec(ds.shape, latents, width=width, hidden=hidden, likelihood=ds.likelihood, obs_std=obs_std)
+    spec = make_spec(ds.shape, latents, width=width, hidden=hidden, likelihood=ds.likelihood, obs_std=obs_std,
+                     decoder=decoder)
     seeds = member_seeds(seed, models)
     fp_idx, fp_x, fp_factors = fingerprint_sample(ds, fingerprint_size, fingerprint_seed)
 

@@ -33,6 +33,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="base seed (default 0)")
     p.add_argument("--width", type=int, help="conv channels (default 32)")
     p.add_argument("--hidden", type=int, help="hidden units (default 256)")
+    p.add_argument("--decoder", choices=("mirror", "broadcast"),
+                   help="image decoder: transposed convolutions mirroring the encoder, or the spatial "
+                        "broadcast decoder (Watters et al. 2019; a per-pixel MLP of width --width) that "
+                        "separates position and size into their own channels (default mirror)")
     p.add_argument("--fingerprint-size", type=int, help="fingerprint points (default 1000)")
     p.add_argument("--fingerprint-seed", type=int, help="fingerprint sample seed (default 0)")
     p.add_argument("--weights-dtype", choices=("float16", "float32"), help="stored weights (default float32)")
@@ -48,7 +52,7 @@ def register(subparsers) -> None:
 
 DEFAULTS = {"dataset": "sprites", "dataset_params": {}, "family": "beta-vae", "hyperparameters": {},
             "models": 10, "latents": 10, "steps": 1000, "batch_size": 64, "lr": 1e-3, "seed": 0, "width": 32,
-            "hidden": 256, "obs_std": 0.1, "fingerprint_size": 1000, "fingerprint_seed": 0,
+            "hidden": 256, "decoder": "mirror", "obs_std": 0.1, "fingerprint_size": 1000, "fingerprint_seed": 0,
             "weights_dtype": "float32"}
 
 
@@ -93,7 +97,7 @@ def build_recipe(args) -> dict:
         if getattr(args, key) is not None:
             hyper[key] = getattr(args, key)
     recipe["hyperparameters"] = hyper
-    for key in ("models", "latents", "steps", "batch_size", "lr", "seed", "width", "hidden",
+    for key in ("models", "latents", "steps", "batch_size", "lr", "seed", "width", "hidden", "decoder",
                 "fingerprint_size", "fingerprint_seed", "weights_dtype"):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)

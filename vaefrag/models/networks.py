@@ -4,11 +4,15 @@ A spec (``make_spec``) is a dict::
 
     {"kind": "conv" | "mlp", "input_shape": [C, H, W] | [D], "latents": L,
      "width": conv channels, "hidden": hidden units, "likelihood": "bernoulli" | "gaussian",
-     "obs_std": std of the Gaussian likelihood}
+     "obs_std": std of the Gaussian likelihood, "decoder": "mirror" | "broadcast"}
 
 Convolutional networks (square images whose side is a power of two >= 8) halve the resolution with
-4x4 stride-2 convolutions down to 4x4, then two linear layers; the decoder mirrors them. Other
-inputs use an MLP on the flattened input.
+4x4 stride-2 convolutions down to 4x4, then two linear layers; the "mirror" decoder mirrors them.
+The "broadcast" decoder (Watters et al. 2019, arXiv:1901.07017) gives every pixel the whole latent
+vector plus the pixel's own (x, y) coordinates and maps them to the pixel with a small MLP shared by
+all pixels (``width`` units, two hidden layers): position is then easy to read off one latent each,
+which is what makes x, y and size come out as separate channels. Other inputs use an MLP on the
+flattened input (their decoder is always "mirror").
 """
 from __future__ import annotations
 
@@ -20,10 +24,12 @@ from torch import nn
 from vaefrag.models.layers import BConv2d, BConvTranspose2d, BLinear, MemberLayer
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+DECODERS = ("mirror", "broadcast")
 
 
 def make_spec(input_shape, latents: int, *, width: int = 32, hidden: int = 256,
-              likelihood: str = "bernoulli", obs_std: float = 0.1, kind: str | None = None) -> dict:
+              likelihood: str = "bernoulli", obs_std: float = 0.1, kind: str | None = None,
+              decoder: str = "mirror") -> dict:
     """Network spec for inputs of ``input_shape`` (see module docstring); validates every field."""
     shape = [int(s) for s in input_shape]
     if not isinstance(latents, int) or latents < 1:
@@ -40,14 +46,17 @@ def make_spec(input_shape, latents: int, *, width: int = 32, hidden: int = 256,
         kind = "conv" if conv_ok else "mlp"
     if kind not in ("conv", "mlp") or (kind == "conv" and not conv_ok):
         raise ValueError(f"kind {kind!r} does not fit input shape {shape} (conv needs [C, S, S], S a power of 2 >= 8)")
+    if decoder not in DECODERS or (decoder == "broadcast" and kind != "conv"):
+        raise ValueError(f"decoder must be one of {DECODERS} ('broadcast' for images only), got {decoder!r}")
     return {"kind": kind, "input_shape": shape, "latents": latents, "width": width, "hidden": hidden,
-            "likelihood": likelihood, "obs_std": float(obs_std)}
+            "likelihood": likelihood, "obs_std": float(obs_std), "decoder": decoder}
 
 
 def _check_spec(spec: dict) -> dict:
     try:
         return make_spec(spec["input_shape"], spec["latents"], width=spec["width"], hidden=spec["hidden"],
-                         likelihood=spec["likelihood"], obs_std=spec.get("obs_std", 0.1), kind=spec["kind"])
+                         likelihood=spec["likelihood"], obs_std=spec.get("obs_std", 0.1), kind=spec["kind"],
+                         decoder=spec.get("decoder", "mirror"))
     except KeyError as exc:
         raise ValueError(f"model spec: missing field {exc.args[0]!r}") from None
 
@@ -80,12 +89,19 @@ class EnsembleVAE(nn.Module):
                 enc += [BConv2d(K, c if i == 0 else w, w), relu]
             self.enc_conv = nn.Sequential(*enc)
             self.enc_fc = nn.Sequential(BLinear(K, w * 16, h), relu, BLinear(K, h, 2 * L))
-            self.dec_fc = nn.Sequential(BLinear(K, L, h), relu, BLinear(K, h, w * 16), relu)
-            dec = []
-            for i in range(n_down):
-                last = i == n_down - 1
-                dec += [BConvTranspose2d(K, w, c if last else w)] + ([] if last else [relu])
-            self.dec_conv = nn.Sequential(*dec)
+            if s["decoder"] == "broadcast":
+                self.dec_z, self.dec_xy = BLinear(K, L, w), BLinear(K, 2, w)
+                self.dec_pixel = nn.Sequential(relu, BLinear(K, w, w), relu, BLinear(K, w, c))
+                axis = torch.linspace(-1, 1, side)
+                grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 1, 2)
+                self.register_buffer("pixel_xy", grid, persistent=False)  # [S*S, 1, 2] (x, y)
+            else:
+                self.dec_fc = nn.Sequential(BLinear(K, L, h), relu, BLinear(K, h, w * 16), relu)
+                dec = []
+                for i in range(n_down):
+                    last = i == n_down - 1
+                    dec += [BConvTranspose2d(K, w, c if last else w)] + ([] if last else [relu])
+                self.dec_conv = nn.Sequential(*dec)
         else:
             d = int(math.prod(self.input_shape))
             self.enc_conv = nn.Sequential()
@@ -125,6 +141,12 @@ class EnsembleVAE(nn.Module):
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """z [B, K, L] -> logits (Bernoulli) or means (Gaussian) [B, K, *input_shape]."""
         b, k = z.shape[:2]
+        if self.spec["decoder"] == "broadcast":
+            c, side = self.input_shape[0], self.input_shape[1]
+            xy = self.dec_xy(self.pixel_xy.expand(-1, k, 2))  # [P, K, w], P = S*S pixels
+            hdn = (self.dec_z(z)[:, None] + xy[None]).reshape(b * side * side, k, -1)
+            out = self.dec_pixel(hdn).reshape(b, side, side, k, c)
+            return out.permute(0, 3, 4, 1, 2)
         hdn = self.dec_fc(z)
         if self.spec["kind"] == "conv":
             w = self.spec["width"]

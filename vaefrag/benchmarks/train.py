@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--latents", type=int, default=10)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--decoder", default="mirror", choices=("mirror", "broadcast"), help="image decoder")
     p.add_argument("--steps", type=int, default=20, help="steps per member per round")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (best round is reported)")
@@ -51,8 +52,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     params = {"resolution": args.resolution} if args.dataset == "sprites" else {}
     ds = make_dataset(args.dataset, **params)
-    spec = make_spec(ds.shape, args.latents, width=args.width, hidden=args.hidden, likelihood=ds.likelihood)
-    print(f"dataset {args.dataset} {list(ds.shape)}, {spec['kind']} width {args.width} hidden {args.hidden}, "
+    spec = make_spec(ds.shape, args.latents, width=args.width, hidden=args.hidden, likelihood=ds.likelihood,
+                     decoder=args.decoder)
+    print(f"dataset {args.dataset} {list(ds.shape)}, {spec['kind']} ({spec['decoder']} decoder) width {args.width} "
+          f"hidden {args.hidden}, "
           f"{args.family}, {args.members} members x {args.steps} steps x batch {args.batch_size}, "
           f"{args.threads} thread(s)")
     # warm-up (allocators, kernels)

@@ -1,0 +1,49 @@
+"""The shipped ensembles in data/ensembles: within the size budget, members reproduce their stored
+posteriors, and the sprites ensemble carries x, y and scale in single channels (factor NMI >= 0.5)
+that recur across models as hotspots."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vaefrag import store
+from vaefrag.analysis import analyze
+from vaefrag.measures import split_channels, compare_channels
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "ensembles"
+SPRITES = SHIPPED / "sprites-beta-tcvae"
+NEEDED = ("x", "y", "scale")
+
+
+def test_data_directory_is_within_25_mb():
+    size = sum(p.stat().st_size for p in SHIPPED.parent.rglob("*") if p.is_file())
+    assert size <= 25 * 2**20, f"data/ is {size / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize("name", [p.name for p in store.list_ensembles(SHIPPED)])
+def test_shipped_members_reproduce_their_posteriors(name):
+    ens = store.load_ensemble(SHIPPED / name)
+    assert ens.n_models >= 20
+    for k in (0, ens.n_models - 1):
+        with torch.no_grad():
+            mu, logvar = store.load_member(ens, k).encode(torch.from_numpy(ens.x))
+        np.testing.assert_allclose(mu.numpy(), ens.mu[k], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(logvar.numpy(), ens.logvar[k], rtol=1e-4, atol=1e-4)
+
+
+def test_shipped_sprites_channels_carry_x_y_and_scale():
+    ens = store.load_ensemble(SPRITES)
+    assert ens.n_models >= 20 and ens.n_latents == 10 and ens.n_points == 1000
+    res = compare_channels(*split_channels(ens.mu, ens.logvar), factors=ens.factors)
+    best = np.nanmax(res.factor_nmi, axis=0)
+    for factor in NEEDED:
+        assert best[ens.factor_names.index(factor)] >= 0.5, (factor, best)
+
+
+def test_shipped_sprites_hotspots_match_x_y_and_scale(tmp_path):
+    a = analyze(SPRITES, maps=(), n_bootstrap=0, cache_dir=tmp_path, device="cpu")
+    names = a.factor_names
+    found = [(names[h.best_factor], round(h.best_factor_nmi, 2), h.n_models) for h in a.hotspots]
+    for factor in NEEDED:
+        assert any(f == factor and nmi >= 0.5 and models >= 3 for f, nmi, models in found), found

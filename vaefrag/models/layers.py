@@ -42,8 +42,12 @@ class BLinear(MemberLayer):
         return self.d_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [K, B, in] @ [K, in, out] -> [K, B, out]
-        return torch.baddbmm(self.bias[:, None, :], x.transpose(0, 1), self.weight).transpose(0, 1)
+        return self.member_major(x.transpose(0, 1)).transpose(0, 1)
+
+    def member_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The same maps on member-major activations: x [K, N, in] -> [K, N, out] (no transposes,
+        for large N such as every pixel of a batch)."""
+        return torch.baddbmm(self.bias[:, None, :], x, self.weight)
 
 
 class BConv2d(MemberLayer):

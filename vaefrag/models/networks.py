@@ -93,8 +93,8 @@ class EnsembleVAE(nn.Module):
                 self.dec_z, self.dec_xy = BLinear(K, L, w), BLinear(K, 2, w)
                 self.dec_pixel = nn.Sequential(relu, BLinear(K, w, w), relu, BLinear(K, w, c))
                 axis = torch.linspace(-1, 1, side)
-                grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 1, 2)
-                self.register_buffer("pixel_xy", grid, persistent=False)  # [S*S, 1, 2] (x, y)
+                grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(1, -1, 2)
+                self.register_buffer("pixel_xy", grid, persistent=False)  # [1, S*S, 2] (x, y)
             else:
                 self.dec_fc = nn.Sequential(BLinear(K, L, h), relu, BLinear(K, h, w * 16), relu)
                 dec = []
@@ -143,10 +143,13 @@ class EnsembleVAE(nn.Module):
         b, k = z.shape[:2]
         if self.spec["decoder"] == "broadcast":
             c, side = self.input_shape[0], self.input_shape[1]
-            xy = self.dec_xy(self.pixel_xy.expand(-1, k, 2))  # [P, K, w], P = S*S pixels
-            hdn = (self.dec_z(z)[:, None] + xy[None]).reshape(b * side * side, k, -1)
-            out = self.dec_pixel(hdn).reshape(b, side, side, k, c)
-            return out.permute(0, 3, 4, 1, 2)
+            # member-major [K, B * S * S, w] activations: one batched GEMM per layer, no transposes
+            xy = self.dec_xy.member_major(self.pixel_xy.expand(k, -1, 2))  # [K, P, w], P = S*S pixels
+            hdn = self.dec_z.member_major(z.transpose(0, 1))[:, :, None] + xy[:, None]  # [K, B, P, w]
+            hdn = hdn.reshape(k, b * side * side, -1)
+            for layer in self.dec_pixel:
+                hdn = layer.member_major(hdn) if isinstance(layer, BLinear) else layer(hdn)
+            return hdn.reshape(k, b, side, side, c).permute(1, 0, 4, 2, 3)
         hdn = self.dec_fc(z)
         if self.spec["kind"] == "conv":
             w = self.spec["width"]

@@ -90,9 +90,12 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     def layout():
         names = data.ensemble_names(cfg.root)
         default_name = cfg.default if cfg.default in names else pick_default(names)
-        # Dash also calls this once when it is assigned, to check the ids: outside a request the page is
-        # built without the first page's figures, which a thread builds while the server starts
-        first = cb_views.first_page(default_name, cfg) if flask.has_request_context() else None
+        # Dash also builds the page to check its ids: when the layout is assigned (outside a request)
+        # and on the first request of any kind (the index page, whose HTML does not carry the layout).
+        # Those checks get the page without the first page's figures, which a thread builds while the
+        # server starts and the browser loads the scripts; only the layout request waits for them.
+        wanted = flask.has_request_context() and flask.request.path.endswith("_dash-layout")
+        first = cb_views.first_page(default_name, cfg) if wanted else None
         return serve_layout(names, default_name, first)
 
     app.layout = layout

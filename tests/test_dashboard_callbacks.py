@@ -451,3 +451,21 @@ def test_import_numerics_preloads_the_members(env):
     data.load_member(path, 3)
     assert data._member.cache_info().hits == hits + 1
     data.import_numerics(None, cfg.root / "no-such-ensemble")          # nothing to load: no error
+
+
+def test_only_the_layout_request_waits_for_the_first_page(env, monkeypatch):
+    """Dash builds the page on the first request of any kind to check its ids; the index page must
+    not wait for the first page's figures then, but the layout request must carry them."""
+    from vaefrag.dashboard import create_app
+
+    cfg, _, tok = env
+    app = create_app(cfg.root, default=NAME, cache_dir=cfg.cache_dir)
+    calls = []
+    real = cbv.first_page
+    monkeypatch.setattr(cbv, "first_page", lambda name, c: calls.append(name) or real(name, c))
+    client = app.server.test_client()
+    assert client.get("/").status_code == 200
+    assert calls == []
+    page = client.get("/_dash-layout").get_data(as_text=True)
+    assert calls == [NAME]
+    assert tok["key"] in page and '"vf-matrix"' in page and "heatmap" in page

@@ -469,3 +469,10 @@ def test_only_the_layout_request_waits_for_the_first_page(env, monkeypatch):
     page = client.get("/_dash-layout").get_data(as_text=True)
     assert calls == [NAME]
     assert tok["key"] in page and '"vf-matrix"' in page and "heatmap" in page
+
+
+def test_highlight_as_served_means_nothing_selected(env):
+    cfg, _, tok = env
+    assert cbv._current(ids.HIGHLIGHT_AS_SERVED, tok) is None
+    assert cbv.table_styles(tok, ids.HIGHLIGHT_AS_SERVED, cfg) == cbv.table_styles(tok, None, cfg)
+    assert cbv.matrix_view(tok, "nmi", ids.HIGHLIGHT_AS_SERVED, set(), cfg) is cbv.first_page(NAME, cfg)["matrix"]

@@ -154,6 +154,16 @@ def load_member(path, k: int):
     return _member(str(path.resolve()), _stamp(path), int(k))
 
 
+def one_torch_thread_in_job() -> None:
+    """Called first in every background job. Jobs run in a forked copy of the server, and a copy of a
+    process whose torch already ran OpenMP-parallel code hangs in its first parallel region (a
+    notebook that trained a model, a test session). One torch thread is safe. `vaefrag serve` runs
+    the server itself on one torch thread, so its jobs had one already."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def import_numerics(torch_threads: int | None = None, preload=None) -> None:
     """Import torch and the traversal code (1.5-3 s), which only a hotspot click needs, set torch's
     CPU threads, and load the members of the ensemble at ``preload`` (if it has weights; at most

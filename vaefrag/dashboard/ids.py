@@ -12,6 +12,10 @@ ANALYSIS = "vf-analysis"            # dcc.Store: {"ensemble", "params", "token"}
 SELECTION = "vf-selection"          # dcc.Store: the one shared selection (see selection.py)
 HIGHLIGHT = "vf-highlight"          # dcc.Store: the selection the linked views draw, set once the
                                     # traversals are shown (what the user clicked for comes first)
+#: HIGHLIGHT as the page is first drawn (nothing selected, the figures as served): the linked views
+#: have nothing to patch. Dash still calls their selection callbacks once on load (the store is an
+#: output of an initial callback); they answer no_update instead of redrawing the same figure.
+HIGHLIGHT_AS_SERVED = {"as_served": True}
 URL_STATE = "vf-url-state"          # dcc.Store: dummy output of the clientside URL writer
 
 # --- header / controls ------------------------------------------------------------------------

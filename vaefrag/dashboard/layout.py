@@ -215,7 +215,7 @@ def serve_layout(names: list[str], default: str | None, first: dict | None = Non
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS, data=first["token"] if first else None),
-        dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.HIGHLIGHT, data=None),
+        dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.HIGHLIGHT, data=ids.HIGHLIGHT_AS_SERVED),
         dcc.Store(id=ids.TRAV_BASES, data=None),
         dcc.Store(id=ids.URL_STATE),
         header(names, default),

@@ -228,6 +228,7 @@ def register(app, cfg) -> None:
                            (Output(ids.CANCEL, "disabled"), False, True)],
                   cancel=[Input(ids.CANCEL, "n_clicks")])
     def _compute(set_progress, pending):
+        data.one_torch_thread_in_job()
         return compute_job(set_progress, pending, cfg)
 
     @app.callback(Output(ids.UPLOAD_STATUS, "children"), Output(ids.ENSEMBLE, "options"),

@@ -246,6 +246,7 @@ def register(app, cfg) -> None:
                            (Output(ids.SPACES_CANCEL, "disabled"), False, True)],
                   cancel=[Input(ids.SPACES_CANCEL, "n_clicks")])
     def _spaces_job(set_progress, n_clicks, tok):
+        data.one_torch_thread_in_job()
         return spaces_job(set_progress, n_clicks, tok, cfg)
 
     @app.callback(Output(ids.FUSE_COLOR, "options"), Output(ids.FUSE_COLOR, "value"),
@@ -264,6 +265,7 @@ def register(app, cfg) -> None:
                            (Output(ids.FUSE_CANCEL, "disabled"), False, True)],
                   cancel=[Input(ids.FUSE_CANCEL, "n_clicks")])
     def _fuse(set_progress, n_clicks, tok, sel, objective, color):
+        data.one_torch_thread_in_job()
         return fuse_job(set_progress, n_clicks, tok, sel, objective, color, cfg)
 
     @app.callback(Output(ids.FUSED, "figure", allow_duplicate=True), Input(ids.FUSE_COLOR, "value"),

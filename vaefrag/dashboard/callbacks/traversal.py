@@ -78,9 +78,13 @@ def register(app, cfg) -> None:
                   Output(ids.HIGHLIGHT, "data"),
                   Input(ids.SELECTION, "data"), Input(ids.TRAV_STEPS, "value"), Input(ids.TRAV_RANGE, "value"),
                   Input(ids.TRAV_NBASE, "value"), Input(ids.TRAV_SEED, "value"), Input(ids.TRAV_BASES, "data"),
-                  State(ids.ANALYSIS, "data"))
-    def _traversals(sel, steps, qrange, n_bases, seed, picked, tok):
-        fresh = any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered
+                  State(ids.ANALYSIS, "data"), State(ids.HIGHLIGHT, "data"))
+    def _traversals(sel, steps, qrange, n_bases, seed, picked, tok, shown):
+        # the linked views follow a new selection; an unchanged one (e.g. none, on the first page) would
+        # only make them redraw what they show
+        shown = None if shown == ids.HIGHLIGHT_AS_SERVED else shown
+        fresh = (any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered) \
+            and sel != shown
         try:
             cards, desc = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg)
         except Exception as exc:  # the linked views must still follow the selection

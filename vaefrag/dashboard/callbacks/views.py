@@ -23,7 +23,10 @@ def _analysis(tok, cfg):
 
 
 def _current(sel, tok):
-    """The selection if it belongs to the analysis on screen (a stale one from before a switch: None)."""
+    """The selection if it belongs to the analysis on screen (a stale one from before a switch, or the
+    page as served: None)."""
+    if sel == ids.HIGHLIGHT_AS_SERVED:
+        return None
     if sel and tok and sel.get("key") not in (None, tok.get("key")):
         return None
     return sel
@@ -205,6 +208,8 @@ def register(app, cfg) -> None:
     @app.callback(Output(ids.MATRIX, "figure", allow_duplicate=True), Input(ids.HIGHLIGHT, "data"),
                   State(ids.ANALYSIS, "data"), State(ids.MATRIX_MEASURE, "value"), prevent_initial_call=True)
     def _matrix_selection(sel, tok, measure):
+        if sel == ids.HIGHLIGHT_AS_SERVED:
+            return no_update
         return matrix_view(tok, measure, sel, {ids.HIGHLIGHT}, cfg)
 
     @app.callback(Output(ids.MAP, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MAP_METHOD, "value"),
@@ -216,6 +221,8 @@ def register(app, cfg) -> None:
                   State(ids.ANALYSIS, "data"), State(ids.MAP_METHOD, "value"), State(ids.MAP_COLOR, "value"),
                   prevent_initial_call=True)
     def _map_selection(sel, tok, method, color):
+        if sel == ids.HIGHLIGHT_AS_SERVED:
+            return no_update
         return map_view(tok, method, color, sel, {ids.HIGHLIGHT}, cfg)
 
     @app.callback(Output(ids.MAP_COLOR, "options"), Input(ids.ANALYSIS, "data"))

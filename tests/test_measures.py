@@ -87,6 +87,31 @@ def test_structured_channels_and_blocking(seed):
     assert nmi[0, 2] > 0.3 and nmi[0, 2] > 3 * abs(nmi[0, 1])
 
 
+def test_symmetric_products_with_a_quarter_left_out_match_reference(monkeypatch):
+    """The symmetric case skips one off-diagonal quarter of the GEMM and mirrors the rest."""
+    from vaefrag.measures import channels
+    mu, lv = structured(9, m=7, n=45, d=2)
+    info, self_info, nmi, vi = ref_compare(mu, lv)
+    monkeypatch.setattr(channels, "_TRIANGLE_MIN_HALF", 1)
+    for kw in ({}, {"block_points": 4}):
+        res = ms.compare_channels(mu, lv, **kw)
+        np.testing.assert_allclose(res.self_info, self_info, atol=1e-4, err_msg=str(kw))
+        np.testing.assert_allclose(res.nmi, nmi, atol=1e-4, err_msg=str(kw))
+        np.testing.assert_allclose(res.vi, vi, atol=1e-4, err_msg=str(kw))
+
+
+def test_large_symmetric_set_equals_the_rectangular_comparison_with_itself():
+    """At the default threshold (M >= 128) the triangle path runs; `other=` takes the plain GEMM."""
+    rng = np.random.default_rng(10)
+    mu = rng.normal(size=(140, 30, 1)) * rng.uniform(0.3, 3, (140, 1, 1))
+    lv = rng.uniform(-3, 0, (140, 30, 1))
+    sym = ms.compare_channels(mu, lv, dtype="float64")
+    rect = ms.compare_channels(mu, lv, other=(mu, lv), dtype="float64")
+    np.testing.assert_allclose(sym.mutual, rect.mutual, atol=1e-9)
+    np.testing.assert_allclose(sym.vi, rect.vi, atol=1e-9)
+    np.testing.assert_allclose(sym.self_info, rect.self_info, atol=1e-9)
+
+
 def test_two_set_comparison_matches_reference():
     mu, lv = structured(5, m=4, n=50)
     mu2, lv2 = structured(6, m=3, n=50, d=2)

@@ -20,6 +20,9 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20
 CPU_BLOCK_BYTES = 48 * 2**20
 #: largest channel tile computed in one piece; larger sets are tiled
 DEFAULT_BLOCK_CHANNELS = 2048
+#: symmetric products of fewer than twice this many channels are computed whole (small GEMMs
+#: lose more speed than the left-out quarter saves)
+_TRIANGLE_MIN_HALF = 64
 #: log-variances are clipped to this range after per-channel centering, so exp() never overflows
 _LOGVAR_CLIP = 60.0
 
@@ -140,22 +143,30 @@ class _GaussianRows:
         self.device, self.dtype = device, dtype
         self.n_channels, self.n_points = mu.shape[0], mu.shape[1]
         self.dims = mu.shape[2]
+        self._scratch = None                                               # [1 or 2, B, M, N]
 
-    def rows(self, start: int, stop: int) -> torch.Tensor:
-        """[B, M, N] with B = stop - start.
+    def rows(self, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
+        """BC[start:stop] written into `out` [B, M, N] (B = stop - start); returns `out`.
 
         Per dimension, BC = exp(-D) = sqrt(2) (v_i v_j)^(1/4) (v_i + v_j)^(-1/2) exp(-dmu^2 / (4 (v_i + v_j))),
-        evaluated with in-place passes over the block and no logarithm.
+        evaluated with in-place passes and no logarithm. The scratch buffers are kept between
+        calls: a fresh block-sized tensor per call costs page faults that outweigh the arithmetic.
         """
-        bc = None
+        b = out.shape[0]
+        if self._scratch is None or self._scratch.shape[1] < b or self._scratch.shape[2:] != out.shape[1:]:
+            self._scratch = torch.empty((min(self.dims, 2), *out.shape), dtype=self.dtype, device=self.device)
+        q = self._scratch[0, :b]
         for k in range(self.dims):
             mu, var, root4 = self.mu[k], self.var[k], self.root4[k]         # [M, N]
             mi, vi, ri = (a[:, start:stop].T.unsqueeze(-1) for a in (mu, var, root4))  # [B, M, 1]
-            q = (vi + var).rsqrt_()                                        # (v_i + v_j)^(-1/2)
-            term = (mi - mu).mul_(q).square_().mul_(-0.25).exp_()          # exp(-dmu^2 / (4 (v_i + v_j)))
+            term = out if k == 0 else self._scratch[1, :b]
+            torch.add(vi, var, out=q).rsqrt_()                             # (v_i + v_j)^(-1/2)
+            torch.sub(mi, mu, out=term)
+            term.mul_(q).square_().mul_(-0.25).exp_()                      # exp(-dmu^2 / (4 (v_i + v_j)))
             term.mul_(q).mul_(root4).mul_(ri * math.sqrt(2.0))
-            bc = term if bc is None else bc.mul_(term)
-        return bc.clamp_(max=1.0)
+            if k > 0:
+                out.mul_(term)
+        return out.clamp_(max=1.0)
 
 
 class _LabelRows:
@@ -166,9 +177,9 @@ class _LabelRows:
         self.device, self.dtype = device, dtype
         self.n_channels, self.n_points = self.labels.shape
 
-    def rows(self, start: int, stop: int) -> torch.Tensor:
+    def rows(self, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
         li = self.labels[:, start:stop].T.unsqueeze(-1)                    # [B, F, 1]
-        return (li == self.labels).to(self.dtype)                          # [B, F, N]
+        return out.copy_(li == self.labels)                                # [B, F, N]
 
 
 def _block_size(n_points: int, n_rows: int, n_cols: int, budget: int, itemsize: int, device) -> int:
@@ -196,6 +207,29 @@ class TileResult:
     extra: list = field(default_factory=list)   # joint information with extra column sets
 
 
+def _log2_products(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """sum_i log2(sum_j a[i, :, j] b[i, :, j]) for a [B, Ma, N], b [B, Mb, N]: float64 [Ma, Mb]."""
+    return torch.bmm(a, b.transpose(1, 2), out=out).log2_().sum(0, dtype=torch.float64)
+
+
+def _log2_products_symmetric(a: torch.Tensor, out: torch.Tensor, acc: torch.Tensor) -> None:
+    """acc += _log2_products(a, a) for a [B, M, N], with three quarters of the multiply-adds.
+
+    The product is symmetric in the channels, so the block of the first half of the rows with
+    the second half of the columns is left out: `acc[:h, h:]` is not updated (the caller mirrors
+    the lower triangle at the end). `out` [B, M, M] is scratch.
+    """
+    m = a.shape[1]
+    h = m // 2
+    if h < _TRIANGLE_MIN_HALF:
+        acc += _log2_products(a, a, out)
+        return
+    left = out.view(-1)[: out.shape[0] * m * h].view(out.shape[0], m, h)
+    acc[:, :h] += _log2_products(a, a[:, :h], left)
+    low = out.view(-1)[: out.shape[0] * (m - h) ** 2].view(out.shape[0], m - h, m - h)
+    acc[h:, h:] += _log2_products(a[:, h:], a[:, h:], low)
+
+
 def _run_tile(rows_a, rows_b, extra_cols, block_points, progress, memory_budget, label="") -> TileResult:
     """One pass over blocks of fingerprint points: I(X;U_a,U_b) for all a in A, b in B.
 
@@ -210,36 +244,45 @@ def _run_tile(rows_a, rows_b, extra_cols, block_points, progress, memory_budget,
     itemsize = torch.finfo(dt).bits // 8
     if block_points is None:
         block_points = _block_size(n, ma, (0 if rows_b is None else mb) + m_extra, memory_budget, itemsize, dev)
+    block_points = min(block_points, n)
     zeros = lambda *s: torch.zeros(*s, dtype=torch.float64, device=dev)
     joint, info_a, self_a = zeros(ma, mb), zeros(ma), zeros(ma)
     info_b, self_b = zeros(mb), zeros(mb)
     extra = [zeros(ma, c.n_channels) for c in extra_cols]
     extra_info = [zeros(c.n_channels) for c in extra_cols]
+    # block-sized buffers, reused by every block (the last one may use a leading slice)
+    empty = lambda *s: torch.empty(block_points, *s, dtype=dt, device=dev)
+    buf_a, prod = empty(ma, n), empty(ma, mb)
+    buf_b = None if rows_b is None else empty(mb, n)
+    bufs_extra = [(empty(c.n_channels, n), empty(ma, c.n_channels)) for c in extra_cols]
     blocks = range(0, n, block_points)
     for done, start in enumerate(blocks):
         stop = min(n, start + block_points)
-        a = rows_a.rows(start, stop)                                       # [B, Ma, N]
+        size = stop - start
+        a = rows_a.rows(start, stop, buf_a[:size])                         # [B, Ma, N]
         info_a += torch.log2(a.sum(-1)).sum(0).double()
         if rows_b is None:
             b = a
         else:
-            b = rows_b.rows(start, stop)
+            b = rows_b.rows(start, stop, buf_b[:size])
             info_b += torch.log2(b.sum(-1)).sum(0).double()
             self_a += torch.log2(torch.linalg.vecdot(a, a)).sum(0).double()
             self_b += torch.log2(torch.linalg.vecdot(b, b)).sum(0).double()
-        joint += torch.bmm(a, b.transpose(1, 2)).log2_().sum(0).double()  # S_i[a, b] * N
-        for cols, acc, acc_info in zip(extra_cols, extra, extra_info):
-            c = cols.rows(start, stop)
+        if rows_b is None:
+            _log2_products_symmetric(a, prod[:size], joint)
+        else:
+            joint += _log2_products(a, b, prod[:size])                    # sum_i log2(N S_i[a, b])
+        for cols, acc, acc_info, (buf_c, prod_c) in zip(extra_cols, extra, extra_info, bufs_extra):
+            c = cols.rows(start, stop, buf_c[:size])
             acc_info += torch.log2(c.sum(-1)).sum(0).double()
-            acc += torch.bmm(a, c.transpose(1, 2)).log2_().sum(0).double()
-        del a, b
+            acc += _log2_products(a, c, prod_c[:size])
         if progress is not None:
             progress(done + 1, len(blocks), label)
     log_n = math.log2(n)
     to_bits = lambda s: (log_n - s / n).cpu().numpy()     # -(1/N) sum_i log2((1/N) sum_j ...)
     joint_bits = to_bits(joint)
     if rows_b is None:
-        joint_bits = 0.5 * (joint_bits + joint_bits.T)
+        joint_bits = np.tril(joint_bits) + np.tril(joint_bits, -1).T      # mirror the lower triangle
         info_b_bits, self_a_bits = to_bits(info_a), np.diag(joint_bits).copy()
         self_b_bits = self_a_bits
     else:

@@ -102,6 +102,10 @@ def test_bad_input(planted_path, tmp_path, capsys):
     assert "--threshold" in _err(capsys)
     assert main(["analyze", str(planted_path), "--xi", "2", *c]) == 2
     assert "xi" in _err(capsys)
+    assert main(["analyze", str(planted_path), "--tile", "0", *c]) == 2
+    assert "--tile: expected a number of channels >= 1" in _err(capsys)
+    assert main(["analyze", str(planted_path), "--workers", "2", *c]) == 2
+    assert "--workers: expected a number >= 1 together with --dask local" in _err(capsys)
     mu, lv, _, _ = planted()
     nf = store.write_ensemble(tmp_path / "nofactors", {"name": "nf"}, mu, lv)
     assert main(["analyze", str(nf), "--scores", "mig", *c, *FAST]) == 2

@@ -213,7 +213,8 @@ def _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps) -
 
 def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
             xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
-            maps: Sequence[str] = MAPS, scores: Sequence[str] | None = None, seed: int = 0, cache_dir=None, use_cache: bool = True, device="auto",
+            maps: Sequence[str] = MAPS, scores: Sequence[str] | None = None, seed: int = 0, cache_dir=None,
+            use_cache: bool = True, device="auto", map_tiles=None, block_channels: int | None = None,
             progress: Progress | None = None) -> Analysis:
     """Measures, hotspots, bootstrap stability, channel maps and model scores of an ensemble.
 
@@ -227,6 +228,8 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
         when the ensemble has factors. Asking for MIG / SAP without factors raises ValueError.
     cache_dir : diskcache directory (default `default_cache_dir()`); use_cache=False neither reads nor writes.
     device : torch device for the measures ("auto": CUDA when available). Not part of the cache key.
+    map_tiles, block_channels : run the measures in channel tiles of at most `block_channels`, each
+        by `map_tiles` (e.g. `distributed.dask_tile_map(client)`); not part of the cache key.
     progress : optional callable(done, total, message).
 
     Returns
@@ -249,7 +252,8 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
     key = cache_key(ens.mu, ens.logvar, ens.factors, params)
 
     def compute() -> Analysis:
-        res = _compute(ens, params, key, device, progress)
+        tiling = {"map_tiles": map_tiles, "block_channels": block_channels}
+        res = _compute(ens, params, key, device, tiling, progress)
         res.timings["load"] = 0.0
         res.timings["total"] = time.perf_counter() - t0
         return res
@@ -262,7 +266,7 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
     return out
 
 
-def _compute(ens, params: dict, key: str, device, progress) -> Analysis:
+def _compute(ens, params: dict, key: str, device, tiling: dict, progress) -> Analysis:
     n_boot = params["n_bootstrap"]
     total = 4 + n_boot
     step = [0]
@@ -280,7 +284,7 @@ def _compute(ens, params: dict, key: str, device, progress) -> Analysis:
     ids = measures.channel_ids(k, l_)
     mu_c, lv_c = measures.split_channels(ens.mu, ens.logvar)
     comp = measures.compare_channels(mu_c, lv_c, factors=ens.factors, info_threshold=params["info_threshold"],
-                                     device=device)
+                                     device=device, **tiling)
     timings["measures"] = time.perf_counter() - t
     tick("measures")
 
@@ -295,7 +299,8 @@ def _compute(ens, params: dict, key: str, device, progress) -> Analysis:
     if n_boot and finder.hotspots_:
         t = time.perf_counter()
         structure.bootstrap_stability(finder, mu_c, lv_c, n_bootstrap=n_boot, random_state=params["seed"],
-                                      device=device, progress=lambda d, n, m="": tick(f"bootstrap {d}/{n}"))
+                                      device=device, **tiling,
+                                      progress=lambda d, n, m="": tick(f"bootstrap {d}/{n}"))
         timings["bootstrap"] = time.perf_counter() - t
     else:
         for _ in range(n_boot):

@@ -378,8 +378,8 @@ class Stability:
 
 
 def bootstrap_stability(finder: HotspotFinder, mu, logvar, *, n_bootstrap: int = 20, random_state: int = 0,
-                        min_jaccard: float = 0.5, ci: float = 0.95, device="auto",
-                        progress: Progress | None = None) -> Stability:
+                        min_jaccard: float = 0.5, ci: float = 0.95, device="auto", map_tiles=None,
+                        block_channels: int | None = None, progress: Progress | None = None) -> Stability:
     """Resample the fingerprint points, recompute the measures, refit and match the hotspots.
 
     Parameters
@@ -390,6 +390,7 @@ def bootstrap_stability(finder: HotspotFinder, mu, logvar, *, n_bootstrap: int =
     n_bootstrap : number of resamples B (rows of the N points drawn with replacement).
     min_jaccard : a refit hotspot with member overlap |A & B| / |A | B| >= this counts as found.
     ci : width of the percentile interval of the mean within-hotspot NMI.
+    device, map_tiles, block_channels : how `compare_channels` runs (None: its defaults).
     progress : optional callable(done, total, message).
 
     Returns
@@ -422,7 +423,8 @@ def bootstrap_stability(finder: HotspotFinder, mu, logvar, *, n_bootstrap: int =
     mu_k, lv_k = mu[kept], logvar[kept]
     for b in range(n_bootstrap):
         idx = rng.integers(0, n, size=n)
-        comp = compare_channels(mu_k[:, idx], lv_k[:, idx], info_threshold=finder.info_threshold, device=device)
+        comp = compare_channels(mu_k[:, idx], lv_k[:, idx], info_threshold=finder.info_threshold, device=device,
+                                map_tiles=map_tiles, block_channels=block_channels)
         for h, members in enumerate(hotspots):
             blk = comp.nmi[np.ix_(members.members, members.members)]
             off = blk[~np.eye(members.size, dtype=bool)]

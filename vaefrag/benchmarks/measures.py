@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from vaefrag.measures import compare_channels
-from vaefrag.measures.channels import _TRIANGLE_MIN_HALF
+from vaefrag.measures.tiles import _TRIANGLE_MIN_HALF
 
 
 def _posteriors(models: int, latents: int, points: int, seed: int):

@@ -1,7 +1,9 @@
 """`vaefrag analyze ENSEMBLE`: hotspots, stability, maps and model scores (cached), as tables."""
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from pathlib import Path
 
@@ -33,6 +35,13 @@ def add_analysis_args(p) -> None:
                    help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--device", default="auto", help="torch device for the measures (default auto)")
+    p.add_argument("--tile", type=int, default=None, metavar="CHANNELS",
+                   help="compute the channel pairs in tiles of at most this many channels (default 2048)")
+    p.add_argument("--dask", default=None, metavar="SCHEDULER",
+                   help="run the tiles as Dask tasks: 'local' for a local cluster of --workers processes, "
+                        "or a scheduler address such as tcp://host:8786 (needs vaefrag[distributed])")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of a local Dask cluster (default: one per core)")
 
 
 def register(subparsers) -> None:
@@ -71,10 +80,15 @@ def analysis_kwargs(args) -> dict:
         raise CLIError(f"--threshold: expected a number of bits >= 0, got {args.threshold}")
     if args.bootstrap < 0:
         raise CLIError(f"--bootstrap: expected an integer >= 0, got {args.bootstrap}")
+    if args.tile is not None and args.tile < 1:
+        raise CLIError(f"--tile: expected a number of channels >= 1, got {args.tile}")
+    if args.workers is not None and (args.workers < 1 or args.dask != "local"):
+        raise CLIError(f"--workers: expected a number >= 1 together with --dask local, got {args.workers}"
+                       f" with --dask {args.dask}")
     return dict(measure=args.measure, info_threshold=args.threshold, min_samples=args.min_samples, xi=args.xi,
                 min_nmi=args.min_nmi, n_bootstrap=args.bootstrap, maps=_list(args.maps, "maps"),
                 scores=_list(args.scores, "scores"), seed=args.seed, cache_dir=args.cache,
-                use_cache=not args.no_cache, device=args.device)
+                use_cache=not args.no_cache, device=args.device, block_channels=args.tile)
 
 
 def run_analysis(args):
@@ -98,7 +112,18 @@ def run_analysis(args):
 
     t0 = time.perf_counter()
     try:
-        result = analyze(ens, progress=progress, **kwargs)
+        with contextlib.ExitStack() as stack:
+            if args.dask:
+                # Dask logs every worker start and stop at INFO, here and in the worker processes
+                os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+                from vaefrag.distributed import cluster_client, dask_tile_map
+                try:
+                    client = stack.enter_context(cluster_client(None if args.dask == "local" else args.dask,
+                                                                n_workers=args.workers))
+                except ImportError as exc:
+                    raise CLIError(f"--dask: {exc}") from exc
+                kwargs["map_tiles"] = dask_tile_map(client)
+            result = analyze(ens, progress=progress, **kwargs)
     finally:
         if bar is not None:
             bar.close()

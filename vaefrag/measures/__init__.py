@@ -17,19 +17,23 @@ The pairwise part is one batched matrix product per block of fingerprint points:
 S_i[a, b] = (1/N) sum_j BC_a(i, j) BC_b(i, j) for all channel pairs (a, b) at once.
 """
 from vaefrag.measures.channels import (
-    CPU_BLOCK_BYTES,
     DEFAULT_BLOCK_CHANNELS,
-    DEFAULT_MEMORY_BUDGET,
     ChannelComparison,
-    TileResult,
-    bhattacharyya,
-    bhattacharyya_torch,
     channel_ids,
     compare_channels,
     group_latents,
-    info_from_bc_torch,
-    pair_tile,
     split_channels,
+)
+from vaefrag.measures.fingerprints import bhattacharyya, bhattacharyya_torch, info_from_bc_torch
+from vaefrag.measures.tiles import (
+    CPU_BLOCK_BYTES,
+    DEFAULT_MEMORY_BUDGET,
+    TileResult,
+    TileTask,
+    map_tiles_here,
+    pair_tile,
+    plan_tiles,
+    run_tile_task,
 )
 from vaefrag.measures.montecarlo import SpaceComparison, compare_spaces, monte_carlo_info, monte_carlo_terms
 from vaefrag.measures.validation import resolve_device
@@ -45,6 +49,10 @@ __all__ = [
     "compare_channels",
     "TileResult",
     "pair_tile",
+    "TileTask",
+    "plan_tiles",
+    "run_tile_task",
+    "map_tiles_here",
     "monte_carlo_info",
     "monte_carlo_terms",
     "SpaceComparison",

@@ -181,6 +181,32 @@ def test_matrix_figure_is_the_ordered_matrix(env):
     assert sorted(kept_idx) == sorted(np.flatnonzero(a.labels >= 0))
 
 
+def test_big_matrix_is_drawn_as_block_means_and_its_cells_still_select(env, monkeypatch):
+    cfg, a, tok = env
+    order = a.ordering
+    mk = order.size
+    full = a.nmi[np.ix_(order, order)]
+    labels = [views.channel_label(m, z) for m, z in a.channel_ids[a.kept[order]]]
+    monkeypatch.setattr(views, "MAX_MATRIX_SIDE", 7)
+    fig = views.matrix_figure(a, "nmi")
+    heat = _trace(fig, "matrix")
+    z = np.asarray(heat.z, dtype=float)
+    assert z.shape == (7, 7) and mk > 7
+    blocks = np.array_split(np.arange(mk), 7)
+    for r, rows in enumerate(blocks):
+        assert heat.y[r] in [labels[i] for i in rows]            # each block sits at one of its own channels
+        for c, cols in enumerate(blocks):
+            assert z[r, c] == pytest.approx(full[np.ix_(rows, cols)].mean(), abs=1e-3)
+    assert len(fig.data[0].x) == mk                                # the profile keeps every channel
+    # a click on a pooled cell selects through the label it carries, like an unpooled cell
+    pos = {lab: p for p, lab in enumerate(labels)}
+    h = a.hotspots[0]
+    inside = [r for r in range(7) if a.labels[order[pos[heat.y[r]]]] == h.id]
+    assert inside, "expected a block centred inside the first hotspot"
+    cell = {"points": [{"x": heat.x[inside[0]], "y": heat.y[inside[0]], "z": float(z[inside[0], inside[0]])}]}
+    assert selmod.from_matrix_click(a, cell)["hotspot"] == h.id
+
+
 def _trace(fig, name):
     return next(t for t in fig.data if t.name == name)
 

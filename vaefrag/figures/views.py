@@ -115,6 +115,25 @@ def _runs(positions) -> list[tuple[int, int]]:
     return runs
 
 
+#: the matrix is drawn with at most this many rows and columns; larger ones are block means
+MAX_MATRIX_SIDE = 480
+
+
+def pooled_matrix(mat: np.ndarray, side: int = MAX_MATRIX_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Block means of an ordered square matrix so that at most `side` rows and columns remain.
+
+    mat [Mk, Mk] -> (pooled [P, P], centres [P]): P = min(Mk, side) runs of consecutive rows, as
+    `np.array_split` cuts them; centres are each run's middle index. Mk <= side: unchanged.
+    """
+    mk = mat.shape[0]
+    if mk <= side:
+        return mat, np.arange(mk)
+    sizes = np.array([len(b) for b in np.array_split(np.arange(mk), side)])
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    sums = np.add.reduceat(np.add.reduceat(mat, starts, axis=0), starts, axis=1)
+    return sums / np.outer(sizes, sizes), starts + (sizes - 1) // 2
+
+
 def matrix_selection(analysis, selected=None, hotspot: int | None = None) -> list[dict]:
     """The selection-dependent part of `matrix_figure`: its ``layout.shapes``.
 
@@ -157,6 +176,8 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     info, best factor]), "hotspot band" (full-height bars over each hotspot, same customdata with
     the band's hotspot), "matrix" and "factor NMI" (without factors: absent); the matrix axes are
     channel labels in OPTICS order; the selection is drawn as shapes (`matrix_selection`).
+    Beyond `MAX_MATRIX_SIDE` kept channels the matrix shows block means (`pooled_matrix`), each
+    block at the label of its middle channel; the profiles keep every channel.
     """
     if measure not in ("nmi", "vi"):
         raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
@@ -201,13 +222,19 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     mat = np.asarray(analysis.nmi if measure == "nmi" else analysis.vi, dtype=np.float64)[np.ix_(order, order)]
     if measure == "vi":
         mat = np.maximum(mat, 0.0)
+    # a big matrix is drawn as block means, each block placed at its middle channel's label
+    mat, centres = pooled_matrix(mat, MAX_MATRIX_SIDE)
+    pooled = centres.size < mk
     mat = np.round(mat, 3).astype(np.float32)
     name = "NMI" if measure == "nmi" else "VI (bits)"
-    fig.add_trace(go.Heatmap(z=mat, x=labels_txt, y=labels_txt, name="matrix", colorscale="Blues" if measure == "nmi" else "Blues_r",
+    axis_txt = [labels_txt[c] for c in centres]
+    hover = (f"block of ~{mk / centres.size:.1f} x {mk / centres.size:.1f} channels around %{{y}} vs %{{x}}<br>mean "
+             if pooled else "%{y} vs %{x}<br>")
+    fig.add_trace(go.Heatmap(z=mat, x=axis_txt, y=axis_txt, name="matrix", colorscale="Blues" if measure == "nmi" else "Blues_r",
                              zmin=0.0, zmax=1.0 if measure == "nmi" else None, showscale=True,
                              colorbar=dict(title=dict(text=name, side="right"), thickness=10, len=0.55, y=0.38,
                                            x=1.0 if not has_f else 1.02),
-                             hovertemplate="%{y} vs %{x}<br>" + name + " %{z:.3f}<extra></extra>"),
+                             hovertemplate=hover + name + " %{z:.3f}<extra></extra>"),
                   row=2, col=1)
     if has_f:
         fn = np.round(np.asarray(analysis.factor_nmi, dtype=np.float64)[order], 3).astype(np.float32)

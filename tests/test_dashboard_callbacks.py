@@ -186,7 +186,6 @@ def test_big_matrix_is_drawn_as_block_means_and_its_cells_still_select(env, monk
     order = a.ordering
     mk = order.size
     full = a.nmi[np.ix_(order, order)]
-    labels = [views.channel_label(m, z) for m, z in a.channel_ids[a.kept[order]]]
     monkeypatch.setattr(views, "MAX_MATRIX_SIDE", 7)
     fig = views.matrix_figure(a, "nmi")
     heat = _trace(fig, "matrix")
@@ -194,17 +193,23 @@ def test_big_matrix_is_drawn_as_block_means_and_its_cells_still_select(env, monk
     assert z.shape == (7, 7) and mk > 7
     blocks = np.array_split(np.arange(mk), 7)
     for r, rows in enumerate(blocks):
-        assert heat.y[r] in [labels[i] for i in rows]            # each block sits at one of its own channels
+        assert heat.y[r] in rows and heat.x[r] in rows             # each block sits at one of its positions
         for c, cols in enumerate(blocks):
             assert z[r, c] == pytest.approx(full[np.ix_(rows, cols)].mean(), abs=1e-3)
-    assert len(fig.data[0].x) == mk                                # the profile keeps every channel
-    # a click on a pooled cell selects through the label it carries, like an unpooled cell
-    pos = {lab: p for p, lab in enumerate(labels)}
+    # the profiles keep every channel, on the same positions
+    np.testing.assert_array_equal(np.asarray(fig.data[0].x), np.arange(mk))
+    np.testing.assert_array_equal(np.asarray(_trace(fig, "factor NMI").y), np.arange(mk))
+    # a click on a pooled cell selects through its positions
     h = a.hotspots[0]
-    inside = [r for r in range(7) if a.labels[order[pos[heat.y[r]]]] == h.id]
+    inside = [r for r in range(7) if a.labels[order[heat.y[r]]] == h.id]
     assert inside, "expected a block centred inside the first hotspot"
-    cell = {"points": [{"x": heat.x[inside[0]], "y": heat.y[inside[0]], "z": float(z[inside[0], inside[0]])}]}
+    r = inside[0]
+    cell = {"points": [{"x": int(heat.x[r]), "y": int(heat.y[r]), "z": float(z[r, r])}]}
     assert selmod.from_matrix_click(a, cell)["hotspot"] == h.id
+    outside = next(p for p in range(mk) if a.labels[order[p]] != h.id)
+    cell = {"points": [{"x": outside, "y": int(heat.y[r]), "z": 0.1}]}
+    assert selmod.from_matrix_click(a, cell) == selmod.channel(a, int(order[heat.y[r]]))
+    assert selmod.from_matrix_click(a, {"points": [{"x": mk + 3, "y": mk + 3}]}) is None
 
 
 def _trace(fig, name):

@@ -68,7 +68,8 @@ def label_index(analysis) -> dict[str, int]:
 def from_matrix_click(analysis, click: dict | None) -> dict | None:
     """A click on the matrix figure: a reachability bar (customdata [kept, hotspot, ...]) selects its
     hotspot (or the channel outside hotspots); a matrix cell inside a hotspot's diagonal block
-    selects that hotspot, any other cell its row channel; a factor-profile cell its row channel."""
+    selects that hotspot, any other cell its row channel; a factor-profile cell its row channel.
+    Cells name channels by label, or by OPTICS position when the matrix is pooled."""
     if not click or not click.get("points"):
         return None
     pt = click["points"][0]
@@ -77,7 +78,15 @@ def from_matrix_click(analysis, click: dict | None) -> dict | None:
         kept_idx, hs = int(cd[0]), int(cd[1])
         return hotspot(analysis, hs) if hs >= 0 else channel(analysis, kept_idx)
     lookup = label_index(analysis)
-    row, col = lookup.get(str(pt.get("y"))), lookup.get(str(pt.get("x")))
+    order = np.asarray(analysis.ordering, dtype=np.int64)
+
+    def kept_index(v):      # a channel label, or an OPTICS position (the axes of a pooled matrix)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            pos = int(round(v))
+            return int(order[pos]) if 0 <= pos < order.size else None
+        return lookup.get(str(v))
+
+    row, col = kept_index(pt.get("y")), kept_index(pt.get("x"))
     if row is None:
         return None
     labels = np.asarray(analysis.labels)

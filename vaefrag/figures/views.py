@@ -176,8 +176,8 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     info, best factor]), "hotspot band" (full-height bars over each hotspot, same customdata with
     the band's hotspot), "matrix" and "factor NMI" (without factors: absent); the matrix axes are
     channel labels in OPTICS order; the selection is drawn as shapes (`matrix_selection`).
-    Beyond `MAX_MATRIX_SIDE` kept channels the matrix shows block means (`pooled_matrix`), each
-    block at the label of its middle channel; the profiles keep every channel.
+    Beyond `MAX_MATRIX_SIDE` kept channels the matrix shows block means (`pooled_matrix`) and all
+    axes are OPTICS positions 0..Mk-1 instead of labels; the profiles keep every channel.
     """
     if measure not in ("nmi", "vi"):
         raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
@@ -197,11 +197,19 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     fig = make_subplots(rows=2, cols=2 if has_f else 1, shared_xaxes="columns", shared_yaxes="rows",
                         row_heights=[0.2, 0.8], column_widths=[0.84, 0.16] if has_f else None,
                         horizontal_spacing=0.015, vertical_spacing=0.02)
+    mat = np.asarray(analysis.nmi if measure == "nmi" else analysis.vi, dtype=np.float64)[np.ix_(order, order)]
+    if measure == "vi":
+        mat = np.maximum(mat, 0.0)
+    # a big matrix is drawn as block means on numeric axes (OPTICS positions 0..Mk-1): a category
+    # axis would draw each block one category wide and leave gaps
+    mat, centres = pooled_matrix(mat, MAX_MATRIX_SIDE)
+    pooled = centres.size < mk
+    xs = np.arange(mk) if pooled else labels_txt
     fnames, fvals = best_factors(analysis)
     custom = np.c_[order, hs_labels, ids, np.round(info, 3)].astype(object)
     custom = np.c_[custom, np.asarray(fnames, dtype=object)[order]]
     colors = [hotspot_color(h) for h in hs_labels]
-    bar = go.Bar(x=labels_txt, y=np.round(reach, 4), marker=dict(color=colors, line=dict(width=0)),
+    bar = go.Bar(x=xs, y=np.round(reach, 4), marker=dict(color=colors, line=dict(width=0)),
                  customdata=custom, name="reachability", showlegend=False,
                  hovertext=[hotspot_name(h) for h in hs_labels],
                  hovertemplate="model %{customdata[2]}, latent %{customdata[3]}<br>info %{customdata[4]} bits"
@@ -215,22 +223,16 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     band_cd = custom[band_pos].copy() if band_pos else np.zeros((0, custom.shape[1]), dtype=object)
     if band_pos:
         band_cd[:, 1] = band_hs
-    fig.add_trace(go.Bar(x=[labels_txt[p] for p in band_pos], y=[cap] * len(band_pos), customdata=band_cd,
+    fig.add_trace(go.Bar(x=[xs[p] for p in band_pos], y=[cap] * len(band_pos), customdata=band_cd,
                          marker=dict(color=[hotspot_color(h) for h in band_hs], opacity=0.16, line=dict(width=0)),
                          name="hotspot band", showlegend=False, hovertext=[hotspot_name(h) for h in band_hs],
                          hovertemplate="%{hovertext} (click to select)<extra></extra>"), row=1, col=1)
-    mat = np.asarray(analysis.nmi if measure == "nmi" else analysis.vi, dtype=np.float64)[np.ix_(order, order)]
-    if measure == "vi":
-        mat = np.maximum(mat, 0.0)
-    # a big matrix is drawn as block means, each block placed at its middle channel's label
-    mat, centres = pooled_matrix(mat, MAX_MATRIX_SIDE)
-    pooled = centres.size < mk
     mat = np.round(mat, 3).astype(np.float32)
     name = "NMI" if measure == "nmi" else "VI (bits)"
-    axis_txt = [labels_txt[c] for c in centres]
-    hover = (f"block of ~{mk / centres.size:.1f} x {mk / centres.size:.1f} channels around %{{y}} vs %{{x}}<br>mean "
+    axis = centres if pooled else labels_txt
+    hover = (f"blocks of ~{mk / centres.size:.1f} channels at OPTICS positions %{{y}} vs %{{x}}<br>mean "
              if pooled else "%{y} vs %{x}<br>")
-    fig.add_trace(go.Heatmap(z=mat, x=axis_txt, y=axis_txt, name="matrix", colorscale="Blues" if measure == "nmi" else "Blues_r",
+    fig.add_trace(go.Heatmap(z=mat, x=axis, y=axis, name="matrix", colorscale="Blues" if measure == "nmi" else "Blues_r",
                              zmin=0.0, zmax=1.0 if measure == "nmi" else None, showscale=True,
                              colorbar=dict(title=dict(text=name, side="right"), thickness=10, len=0.55, y=0.38,
                                            x=1.0 if not has_f else 1.02),
@@ -239,8 +241,9 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     if has_f:
         fn = np.round(np.asarray(analysis.factor_nmi, dtype=np.float64)[order], 3).astype(np.float32)
         fl = list(analysis.factor_names) or [f"factor {j}" for j in range(fn.shape[1])]
-        fig.add_trace(go.Heatmap(z=fn, x=fl, y=labels_txt, name="factor NMI", colorscale="Oranges", zmin=0.0, zmax=1.0,
-                                 showscale=False, hovertemplate="%{y}: NMI with %{x} %{z:.3f}<extra></extra>"),
+        fig.add_trace(go.Heatmap(z=fn, x=fl, y=xs, name="factor NMI", colorscale="Oranges", zmin=0.0, zmax=1.0,
+                                 showscale=False, hovertemplate=("position %{y}" if pooled else "%{y}")
+                                 + ": NMI with %{x} %{z:.3f}<extra></extra>"),
                       row=2, col=2)
         fig.update_xaxes(side="bottom", tickangle=-60, row=2, col=2)
     # hotspot numbers above the profile, blocks outlined on the matrix diagonal

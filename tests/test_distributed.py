@@ -127,3 +127,18 @@ def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(ValueError, match="scheduler: could not connect to 'tcp://127.0.0.1:9'"):
         with cluster_client("tcp://127.0.0.1:9", timeout=1):
             pass
+
+
+@pytest.mark.slow
+def test_bench_scripts_run_small_and_agree(capsys):
+    from vaefrag.cli import main
+    assert main(["bench", "distributed", "--models", "4", "--latents", "5", "--points", "60", "--tile", "7",
+                 "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    diff = float(next(line for line in out.splitlines() if line.startswith("largest NMI difference")).split()[-1])
+    assert diff < 1e-4
+    assert main(["bench", "measures", "--models", "2", "--latents", "5", "--points", "50", "--pairs", "3",
+                 "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "M=10 channels" in out and "speed-up (reference / vaefrag)" in out
+    assert "performed (symmetry" in out

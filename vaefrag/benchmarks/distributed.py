@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vaefrag.benchmarks.measures import _posteriors
+from vaefrag.benchmarks import print_rows
 from vaefrag.measures import compare_channels
 
 
@@ -56,7 +57,5 @@ def main(argv=None) -> int:
         ("Dask / whole", f"{t_dask / t_whole:8.2f}"),
         ("largest NMI difference from the whole computation", f"{diff:8.1e}"),
     ]
-    width = max(len(r[0]) for r in rows)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+    print_rows(rows)
     return 0

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from vaefrag.benchmarks import print_rows
 from vaefrag.measures import compare_channels
 from vaefrag.measures.tiles import _TRIANGLE_MIN_HALF
 
@@ -145,7 +146,5 @@ def main(argv=None) -> int:
         ("achieved (performed) / machine rate (2048^2)", f"{performed / t_pairs / peak_rate:8.2f}"),
         ("peak extra memory (fresh process, VmHWM)", f"{mem['extra_kib'] / 1024:8.0f} MiB"),
     ]
-    width = max(len(r[0]) for r in rows)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+    print_rows(rows)
     return 0

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("import_", "make an ensemble from posteriors in an npz file"),
     "analyze": ("analyze", "hotspots, maps and scores of an ensemble (cached)"),
     "export": ("export", "write the paper figure and data of an ensemble"),
+    "compare": ("compare", "the fragments two ensembles share (same fingerprint points)"),
     "serve": ("vaefrag.dashboard.serve", "start the dashboard"),
     "spaces": ("spaces", "compare full latent spaces of an ensemble's models"),
     "fuse": ("fuse", "fuse a set of channels into one representation"),

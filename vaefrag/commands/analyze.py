@@ -16,6 +16,16 @@ def add_analysis_args(p) -> None:
     """Options shared by `analyze` and `export` (the parameters of `analysis.analyze`)."""
     p.add_argument("ensemble", metavar="ENSEMBLE",
                    help="ensemble directory, or the name of one under data/ensembles/")
+    add_hotspot_options(p)
+    p.add_argument("--dask", default=None, metavar="SCHEDULER",
+                   help="run the tiles as Dask tasks: 'local' for a local cluster of --workers processes, "
+                        "or a scheduler address such as tcp://host:8786 (needs vaefrag[distributed])")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of a local Dask cluster (default: one per core)")
+
+
+def add_hotspot_options(p) -> None:
+    """The parameters of `analysis.analyze` (also used by `compare`)."""
     p.add_argument("--measure", choices=("nmi", "vi"), default="nmi",
                    help="distance for the hotspots: -ln NMI or VI (default nmi)")
     p.add_argument("--threshold", type=float, default=0.01,
@@ -37,11 +47,6 @@ def add_analysis_args(p) -> None:
     p.add_argument("--device", default="auto", help="torch device for the measures (default auto)")
     p.add_argument("--tile", type=int, default=None, metavar="CHANNELS",
                    help="compute the channel pairs in tiles of at most this many channels (default 2048)")
-    p.add_argument("--dask", default=None, metavar="SCHEDULER",
-                   help="run the tiles as Dask tasks: 'local' for a local cluster of --workers processes, "
-                        "or a scheduler address such as tcp://host:8786 (needs vaefrag[distributed])")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes of a local Dask cluster (default: one per core)")
 
 
 def register(subparsers) -> None:
@@ -82,7 +87,7 @@ def analysis_kwargs(args) -> dict:
         raise CLIError(f"--bootstrap: expected an integer >= 0, got {args.bootstrap}")
     if args.tile is not None and args.tile < 1:
         raise CLIError(f"--tile: expected a number of channels >= 1, got {args.tile}")
-    if args.workers is not None and (args.workers < 1 or args.dask != "local"):
+    if getattr(args, "workers", None) is not None and (args.workers < 1 or args.dask != "local"):
         raise CLIError(f"--workers: expected a number >= 1 together with --dask local, got {args.workers}"
                        f" with --dask {args.dask}")
     return dict(measure=args.measure, info_threshold=args.threshold, min_samples=args.min_samples, xi=args.xi,

@@ -19,6 +19,7 @@ CPU_BLOCK_BYTES = 48 * 2**20
 #: lose more speed than the left-out quarter saves)
 _TRIANGLE_MIN_HALF = 64
 
+
 def _block_size(n_points: int, n_rows: int, n_cols: int, budget: int, itemsize: int, device) -> int:
     """Points per block. On a CPU the fingerprint rows of a block should stay in cache (the
     elementwise passes are memory-bound; the batched GEMM is as fast for small batches), on a GPU
@@ -31,7 +32,7 @@ def _block_size(n_points: int, n_rows: int, n_cols: int, budget: int, itemsize: 
 
 @dataclass
 class TileResult:
-    """Sums over fingerprint points for one tile (rows A x columns B); bits after `finish`.
+    """One tile (rows A x columns B), in bits.
 
     joint : [Ma, Mb] I(X; U_a, U_b);  info_*: [M*] I(X;U);  selfjoint_*: [M*] I(X; U, U').
     """
@@ -99,16 +100,13 @@ def _run_tile(rows_a, rows_b, extra_cols, block_points, progress, memory_budget,
         a = rows_a.rows(start, stop, buf_a[:size])                         # [B, Ma, N]
         info_a += torch.log2(a.sum(-1)).sum(0).double()
         if rows_b is None:
-            b = a
+            _log2_products_symmetric(a, prod[:size], joint)                # sum_i log2(N S_i[a, b])
         else:
             b = rows_b.rows(start, stop, buf_b[:size])
             info_b += torch.log2(b.sum(-1)).sum(0).double()
             self_a += torch.log2(torch.linalg.vecdot(a, a)).sum(0).double()
             self_b += torch.log2(torch.linalg.vecdot(b, b)).sum(0).double()
-        if rows_b is None:
-            _log2_products_symmetric(a, prod[:size], joint)
-        else:
-            joint += _log2_products(a, b, prod[:size])                    # sum_i log2(N S_i[a, b])
+            joint += _log2_products(a, b, prod[:size])
         for cols, acc, acc_info, (buf_c, prod_c) in zip(extra_cols, extra, extra_info, bufs_extra):
             c = cols.rows(start, stop, buf_c[:size])
             acc_info += torch.log2(c.sum(-1)).sum(0).double()

@@ -253,5 +253,80 @@ def test_every_dashboard_figure_is_drawable_by_the_partial_plotly_bundle(served)
     figs = [cbv.matrix_view(tok, m, None, set(), cfg) for m in ("nmi", "vi")]
     figs += [cbv.map_view(tok, m, col, None, set(), cfg) for m in ("umap", "mds") for col in ("hotspot", "info")]
     figs += [fused_space_figure(res), fusion_agreement_figure(res), spaces_figure(sp)]
+    from vaefrag import crossrun
+    from vaefrag.figures.crossrun import ensemble_match_figure
+    path = cfg.root / NAME
+    figs.append(ensemble_match_figure(crossrun.compare_ensembles(path, path, cache_dir=cfg.cache_dir,
+                                                                 **tok["params"])))
     used = {t.type for f in figs for t in f.data}
     assert used and used <= registered, used - registered
+
+
+# ------------------------------------------------------------------------------- compare ensembles
+@pytest.fixture(scope="module")
+def two_roots(tmp_path_factory):
+    """Ensembles "a" and "b" on the same fingerprint points (b: the first 3 members' recipe with 3
+    models), "c" on other points; analyses of a and b computed in a child process."""
+    tmp = tmp_path_factory.mktemp("compare")
+    root, cache = tmp / "ensembles", tmp / "cache"
+    a = make_fragment_ensemble(root / "a", models=4, latents=4, n_points=96, seed=1)
+    b = make_fragment_ensemble(root / "b", models=3, latents=4, n_points=96, seed=1)
+    make_fragment_ensemble(root / "c", models=3, latents=4, n_points=96, seed=2)
+    code = ("import sys; from vaefrag.dashboard import data; "
+            "[data.compute_analysis(p, data.clean_params(), sys.argv[1]) for p in sys.argv[2:]]")
+    subprocess.run([sys.executable, "-c", code, str(cache), str(a), str(b)], check=True, timeout=900)
+    an = data.cached_analysis(a, data.clean_params(), cache)
+    return Config(root=root, cache_dir=cache, default="a"), data.token("a", data.clean_params(), an.key)
+
+
+def test_compare_tab_offers_the_other_ensembles_and_draws_the_library_result(two_roots):
+    from vaefrag import crossrun
+
+    cfg, tok = two_roots
+    assert cbb.compare_options(tok, None, cfg) == ([{"label": "b", "value": "b"}, {"label": "c", "value": "c"}], "b")
+    assert cbb.compare_options(tok, "c", cfg)[1] == "c"
+    assert cbb.compare_options(None, None, cfg) == (no_update, no_update)
+    calls, record = _record()
+    fig, status = cbb.compare_job(record, 1, tok, "b", cfg)
+    ref = crossrun.compare_ensembles(cfg.root / "a", cfg.root / "b", cache_dir=cfg.cache_dir, **tok["params"])
+    np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), ref.hotspot_nmi, atol=1e-3)
+    assert len(fig.data[0].y) == len(ref.matches_a) and len(fig.data[0].x) == len(ref.matches_b)
+    assert "vf-alert-ok" in status.className and calls
+    # b's members are a's first three (same recipe and seeds): each of b's hotspot medoids is itself a
+    # channel of a, so its best match in a has NMI 1
+    assert ref.matches_b and all(m.best_channel_nmi > 0.999 for m in ref.matches_b)
+
+
+def test_compare_job_refuses_other_points_and_asks_for_a_choice(two_roots):
+    cfg, tok = two_roots
+    _, record = _record()
+    fig, status = cbb.compare_job(record, 1, tok, "c", cfg)
+    assert "vf-alert-error" in status.className or "vf-alert" in status.className
+    assert "fingerprint" in status.children and "c" in status.children
+    fig, status = cbb.compare_job(record, 1, tok, None, cfg)
+    assert "Pick another ensemble" in status.children
+    assert cbb.compare_job(record, 0, tok, "b", cfg) == (no_update, no_update)
+
+
+@pytest.mark.browser
+def test_compare_ensembles_in_the_browser(dash_duo, two_roots):
+    """Open the compare tab: the other ensemble is offered; Compare draws the hotspot matrix."""
+    from vaefrag import crossrun
+    from vaefrag.dashboard import create_app
+
+    cfg, tok = two_roots
+    ref = crossrun.compare_ensembles(cfg.root / "a", cfg.root / "b", cache_dir=cfg.cache_dir, **tok["params"])
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(create_app(cfg.root, default="a", cache_dir=cfg.cache_dir))
+    _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
+          timeout=240, msg="first render")
+    dash_duo.driver.find_element("xpath", f"//*[@id='{ids.BEYOND_TABS}']//*[normalize-space()='Compare ensembles']"
+                                 ).click()
+    _wait(dash_duo, lambda: "b" in dash_duo.find_element(f"#{ids.COMPARE_WITH}").text, msg="other ensemble offered")
+    dash_duo.find_element(f"#{ids.COMPARE}").click()
+    rows = ("const gd = document.querySelector('#" + ids.COMPARE_GRAPH + " .js-plotly-plot');"
+            "return gd && gd.data && gd.data.length && gd.data[0].type === 'heatmap' ? gd.data[0].y : null;")
+    _wait(dash_duo, lambda: _js(dash_duo, rows) is not None, timeout=120, msg="compare graph")
+    assert len(_js(dash_duo, rows)) == len(ref.matches_a)
+    assert "hotspots in a" in dash_duo.find_element(f"#{ids.COMPARE_STATUS}").text
+    assert dash_duo.get_logs() == []

@@ -129,6 +129,7 @@ def compare_ensembles(ensemble_a, ensemble_b, *, match_nmi: float = DEFAULT_MATC
         carrying the hotspot.  same_points : vouch for shared points when the files cannot show it.
     analysis_params : hotspot parameters of `analysis.analyze` (measure, info_threshold, ...), the
         same for both; the two analyses come from (and go to) the analysis cache.
+    progress : optional callable(done, total, message), through both analyses and the comparison.
 
     Returns
     -------
@@ -143,15 +144,21 @@ def compare_ensembles(ensemble_a, ensemble_b, *, match_nmi: float = DEFAULT_MATC
     ens_b = ensemble_b if isinstance(ensemble_b, Ensemble) else load_ensemble(ensemble_b)
     check_same_points(ens_a, ens_b, same_points)
     kw = dict(cache_dir=cache_dir, use_cache=use_cache, device=device, **analysis_params)
-    a = analysis_mod.analyze(ens_a, **kw)
-    b = analysis_mod.analyze(ens_b, **kw)
+
+    def stage(name):
+        if progress is None:
+            return None
+        return lambda done, total, message="": progress(done, total, f"{name}: {message}")
+
+    a = analysis_mod.analyze(ens_a, progress=stage(f"analysis of {ens_a.name}"), **kw)
+    b = analysis_mod.analyze(ens_b, progress=stage(f"analysis of {ens_b.name}"), **kw)
     mu_a, lv_a, ids_a = _kept_channels(ens_a, a)
     mu_b, lv_b, ids_b = _kept_channels(ens_b, b)
     if not len(ids_a) or not len(ids_b):
         empty = ens_a.name if not len(ids_a) else ens_b.name
         raise ValueError(f"{empty}: no channel carries information above the threshold; nothing to compare")
     comp = measures.compare_channels(mu_a, lv_a, other=(mu_b, lv_b), info_threshold=a.params["info_threshold"],
-                                     device=device, progress=progress)
+                                     device=device, progress=stage("channels of A x channels of B"))
     nmi = comp.nmi
     hot = np.full((len(a.hotspots), len(b.hotspots)), np.nan)
     for i, ha in enumerate(a.hotspots):

@@ -72,7 +72,7 @@ EXPORT_NPZ = "vf-export-npz"        # button: matrices NPZ
 DOWNLOAD = "vf-download"            # dcc.Download
 
 # --- beyond channels: full latent spaces and fusion (callbacks/beyond.py) -------------------------
-BEYOND_TABS = "vf-beyond-tabs"      # dcc.Tabs: full latent spaces | fuse selection
+BEYOND_TABS = "vf-beyond-tabs"      # dcc.Tabs: full latent spaces | fuse selection | compare ensembles
 SPACES_GRAPH = "vf-spaces"          # dcc.Graph: model x model full-space NMI / VI + I(X;U) per model
 SPACES_MEASURE = "vf-spaces-measure"  # dcc.RadioItems nmi / vi
 SPACES_COMPUTE = "vf-spaces-compute"  # button: compute the full-space comparison (background job)
@@ -93,3 +93,11 @@ FUSE_STATUS = "vf-fuse-status"
 FUSED = "vf-fused"                  # dcc.Graph: fused means with uncertainty ellipses
 FUSE_AGREEMENT = "vf-fuse-agreement"  # dcc.Graph: NMI of the fused space with each input
 FUSION = "vf-fusion"                # dcc.Store: {"ensemble", "key", "channels", "n_points"} of the figure shown
+COMPARE_WITH = "vf-compare-with"    # dcc.Dropdown: the other ensemble (same fingerprint points)
+COMPARE = "vf-compare"              # button: compare the open ensemble with it (background job)
+COMPARE_CANCEL = "vf-compare-cancel"
+COMPARE_PROGRESS = "vf-compare-progress"
+COMPARE_PROGRESS_TEXT = "vf-compare-progress-text"
+COMPARE_JOB_PANEL = "vf-compare-job-panel"
+COMPARE_STATUS = "vf-compare-status"
+COMPARE_GRAPH = "vf-compare-graph"  # dcc.Graph: mean NMI between the hotspots of the two ensembles

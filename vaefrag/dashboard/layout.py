@@ -168,7 +168,8 @@ BEYOND_HEIGHT = 440
 
 def beyond_panel() -> html.Section:
     """Full width, below the views: tabs "Full latent spaces" (model x model NMI / VI of whole latent
-    spaces) and "Fuse selection" (the selected channels fused into a 2-D space), each a background job."""
+    spaces), "Fuse selection" (the selected channels fused into a 2-D space) and "Compare ensembles"
+    (the hotspots the open ensemble shares with another), each a background job."""
     def job(button_id, label, cancel_id, panel_id, progress_id, text_id) -> list:
         return [html.Button(label, id=button_id, n_clicks=0, className="vf-btn vf-btn-primary"),
                 html.Button("Cancel", id=cancel_id, n_clicks=0, className="vf-btn", disabled=True),
@@ -201,11 +202,20 @@ def beyond_panel() -> html.Section:
         html.Div(id=ids.FUSE_STATUS, className="vf-beyond-status"),
         html.Div([graph(ids.FUSED, "map", "vaefrag-fused"), graph(ids.FUSE_AGREEMENT, "map", "vaefrag-fusion-nmi")],
                  className="vf-beyond-graphs")])
+    compare = dcc.Tab(label="Compare ensembles", value="compare", **tab, children=[
+        html.Div([html.Label("with", className="vf-label vf-inline-label"),
+                  dcc.Dropdown(id=ids.COMPARE_WITH, value=None, clearable=False, className="vf-compare-with",
+                               placeholder="another ensemble", options=[]),
+                  *job(ids.COMPARE, "Compare", ids.COMPARE_CANCEL, ids.COMPARE_JOB_PANEL, ids.COMPARE_PROGRESS,
+                       ids.COMPARE_PROGRESS_TEXT)], className="vf-row vf-wrap vf-beyond-controls"),
+        html.Div(id=ids.COMPARE_STATUS, className="vf-beyond-status"),
+        graph(ids.COMPARE_GRAPH, "matrix", "vaefrag-compare")])
     return _panel("Beyond channels", [dcc.Store(id=ids.SPACES_DONE), dcc.Store(id=ids.FUSION),
-                                      dcc.Tabs(id=ids.BEYOND_TABS, value="spaces", children=[spaces, fuse],
+                                      dcc.Tabs(id=ids.BEYOND_TABS, value="spaces", children=[spaces, fuse, compare],
                                                className="vf-beyond-tabs")],
-                  extra=html.Span("whole latent spaces of the models; the selection fused into 2-D",
-                                  className="vf-hint"), class_name="vf-beyond-panel")
+                  extra=html.Span("whole latent spaces of the models; the selection fused into 2-D; "
+                                  "the hotspots two ensembles share", className="vf-hint"),
+                  class_name="vf-beyond-panel")
 
 
 def serve_layout(names: list[str], default: str | None, first: dict | None = None) -> html.Div:

@@ -1,4 +1,5 @@
-"""Callbacks of the "beyond channels" panel: full latent spaces of the models, and fusion of the selection.
+"""Callbacks of the "beyond channels" panel: full latent spaces of the models, fusion of the selection,
+and the hotspots the open ensemble shares with another (`crossrun`).
 
 Full latent spaces: `spaces_view` draws `spaces.ensemble_spaces` of the open ensemble when it is in
 the cache (``cfg.cache_dir``; it never computes there); the "Compute" button runs `spaces_job`, a
@@ -225,6 +226,50 @@ def reset_fusion(tok: dict | None, store: dict | None) -> tuple:
     return _blank(), _blank(), None, None
 
 
+# ------------------------------------------------------------------------------ compare ensembles
+def compare_options(tok: dict | None, current: str | None, cfg) -> tuple:
+    """(options, value) of the ensemble to compare with: every other ensemble under ``cfg.root``
+    (those fingerprinted on other points are refused when compared); keeps ``current`` if offered."""
+    if not tok:
+        return no_update, no_update
+    names = [n for n in data.ensemble_names(cfg.root) if n != tok.get("ensemble")]
+    opts = [{"label": n, "value": n} for n in names]
+    return opts, current if current in names else (names[0] if names else None)
+
+
+def compare_job(set_progress, n_clicks, tok: dict | None, other: str | None, cfg) -> tuple:
+    """Background job: `crossrun.compare_ensembles` of the open ensemble (A) with ``other`` (B), with
+    the open analysis' parameters (both analyses from / into the cache).
+
+    Returns (figure, status). Ensembles on different fingerprint points, or without hotspots, give
+    an alert and a blank figure (the app keeps serving).
+    """
+    from vaefrag import crossrun
+    from vaefrag.figures.crossrun import ensemble_match_figure
+
+    if not n_clicks or not tok:
+        return no_update, no_update
+    if not other:
+        return _blank(), alert("Pick another ensemble to compare with (one fingerprinted on the same points).",
+                               "info")
+    try:
+        set_progress(("0", "1", "loading the ensembles ..."))
+        path_a = data.ensemble_path(cfg.root, tok["ensemble"])
+        path_b = data.ensemble_path(cfg.root, other)
+        res = crossrun.compare_ensembles(path_a, path_b, cache_dir=cfg.cache_dir,
+                                         progress=_progress(set_progress), **tok.get("params", {}))
+    except (ValueError, FileNotFoundError) as exc:
+        return _blank(), alert(f"Comparing {tok['ensemble']} with {other} failed: {exc}")
+    fig = ensemble_match_figure(res, crossrun.DEFAULT_MATCH_NMI, height=BEYOND_HEIGHT)
+    fig.update_layout(margin=_MARGIN)
+    found = sum(m.models_matched > 0 for m in res.matches_a)
+    status = alert(f"{len(res.matches_a)} hotspots in {res.name_a}, {len(res.matches_b)} in {res.name_b}; "
+                   f"{found} of {res.name_a}'s are carried by at least one model of {res.name_b}. "
+                   "Labels: in how many models of the other ensemble a channel has NMI >= "
+                   f"{crossrun.DEFAULT_MATCH_NMI:g} with the hotspot's medoid.", "ok")
+    return fig, status
+
+
 def _triggers() -> set[str]:
     return {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") not in (None, ".")}
 
@@ -267,6 +312,24 @@ def register(app, cfg) -> None:
     def _fuse(set_progress, n_clicks, tok, sel, objective, color):
         data.one_torch_thread_in_job()
         return fuse_job(set_progress, n_clicks, tok, sel, objective, color, cfg)
+
+    @app.callback(Output(ids.COMPARE_WITH, "options"), Output(ids.COMPARE_WITH, "value"),
+                  Input(ids.ANALYSIS, "data"), State(ids.COMPARE_WITH, "value"))
+    def _compare_options(tok, current):
+        return compare_options(tok, current, cfg)
+
+    @app.callback(Output(ids.COMPARE_GRAPH, "figure"), Output(ids.COMPARE_STATUS, "children"),
+                  Input(ids.COMPARE, "n_clicks"), State(ids.ANALYSIS, "data"), State(ids.COMPARE_WITH, "value"),
+                  background=True, prevent_initial_call=True, interval=500,
+                  progress=[Output(ids.COMPARE_PROGRESS, "value"), Output(ids.COMPARE_PROGRESS, "max"),
+                            Output(ids.COMPARE_PROGRESS_TEXT, "children")],
+                  running=[(Output(ids.COMPARE_JOB_PANEL, "style"), SHOW, HIDE),
+                           (Output(ids.COMPARE, "disabled"), True, False),
+                           (Output(ids.COMPARE_CANCEL, "disabled"), False, True)],
+                  cancel=[Input(ids.COMPARE_CANCEL, "n_clicks")])
+    def _compare(set_progress, n_clicks, tok, other):
+        data.one_torch_thread_in_job()
+        return compare_job(set_progress, n_clicks, tok, other, cfg)
 
     @app.callback(Output(ids.FUSED, "figure", allow_duplicate=True), Input(ids.FUSE_COLOR, "value"),
                   Input(ids.FUSION, "data"), prevent_initial_call=True)

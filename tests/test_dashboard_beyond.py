@@ -283,8 +283,9 @@ def test_compare_tab_offers_the_other_ensembles_and_draws_the_library_result(two
     from vaefrag import crossrun
 
     cfg, tok = two_roots
-    assert cbb.compare_options(tok, None, cfg) == ([{"label": "b", "value": "b"}, {"label": "c", "value": "c"}], "b")
-    assert cbb.compare_options(tok, "c", cfg)[1] == "c"
+    # c's manifest names other fingerprint points (seed 2): not offered
+    assert cbb.compare_options(tok, None, cfg) == ([{"label": "b", "value": "b"}], "b")
+    assert cbb.compare_options(tok, "c", cfg)[1] == "b"
     assert cbb.compare_options(None, None, cfg) == (no_update, no_update)
     calls, record = _record()
     fig, status = cbb.compare_job(record, 1, tok, "b", cfg)
@@ -298,6 +299,7 @@ def test_compare_tab_offers_the_other_ensembles_and_draws_the_library_result(two
 
 
 def test_compare_job_refuses_other_points_and_asks_for_a_choice(two_roots):
+    """c is not offered, but a stale or hand-made request for it is still refused by the job."""
     cfg, tok = two_roots
     _, record = _record()
     fig, status = cbb.compare_job(record, 1, tok, "c", cfg)

@@ -7,6 +7,7 @@ ensemble is looked for among the channels of the other.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,17 @@ class EnsembleComparison:
     matches_b: list
     analysis_a: object
     analysis_b: object
+
+
+def fingerprint_signature(manifest: dict) -> tuple | None:
+    """(dataset name, dataset parameters, fingerprint size, fingerprint seed) from a manifest, or None
+    when it does not record them (imported posteriors): ensembles with equal signatures were
+    fingerprinted on the same points; a cheap pre-check that reads no arrays."""
+    dataset, fp = manifest.get("dataset"), manifest.get("fingerprint")
+    if not isinstance(dataset, dict) or not isinstance(fp, dict) or "name" not in dataset:
+        return None
+    params = json.dumps(dataset.get("params", {}), sort_keys=True)
+    return dataset["name"], params, fp.get("size"), fp.get("seed")
 
 
 def check_same_points(ens_a, ens_b, same_points: bool = False) -> None:

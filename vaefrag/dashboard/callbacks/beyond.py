@@ -228,11 +228,25 @@ def reset_fusion(tok: dict | None, store: dict | None) -> tuple:
 
 # ------------------------------------------------------------------------------ compare ensembles
 def compare_options(tok: dict | None, current: str | None, cfg) -> tuple:
-    """(options, value) of the ensemble to compare with: every other ensemble under ``cfg.root``
-    (those fingerprinted on other points are refused when compared); keeps ``current`` if offered."""
+    """(options, value) of the ensemble to compare with: the other ensembles under ``cfg.root`` whose
+    manifests name the same fingerprint points (`crossrun.fingerprint_signature`) or do not say;
+    keeps ``current`` if offered."""
+    import json
+
+    from vaefrag import crossrun
+
     if not tok:
         return no_update, no_update
-    names = [n for n in data.ensemble_names(cfg.root) if n != tok.get("ensemble")]
+
+    def signature(name):
+        try:
+            return crossrun.fingerprint_signature(json.loads((cfg.root / name / "ensemble.json").read_text()))
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    mine = signature(tok.get("ensemble"))
+    names = [n for n in data.ensemble_names(cfg.root) if n != tok.get("ensemble")
+             and (mine is None or signature(n) in (None, mine))]
     opts = [{"label": n, "value": n} for n in names]
     return opts, current if current in names else (names[0] if names else None)
 
@@ -250,8 +264,8 @@ def compare_job(set_progress, n_clicks, tok: dict | None, other: str | None, cfg
     if not n_clicks or not tok:
         return no_update, no_update
     if not other:
-        return _blank(), alert("Pick another ensemble to compare with (one fingerprinted on the same points).",
-                               "info")
+        return _blank(), alert("Pick another ensemble to compare with. Only ensembles fingerprinted on the "
+                               "same points are offered (same dataset, fingerprint size and seed).", "info")
     try:
         set_progress(("0", "1", "loading the ensembles ..."))
         path_a = data.ensemble_path(cfg.root, tok["ensemble"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
 import threading
 import time
 
@@ -104,12 +105,27 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     _server_timing(app.server)
     # load the default analysis and build its first page while the server starts and the browser loads
     # the scripts (~0.5 s); the first layout request waits for it
-    threading.Thread(target=cb_views.first_page, args=(cfg.default, cfg), name="vaefrag-first-page",
+    threading.Thread(target=_importing, args=(cb_views.first_page, cfg.default, cfg), name="vaefrag-first-page",
                      daemon=True).start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
     _import_numerics_when_idle(app.server, torch_threads, cfg.root / cfg.default if cfg.default else None)
     return app
+
+
+#: held while a server thread imports modules at start-up (torch above all, 1.5-3 s). Background
+#: jobs run in forked copies of the server, and a copy forked while another thread is inside an
+#: import inherits that module's import lock held by a thread that does not exist there: the job's
+#: own import of the module then waits forever. Every fork in this process waits for the lock.
+_IMPORTING = threading.Lock()
+os.register_at_fork(before=_IMPORTING.acquire, after_in_parent=_IMPORTING.release,
+                    after_in_child=_IMPORTING.release)
+
+
+def _importing(fn, *args):
+    """Run fn(*args) holding `_IMPORTING` (a thread target)."""
+    with _IMPORTING:
+        fn(*args)
 
 
 def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, quiet: float = 0.3,
@@ -132,7 +148,7 @@ def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, 
             if seen["callback"] and time.perf_counter() - seen["last"] > quiet:
                 break
             time.sleep(0.05)
-        data.import_numerics(torch_threads, preload)
+        _importing(data.import_numerics, torch_threads, preload)
 
     threading.Thread(target=run, name="vaefrag-import", daemon=True).start()
 

@@ -348,3 +348,48 @@ def test_pair_tile_is_a_block_of_the_full_computation():
     np.testing.assert_allclose(tile.joint, joint[:2, 3:], atol=1e-9)
     np.testing.assert_allclose(tile.info_a, full.info[:2], atol=1e-9)
     np.testing.assert_allclose(2 * tile.info_b - tile.selfjoint_b, full.self_info[3:], atol=1e-9)
+
+
+# ------------------------------------------------------------------ resampled points in the same pass
+
+
+def ref_weighted_info(bc, w):
+    """Outer average over points weighted by w (sum N), inner sums over all N points."""
+    return -np.sum(w * np.log2(np.mean(bc, axis=-1))) / w.sum()
+
+
+@pytest.mark.parametrize("kw", [{}, {"block_points": 7}, {"block_channels": 3}])
+def test_resample_weights_match_weighted_definitions(monkeypatch, kw):
+    """With weights [R, N], every resampled information equals the definition with the outer mean
+    over points weighted; the triangle path (chunks of 1 channel), blocking and tiling agree."""
+    from vaefrag.measures import tiles
+    monkeypatch.setattr(tiles, "_TRIANGLE_MIN_HALF", 1)
+    mu, lv = structured(4, m=7, n=40, d=2)
+    rng = np.random.default_rng(0)
+    w = np.stack([np.bincount(rng.integers(0, 40, 40), minlength=40) for _ in range(3)]).astype(float)
+    res = ms.compare_channels(mu, lv, dtype="float64", resample_weights=w, **kw)
+    bcs = [np.exp(-ref_distance(m, l)) for m, l in zip(mu, lv)]
+    for r in range(3):
+        info = np.array([ref_weighted_info(b, w[r]) for b in bcs])
+        joint = np.array([[ref_weighted_info(ba * bb, w[r]) for bb in bcs] for ba in bcs])
+        np.testing.assert_allclose(res.resampled["info_a"][r], info, atol=1e-9)
+        np.testing.assert_allclose(res.resampled["joint"][r], joint, atol=1e-9)
+        np.testing.assert_allclose(res.resampled["selfjoint_a"][r], np.diag(joint), atol=1e-9)
+        i_r, nmi_r, vi_r = ms.resampled_measures(res.resampled, r)
+        self_r = 2 * info - np.diag(joint)
+        mut = info[:, None] + info[None] - joint
+        np.testing.assert_allclose(nmi_r, mut / np.sqrt(np.outer(self_r, self_r)), atol=1e-9)
+        np.testing.assert_allclose(vi_r, 2 * joint - np.diag(joint)[:, None] - np.diag(joint)[None], atol=1e-9)
+    # unit weights are the plain measures; the plain result is unchanged by asking for resamples
+    ones = ms.compare_channels(mu, lv, dtype="float64", resample_weights=np.ones((1, 40)), **kw)
+    np.testing.assert_allclose(ones.resampled["joint"][0], ones.mutual * 0 + (ones.info[:, None] + ones.info[None]
+                                                                           - ones.mutual), atol=1e-9)
+    plain = ms.compare_channels(mu, lv, dtype="float64", **kw)
+    np.testing.assert_allclose(res.nmi, plain.nmi, atol=1e-12)
+
+
+def test_resample_weights_rejected_when_malformed():
+    mu, lv = structured(0, m=3, n=10)
+    for w in (np.ones(10), np.ones((2, 9)), -np.ones((1, 10)), np.zeros((1, 10))):
+        with pytest.raises(ValueError, match="resample_weights"):
+            ms.compare_channels(mu, lv, resample_weights=w)

@@ -19,6 +19,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vaefrag.params import DEFAULT_INFO_THRESHOLD, DEFAULT_MIN_NMI, DEFAULT_XI, AnalysisParams
+from vaefrag.results import Hotspot
+
 __all__ = [
     "Hotspot",
     "HotspotFinder",
@@ -26,6 +29,9 @@ __all__ = [
     "default_min_samples",
     "channel_maps",
     "bootstrap_stability",
+    "resampled_stability",
+    "resample_counts",
+    "optics_graph",
     "Stability",
     "NMI_FLOOR",
     "DEFAULT_MIN_NMI",
@@ -33,40 +39,8 @@ __all__ = [
 
 #: NMI values below this are clipped before taking -ln (distance at most ln(1e4) ~ 9.2)
 NMI_FLOOR = 1e-4
-#: xi default: steepness of reachability valleys that delimit a hotspot
-DEFAULT_XI = 0.05
-#: smallest mean within-hotspot NMI: twice the finite-sample NMI (~0.15) of independent
-#: high-information channels on 200 points, so groups of unrelated channels are not hotspots
-DEFAULT_MIN_NMI = 0.3
 
 Progress = Callable[..., None]
-
-
-@dataclass
-class Hotspot:
-    """One hotspot (a group of nearly identical channels).
-
-    members : int [size] indices into the kept channels (in kept order).
-    channels : int [size, 2] (model, latent) of the members.
-    medoid : index into the kept channels of the member with the least summed distance to the others.
-    mean_info : mean information of the members (bits).  mean_nmi : mean NMI between distinct members.
-    best_factor : factor column with the highest mean NMI over members (None without factors).
-    stability : fraction of bootstrap refits that find it again (NaN until computed).
-    nmi_ci : (lo, hi) bootstrap interval of ``mean_nmi`` (NaN until computed).
-    """
-
-    id: int
-    members: np.ndarray
-    channels: np.ndarray
-    size: int
-    n_models: int
-    mean_info: float
-    mean_nmi: float
-    medoid: int
-    best_factor: int | None = None
-    best_factor_nmi: float = float("nan")
-    stability: float = float("nan")
-    nmi_ci: tuple = (float("nan"), float("nan"))
 
 
 def default_min_samples(n_models: int, n_channels: int) -> int:
@@ -139,7 +113,7 @@ class HotspotFinder:
     min_samples_, xi_, min_cluster_size_ (resolved values); n_models_.
     """
 
-    def __init__(self, measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
+    def __init__(self, measure: str = "nmi", info_threshold: float = DEFAULT_INFO_THRESHOLD, min_samples: int | None = None,
                  xi: float | None = None, min_cluster_size: int | None = None,
                  min_nmi: float = DEFAULT_MIN_NMI, random_state: int | None = 0):
         self.measure = measure
@@ -151,19 +125,12 @@ class HotspotFinder:
         self.random_state = random_state
 
     def _check_params(self):
-        if self.measure not in ("nmi", "vi"):
-            raise ValueError(f"measure: expected 'nmi' or 'vi', got {self.measure!r}")
-        if not (np.isfinite(self.info_threshold) and self.info_threshold >= 0):
-            raise ValueError(f"info_threshold: expected a finite number >= 0, got {self.info_threshold}")
-        if self.min_samples is not None and (int(self.min_samples) != self.min_samples or self.min_samples < 2):
-            raise ValueError(f"min_samples: expected an integer >= 2, got {self.min_samples}")
-        if self.xi is not None and not (0.0 < self.xi < 1.0):
-            raise ValueError(f"xi: expected a number in (0, 1), got {self.xi}")
+        """The one validation of `params.AnalysisParams` (ParameterError names the parameter)."""
+        AnalysisParams(measure=self.measure, info_threshold=self.info_threshold, min_samples=self.min_samples,
+                       xi=self.xi, min_nmi=self.min_nmi)
         if self.min_cluster_size is not None and (int(self.min_cluster_size) != self.min_cluster_size
                                                   or self.min_cluster_size < 2):
             raise ValueError(f"min_cluster_size: expected an integer >= 2, got {self.min_cluster_size}")
-        if not (np.isfinite(self.min_nmi) and 0.0 <= self.min_nmi <= 1.0):
-            raise ValueError(f"min_nmi: expected a number in [0, 1], got {self.min_nmi}")
 
     def fit(self, nmi, vi=None, info=None, *, channel_ids=None, factor_nmi=None) -> "HotspotFinder":
         """Find hotspots.
@@ -223,16 +190,10 @@ class HotspotFinder:
             self.labels_ = np.full(mk, -1)
             self.hotspots_ = []
             return self
-        from sklearn.cluster import OPTICS
-
-        opt = OPTICS(min_samples=min(self.min_samples_, mk), metric="precomputed", cluster_method="xi",
-                     xi=self.xi_, min_cluster_size=min(self.min_cluster_size_, mk))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            opt.fit(dist)
-        self.ordering_ = opt.ordering_.astype(np.int64)
-        self.reachability_ = opt.reachability_[self.ordering_].astype(np.float64)
-        raw = opt.labels_.copy()
+        ms, mcs = min(self.min_samples_, mk), min(self.min_cluster_size_, mk)
+        self.ordering_, core, reach, pred = optics_graph(dist, ms)
+        self.reachability_ = reach[self.ordering_]
+        raw = _xi_labels(reach, pred, self.ordering_, ms, mcs, self.xi_)
         if self.min_nmi > 0 and self.nmi_ is not None:
             for lab in np.unique(raw[raw >= 0]):
                 idx = np.flatnonzero(raw == lab)
@@ -274,6 +235,68 @@ class HotspotFinder:
                        n_models=int(len(np.unique(chans[:, 0]))),
                        mean_info=float(np.mean(self.info_[members])), mean_nmi=mean_nmi, medoid=medoid,
                        best_factor=best, best_factor_nmi=best_nmi)
+
+
+def optics_graph(distance: np.ndarray, min_samples: int):
+    """OPTICS ordering of a precomputed distance matrix, exactly as scikit-learn computes it.
+
+    Same steps, tie-breaking and rounding as ``sklearn.cluster.compute_optics_graph`` with
+    ``metric="precomputed"`` and ``max_eps=inf`` (core distance: the ``min_samples``-th smallest
+    entry of a row, the point itself included; next point: the unprocessed one with the smallest
+    reachability, the lowest index on ties), but with one vectorised update per point instead of
+    a neighbour query per point: 5-50x faster on hundreds of channels, which is what makes
+    refitting every resample cheap. Checked against scikit-learn in tests/test_structure.py.
+
+    Parameters
+    ----------
+    distance : [M, M] symmetric, finite, zero diagonal.  min_samples : in [1, M].
+
+    Returns
+    -------
+    ordering [M], core_distances [M], reachability [M] (by point, not by position), predecessor [M].
+    """
+    d = np.asarray(distance, dtype=np.float64)
+    m = d.shape[0]
+    decimals = np.finfo(np.float64).precision
+    core = np.partition(d, min_samples - 1, axis=1)[:, min_samples - 1].copy()
+    np.around(core, decimals=decimals, out=core)
+    reach = np.full(m, np.inf)
+    pred = np.full(m, -1, dtype=np.int64)
+    processed = np.zeros(m, dtype=bool)
+    work = np.full(m, np.inf)                    # reachability of unprocessed points, inf for processed ones
+    ordering = np.empty(m, dtype=np.int64)
+    for step in range(m):
+        point = int(np.argmin(work))
+        if not work[point] < np.inf:             # all remaining at inf: the lowest unprocessed index
+            point = int(np.argmin(processed))
+        processed[point] = True
+        work[point] = np.inf
+        ordering[step] = point
+        if core[point] == np.inf:
+            continue
+        unproc = np.flatnonzero(~processed)
+        if not unproc.size:
+            continue
+        rd = np.maximum(d[point, unproc], core[point])
+        np.around(rd, decimals=decimals, out=rd)
+        better = rd < reach[unproc]
+        idx = unproc[better]
+        reach[idx] = rd[better]
+        work[idx] = rd[better]
+        pred[idx] = point
+    return ordering, core, reach, pred
+
+
+def _xi_labels(reach, pred, ordering, min_samples: int, min_cluster_size: int, xi: float) -> np.ndarray:
+    """scikit-learn's xi cluster extraction (``cluster_optics_xi``, predecessor correction on)."""
+    from sklearn.cluster import cluster_optics_xi
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        labels, _ = cluster_optics_xi(reachability=reach, predecessor=pred, ordering=ordering,
+                                      min_samples=min_samples, min_cluster_size=min_cluster_size, xi=xi,
+                                      predecessor_correction=True)
+    return labels
 
 
 # --------------------------------------------------------------------------- maps
@@ -377,10 +400,118 @@ class Stability:
     extra: dict = field(default_factory=dict)
 
 
+def _check_stability_args(finder, min_jaccard, ci):
+    if not hasattr(finder, "hotspots_"):
+        raise ValueError("finder: expected a fitted HotspotFinder (call fit first)")
+    if not 0.0 < min_jaccard <= 1.0:
+        raise ValueError(f"min_jaccard: expected a number in (0, 1], got {min_jaccard}")
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci: expected a number in (0, 1), got {ci}")
+
+
+def resample_counts(n_points: int, n_resamples: int, random_state: int = 0) -> np.ndarray:
+    """[B, N] multinomial counts of B bootstrap draws of the N fingerprint points (the draws of
+    `bootstrap_stability` with the same seed)."""
+    rng = np.random.default_rng(random_state)
+    return np.stack([np.bincount(rng.integers(0, n_points, size=n_points), minlength=n_points)
+                     for _ in range(int(n_resamples))]).astype(np.float64) if n_resamples else np.zeros((0, n_points))
+
+
+class _ResampleScorer:
+    """Refits a finder's hotspots on resampled matrices and collects overlaps and mean NMIs."""
+
+    def __init__(self, finder: HotspotFinder, n_resamples: int):
+        self.finder = finder
+        self.hotspots = finder.hotspots_
+        n_h = len(self.hotspots)
+        self.mean_nmi = np.full((n_resamples, n_h), np.nan)
+        self.best_j = np.zeros((n_resamples, n_h))
+        self.member_sets = [set(h.members.tolist()) for h in self.hotspots]
+
+    def score(self, b: int, nmi, vi, info) -> None:
+        """Resample b: nmi, vi [Mk, Mk], info [Mk] of the finder's kept channels."""
+        f = self.finder
+        for h, hs in enumerate(self.hotspots):
+            blk = nmi[np.ix_(hs.members, hs.members)]
+            off = blk[~np.eye(hs.size, dtype=bool)]
+            if np.isfinite(off).any():
+                self.mean_nmi[b, h] = np.nanmean(off)
+        refit = HotspotFinder(measure=f.measure, info_threshold=f.info_threshold, min_samples=f.min_samples_,
+                              xi=f.xi_, min_cluster_size=f.min_cluster_size_, min_nmi=f.min_nmi)
+        try:
+            refit.fit(nmi, vi, info, channel_ids=f.channel_ids_)
+            found = [set(refit.kept_[hs.members].tolist()) for hs in refit.hotspots_]
+        except ValueError:          # too few channels left above the threshold in this resample
+            found = []
+        for h, ms in enumerate(self.member_sets):
+            if found:
+                self.best_j[b, h] = max(len(ms & fs) / len(ms | fs) for fs in found)
+
+    def result(self, min_jaccard: float, ci: float, method: str) -> "Stability":
+        n_h = len(self.hotspots)
+        stability = (self.best_j >= min_jaccard).mean(0) if n_h and len(self.best_j) else np.full(n_h, np.nan)
+        lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
+        nmi_ci = np.full((n_h, 2), np.nan)
+        for h in range(n_h):
+            vals = self.mean_nmi[:, h][np.isfinite(self.mean_nmi[:, h])]
+            if vals.size:
+                nmi_ci[h] = np.percentile(vals, [lo_q, hi_q])
+        for h, hs in enumerate(self.hotspots):
+            hs.stability = float(stability[h])
+            hs.nmi_ci = (float(nmi_ci[h, 0]), float(nmi_ci[h, 1]))
+        return Stability(stability=stability, nmi_ci=nmi_ci, mean_nmi=self.mean_nmi, jaccard=self.best_j,
+                         n_bootstrap=len(self.best_j), extra={"method": method})
+
+
+def resampled_stability(finder: HotspotFinder, resampled: dict, *, min_jaccard: float = 0.5, ci: float = 0.95,
+                        progress: Progress | None = None) -> Stability:
+    """Hotspot stability from resamples computed in the measures' one pass (cheap).
+
+    ``resampled`` is `measures.ChannelComparison.resampled` of the M channels the finder was fitted
+    on (``finder.kept_`` indexes them), from ``compare_channels(..., resample_weights=W)`` with W the
+    multinomial counts of B bootstrap draws of the fingerprint points (`resample_counts`).
+
+    What it estimates: resample b reweights the *outer* average over fingerprint points i of every
+    information I(X;U) = -(1/N) sum_i log2 p_U(i) by the counts of draw b, while each point's
+    posterior-overlap density p_U(i) = (1/N) sum_j BC_U(i, j) keeps all N points. This is the
+    bootstrap of the Monte Carlo average over points, i.e. of which data the information is
+    averaged over, conditional on the density estimates. To first order it is the full
+    point-resampling bootstrap (`bootstrap_stability`): the inner part of the influence of a
+    point, (1/N) sum_i BC(i, k) / p(i), is constant for hard clusterings (exactly) and for any
+    channel whose overlap density varies slowly on the scale of one posterior, so it cancels;
+    it also avoids the full bootstrap's bias from duplicated points (BC(i, i') = 1 for copies).
+    Each resample is refit with the finder's parameters (OPTICS is refit, not reused), so a
+    hotspot that depends on a few points, or sits near the ``min_nmi`` or xi edge, is found in
+    fewer refits. Cost: one small GEMM per block of points in the measures' pass plus B refits,
+    instead of B full recomputations of the measures.
+
+    Returns
+    -------
+    `Stability`; also writes ``stability`` and ``nmi_ci`` into ``finder.hotspots_``.
+    """
+    from vaefrag.measures.channels import resampled_measures
+
+    _check_stability_args(finder, min_jaccard, ci)
+    for name in ("joint", "info_a", "selfjoint_a"):
+        if name not in resampled:
+            raise ValueError(f"resampled: expected the field {name!r} of ChannelComparison.resampled")
+    n_res = int(np.shape(resampled["joint"])[0])
+    kept = finder.kept_
+    scorer = _ResampleScorer(finder, n_res)
+    sub = np.ix_(kept, kept)
+    for b in range(n_res):
+        info, nmi, vi = resampled_measures(resampled, b, finder.info_threshold)
+        scorer.score(b, nmi[sub], vi[sub], info[kept])
+        if progress is not None:
+            progress(b + 1, n_res, "stability")
+    return scorer.result(min_jaccard, ci, "reweighted outer average (one pass)")
+
+
 def bootstrap_stability(finder: HotspotFinder, mu, logvar, *, n_bootstrap: int = 20, random_state: int = 0,
                         min_jaccard: float = 0.5, ci: float = 0.95, device="auto", map_tiles=None,
                         block_channels: int | None = None, progress: Progress | None = None) -> Stability:
-    """Resample the fingerprint points, recompute the measures, refit and match the hotspots.
+    """Full point-resampling bootstrap: resample the fingerprint points, recompute the measures,
+    refit and match the hotspots (B full recomputations; the reference `resampled_stability` is checked against).
 
     Parameters
     ----------
@@ -399,14 +530,9 @@ def bootstrap_stability(finder: HotspotFinder, mu, logvar, *, n_bootstrap: int =
     """
     from vaefrag.measures import compare_channels
 
-    if not hasattr(finder, "hotspots_"):
-        raise ValueError("finder: expected a fitted HotspotFinder (call fit first)")
+    _check_stability_args(finder, min_jaccard, ci)
     if int(n_bootstrap) != n_bootstrap or n_bootstrap < 1:
         raise ValueError(f"n_bootstrap: expected an integer >= 1, got {n_bootstrap}")
-    if not 0.0 < min_jaccard <= 1.0:
-        raise ValueError(f"min_jaccard: expected a number in (0, 1], got {min_jaccard}")
-    if not 0.0 < ci < 1.0:
-        raise ValueError(f"ci: expected a number in (0, 1), got {ci}")
     mu = np.asarray(mu)
     logvar = np.asarray(logvar)
     if mu.ndim != 3 or mu.shape != logvar.shape:
@@ -414,44 +540,15 @@ def bootstrap_stability(finder: HotspotFinder, mu, logvar, *, n_bootstrap: int =
     kept = finder.kept_
     if kept.size and kept.max() >= mu.shape[0]:
         raise ValueError(f"mu: expected at least {kept.max() + 1} channels (the finder's), got {mu.shape[0]}")
-    hotspots = finder.hotspots_
-    n_h, n = len(hotspots), mu.shape[1]
+    n = mu.shape[1]
     rng = np.random.default_rng(random_state)
-    mean_nmi = np.full((n_bootstrap, n_h), np.nan)
-    best_j = np.zeros((n_bootstrap, n_h))
-    member_sets = [set(h.members.tolist()) for h in hotspots]
+    scorer = _ResampleScorer(finder, n_bootstrap)
     mu_k, lv_k = mu[kept], logvar[kept]
     for b in range(n_bootstrap):
         idx = rng.integers(0, n, size=n)
         comp = compare_channels(mu_k[:, idx], lv_k[:, idx], info_threshold=finder.info_threshold, device=device,
                                 map_tiles=map_tiles, block_channels=block_channels)
-        for h, members in enumerate(hotspots):
-            blk = comp.nmi[np.ix_(members.members, members.members)]
-            off = blk[~np.eye(members.size, dtype=bool)]
-            if np.isfinite(off).any():
-                mean_nmi[b, h] = np.nanmean(off)
-        refit = HotspotFinder(measure=finder.measure, info_threshold=finder.info_threshold,
-                              min_samples=finder.min_samples_, xi=finder.xi_,
-                              min_cluster_size=finder.min_cluster_size_, min_nmi=finder.min_nmi)
-        try:
-            refit.fit(comp.nmi, comp.vi, comp.info, channel_ids=finder.channel_ids_)
-            found = [set(refit.kept_[hs.members].tolist()) for hs in refit.hotspots_]
-        except ValueError:          # too few channels left above the threshold in this resample
-            found = []
-        for h, ms in enumerate(member_sets):
-            if found:
-                best_j[b, h] = max(len(ms & f) / len(ms | f) for f in found)
+        scorer.score(b, comp.nmi, comp.vi, comp.info)
         if progress is not None:
             progress(b + 1, n_bootstrap, "bootstrap")
-    stability = (best_j >= min_jaccard).mean(0) if n_h else np.zeros(0)
-    lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
-    nmi_ci = np.full((n_h, 2), np.nan)
-    for h in range(n_h):
-        vals = mean_nmi[:, h][np.isfinite(mean_nmi[:, h])]
-        if vals.size:
-            nmi_ci[h] = np.percentile(vals, [lo_q, hi_q])
-    for h, hs in enumerate(hotspots):
-        hs.stability = float(stability[h])
-        hs.nmi_ci = (float(nmi_ci[h, 0]), float(nmi_ci[h, 1]))
-    return Stability(stability=stability, nmi_ci=nmi_ci, mean_nmi=mean_nmi, jaccard=best_j,
-                     n_bootstrap=int(n_bootstrap))
+    return scorer.result(min_jaccard, ci, "full point-resampling bootstrap")

@@ -22,6 +22,7 @@ from vaefrag.measures.channels import (
     channel_ids,
     compare_channels,
     group_latents,
+    resampled_measures,
     split_channels,
 )
 from vaefrag.measures.fingerprints import bhattacharyya, bhattacharyya_torch, info_from_bc_torch
@@ -47,6 +48,7 @@ __all__ = [
     "group_latents",
     "ChannelComparison",
     "compare_channels",
+    "resampled_measures",
     "TileResult",
     "pair_tile",
     "TileTask",

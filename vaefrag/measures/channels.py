@@ -93,6 +93,10 @@ class ChannelComparison:
     factor_nmi: np.ndarray | None = None
     factor_vi: np.ndarray | None = None
     timings: dict = field(default_factory=dict)
+    #: with ``resample_weights`` [R, N]: "joint" [R, M, M2], "info_a", "selfjoint_a" [R, M],
+    #: "info_b", "selfjoint_b" [R, M2] (bits), the informations under each reweighting of the points
+    #: (`resampled_measures` turns one into NMI / VI)
+    resampled: dict | None = None
 
 
 def _measures_from_joint(info_a, selfjoint_a, info_b, selfjoint_b, joint, ok_a, ok_b):
@@ -108,11 +112,22 @@ def _measures_from_joint(info_a, selfjoint_a, info_b, selfjoint_b, joint, ok_a, 
     return mutual, nmi, vi, self_a, self_b
 
 
+def resampled_measures(resampled: dict, r: int, info_threshold: float = 0.01):
+    """(info [M], nmi [M, M2], vi [M, M2]) of resample ``r`` of `ChannelComparison.resampled`;
+    NMI is NaN for channels below ``info_threshold`` in that resample, as in `compare_channels`."""
+    ia, sa = np.asarray(resampled["info_a"][r], np.float64), np.asarray(resampled["selfjoint_a"][r], np.float64)
+    ib, sb = np.asarray(resampled["info_b"][r], np.float64), np.asarray(resampled["selfjoint_b"][r], np.float64)
+    joint = np.asarray(resampled["joint"][r], np.float64)
+    _, nmi, vi, _, _ = _measures_from_joint(ia, sa, ib, sb, joint, ia >= info_threshold, ib >= info_threshold)
+    return ia, nmi, vi
+
+
 def compare_channels(mu, logvar, factors=None, other=None, *, info_threshold: float = 0.01,
                      device="auto", dtype="float32", block_points: int | None = None,
                      block_channels: int | None = None,
                      memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                     progress: Progress | None = None, map_tiles=None) -> ChannelComparison:
+                     progress: Progress | None = None, map_tiles=None,
+                     resample_weights=None) -> ChannelComparison:
     """Information, NMI and VI between all channels (and with ground-truth factors).
 
     Parameters
@@ -129,6 +144,10 @@ def compare_channels(mu, logvar, factors=None, other=None, *, info_threshold: fl
     map_tiles : optional runner of channel tiles of at most `block_channels` channels
         (`tiles.map_tiles_here` by default when tiling; `vaefrag.distributed.dask_tile_map`
         runs them on a Dask cluster). Given, the comparison is always tiled.
+    resample_weights : [R, N] non-negative weights of the points, optional: in the same pass,
+        the informations with the outer average over points reweighted by each row (e.g.
+        multinomial counts of a bootstrap); returned in ``resampled``. The inner sums (the
+        posterior-overlap density at each point) keep all N points (see `structure.resampled_stability`).
     """
     t0 = time.perf_counter()
     mu, logvar = _check_posteriors(mu, logvar)
@@ -140,6 +159,12 @@ def compare_channels(mu, logvar, factors=None, other=None, *, info_threshold: fl
     if block_points is not None and block_points < 1:
         raise ValueError(f"block_points: expected >= 1, got {block_points}")
     n = mu.shape[1]
+    if resample_weights is not None:
+        resample_weights = np.asarray(resample_weights, dtype=np.float64)
+        if resample_weights.ndim != 2 or resample_weights.shape[1] != n or not np.all(np.isfinite(resample_weights)) \
+                or np.any(resample_weights < 0) or np.any(resample_weights.sum(1) <= 0):
+            raise ValueError(f"resample_weights: expected finite non-negative weights [R, {n}] with positive row "
+                             f"sums, got shape {resample_weights.shape}")
     dev, dt = resolve_device(device), _resolve_dtype(dtype)
     labels = None if factors is None else _check_factors(factors, n)
     if other is not None:
@@ -157,12 +182,14 @@ def compare_channels(mu, logvar, factors=None, other=None, *, info_threshold: fl
         rows2 = None if other is None else _GaussianRows(mu2, logvar2, dev, dt)
         label_rows = [] if labels is None else [_LabelRows(labels, dev, dt)]
         with torch.no_grad():
-            res = _run_tile(rows, rows2, label_rows, block_points, progress, memory_budget)
+            res = _run_tile(rows, rows2, label_rows, block_points, progress, memory_budget, weights=resample_weights)
         joint, info_a, sj_a, info_b, sj_b = res.joint, res.info_a, res.selfjoint_a, res.info_b, res.selfjoint_b
-        extra = res.extra
+        extra, resampled = res.extra, res.resampled
     else:
         options = {"device": device, "dtype": dt, "block_points": block_points, "memory_budget": memory_budget}
-        joint, info_a, sj_a, info_b, sj_b, extra = tiled_joint(
+        if resample_weights is not None:
+            options["weights"] = resample_weights
+        joint, info_a, sj_a, info_b, sj_b, extra, resampled = tiled_joint(
             mu, logvar, None if other is None else (mu2, logvar2), labels, block_channels, options,
             progress, map_tiles)
     t_pairs = time.perf_counter()
@@ -171,6 +198,7 @@ def compare_channels(mu, logvar, factors=None, other=None, *, info_threshold: fl
     ok_b = info_b >= info_threshold if other is not None else ok_a
     mutual, nmi, vi, self_a, self_b = _measures_from_joint(info_a, sj_a, info_b, sj_b, joint, ok_a, ok_b)
     result = ChannelComparison(info_a, self_a, ok_a, nmi, vi, mutual, info_b, self_b, ok_b)
+    result.resampled = resampled
     if labels is not None:
         f_joint, f_info = extra[0]
         f_ok = f_info > 1e-12

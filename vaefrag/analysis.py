@@ -1,163 +1,84 @@
-"""Ensemble -> Analysis: measures, hotspots, stability, maps and model scores, cached on disk.
+"""Ensemble -> Analysis in stages, each with its own content-keyed cache entry (DESIGN §4).
 
-`analyze` is the one call the CLI and the dashboard make. Results are cached with diskcache under
-``cache_dir`` (default ``$VAEFRAG_CACHE`` or ``~/.cache/vaefrag``), keyed by the SHA-256 of the
-posteriors, the factors, the parameters and the code version (the source of the numeric modules).
-An entry is written only after the whole computation finished, so an interrupted run leaves none.
-Entries are stored as npz bytes plus JSON (no pickle is ever loaded from the cache).
-UMAP is computed here, once, so the dashboard never runs it on a click.
+=============  =========================================================  ==========================
+stage          what it computes                                            its cache key reads
+=============  =========================================================  ==========================
+measures       information, NMI, VI, factor NMI of all M channels          posteriors, factors, code
+resamples      the same informations under B reweightings of the points    posteriors, B, seed, code
+               (computed in the measures' pass when both are missing)
+structure      OPTICS ordering, reachability, hotspots                     (recomputed: tens of ms)
+stability      refits of every resample, stability and NMI intervals       resamples + structure params
+maps           MDS / UMAP coordinates                                      distance matrix, method, seed
+scores         MIG and SAP per model                                       posteriors, factors, code
+=============  =========================================================  ==========================
+
+`analyze` runs the stages and returns one `Analysis` (also cached as a whole, keyed by all
+parameters, so a repeated call is one read). A change of OPTICS parameters reuses the cached
+measures, resamples, maps and scores: only the structure and the stability refits run. Every key
+includes the versions of numpy, scikit-learn, umap-learn and torch (`cache.content_key`) and the
+source of the modules it depends on. Entries are npz bytes plus JSON (no pickle); an entry is
+written only after its stage finished. ``stages`` lets a caller (the dashboard) get the structure
+first and the stability and maps afterwards.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from vaefrag import cache as result_cache
-from vaefrag import structure   # measures / metrics (torch) are imported in _compute: keeps the dashboard's start-up light
+from vaefrag import structure   # measures / metrics (torch) are imported when computing: keeps the dashboard's start-up light
 from vaefrag.cache import CACHE_ENV, default_cache_dir
-from vaefrag.structure import Hotspot
+from vaefrag.params import MAPS, AnalysisParams, ParameterError
+from vaefrag.results import STAGES, Analysis, Hotspot, hotspot_rows  # noqa: F401  (Hotspot: old import path)
 
 __all__ = ["Analysis", "analyze", "analysis_params", "lookup", "lookup_key", "default_cache_dir", "cache_key", "hotspot_rows",
-           "CACHE_ENV"]
+           "CACHE_ENV", "ChannelMeasures", "channel_measures", "structure_stage", "stability_stage", "maps_stage",
+           "scores_stage", "STAGES", "SCORES"]
 
-MAPS = ("mds", "umap")
 Progress = Callable[..., None]
-_CODE_MODULES = ("measures", "structure", "metrics", "analysis")
+SCORES = ("mig", "sap", "udr")
+_ANALYSIS_CODE = ("measures", "structure", "metrics", "analysis", "params", "results")
 
 
-@dataclass
-class Analysis:
-    """Everything known about an ensemble's channels (see docs/architecture.md).
-
-    channel_ids [M, 2] (model, latent); info, self_info [M] (bits); kept [Mk] indices into M of
-    the channels above the threshold; nmi, vi [Mk, Mk]; factor_nmi [Mk, F] or None;
-    ordering [Mk] (indices into kept); reachability [Mk] (OPTICS order); labels [Mk];
-    hotspots list[Hotspot] (members / medoid index kept); maps name -> [Mk, 2];
-    model_table name -> [K] ("info": summed channel information, "n_informative", "mig", "sap",
-    "udr", "final_loss"; NaN where unavailable); timings name -> seconds; key: cache key.
-    """
-
-    ensemble_name: str
-    params: dict
-    channel_ids: np.ndarray
-    info: np.ndarray
-    self_info: np.ndarray
-    kept: np.ndarray
-    nmi: np.ndarray
-    vi: np.ndarray
-    factor_names: list
-    factor_nmi: np.ndarray | None
-    ordering: np.ndarray
-    reachability: np.ndarray
-    labels: np.ndarray
-    hotspots: list
-    maps: dict
-    model_table: dict
-    timings: dict = field(default_factory=dict)
-    key: str = ""
-    from_cache: bool = False
-
-    @property
-    def n_models(self) -> int:
-        return int(self.channel_ids[:, 0].max()) + 1 if len(self.channel_ids) else 0
-
-    @property
-    def n_latents(self) -> int:
-        return int(self.channel_ids[:, 1].max()) + 1 if len(self.channel_ids) else 0
-
-    @property
-    def measure(self) -> str:
-        return self.params.get("measure", "nmi")
-
-    def distance(self) -> np.ndarray:
-        """[Mk, Mk] the distances OPTICS clustered (`structure.channel_distances`)."""
-        return structure.channel_distances(self.nmi, self.vi, self.measure)
-
-    # ------------------------------------------------------------------ (de)serialisation, no pickle
-    def to_bytes(self) -> bytes:
-        arrays = {"channel_ids": self.channel_ids, "info": self.info, "self_info": self.self_info,
-                  "kept": self.kept, "nmi": self.nmi, "vi": self.vi, "ordering": self.ordering,
-                  "reachability": self.reachability, "labels": self.labels}
-        if self.factor_nmi is not None:
-            arrays["factor_nmi"] = self.factor_nmi
-        arrays.update({f"map_{k}": v for k, v in self.maps.items()})
-        arrays.update({f"model_{k}": np.asarray(v, dtype=np.float64) for k, v in self.model_table.items()})
-        meta = {"ensemble_name": self.ensemble_name, "params": self.params, "factor_names": list(self.factor_names),
-                "timings": self.timings, "key": self.key, "hotspots": [_hotspot_json(h) for h in self.hotspots]}
-        return result_cache.pack(arrays, meta)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "Analysis":
-        arr, meta = result_cache.unpack(data)
-        return cls(ensemble_name=meta["ensemble_name"], params=meta["params"], channel_ids=arr["channel_ids"],
-                   info=arr["info"], self_info=arr["self_info"], kept=arr["kept"], nmi=arr["nmi"], vi=arr["vi"],
-                   factor_names=meta["factor_names"], factor_nmi=arr.get("factor_nmi"), ordering=arr["ordering"],
-                   reachability=arr["reachability"], labels=arr["labels"],
-                   hotspots=[_hotspot_from_json(h) for h in meta["hotspots"]],
-                   maps={k[4:]: v for k, v in arr.items() if k.startswith("map_")},
-                   model_table={k[6:]: v for k, v in arr.items() if k.startswith("model_")},
-                   timings=meta["timings"], key=meta["key"])
-
-
-def _f(x) -> float | None:
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
-def _hotspot_json(h: Hotspot) -> dict:
-    return {"id": h.id, "members": h.members.tolist(), "channels": h.channels.tolist(), "size": h.size,
-            "n_models": h.n_models, "mean_info": h.mean_info, "mean_nmi": _f(h.mean_nmi), "medoid": h.medoid,
-            "best_factor": h.best_factor, "best_factor_nmi": _f(h.best_factor_nmi),
-            "stability": _f(h.stability), "nmi_ci": [_f(v) for v in h.nmi_ci]}
-
-
-def _hotspot_from_json(d: dict) -> Hotspot:
-    nan = float("nan")
-    g = lambda v: nan if v is None else float(v)
-    return Hotspot(id=d["id"], members=np.asarray(d["members"], dtype=np.int64),
-                   channels=np.asarray(d["channels"], dtype=np.int64).reshape(-1, 2), size=d["size"],
-                   n_models=d["n_models"], mean_info=d["mean_info"], mean_nmi=g(d["mean_nmi"]), medoid=d["medoid"],
-                   best_factor=d["best_factor"], best_factor_nmi=g(d["best_factor_nmi"]),
-                   stability=g(d["stability"]), nmi_ci=tuple(g(v) for v in d["nmi_ci"]))
-
-
-def hotspot_rows(analysis: Analysis) -> list[dict]:
-    """One dict per hotspot for tables / CSV: id, size, models, info, mean NMI, best factor, stability, CI, medoid."""
-    rows = []
-    for h in analysis.hotspots:
-        mm, ml = analysis.channel_ids[analysis.kept[h.medoid]]
-        fname = (analysis.factor_names[h.best_factor] if h.best_factor is not None
-                 and h.best_factor < len(analysis.factor_names) else
-                 ("" if h.best_factor is None else f"factor {h.best_factor}"))
-        rows.append({"hotspot": h.id, "size": h.size, "models": h.n_models, "mean_info_bits": h.mean_info,
-                     "mean_nmi": h.mean_nmi, "best_factor": fname, "best_factor_nmi": h.best_factor_nmi,
-                     "stability": h.stability, "nmi_ci_lo": h.nmi_ci[0], "nmi_ci_hi": h.nmi_ci[1],
-                     "medoid_model": int(mm), "medoid_latent": int(ml)})
-    return rows
-
-
-# --------------------------------------------------------------------------- cache
-
-
-def _code_version() -> str:
+@functools.lru_cache(maxsize=16)
+def _code_version(names: tuple = _ANALYSIS_CODE) -> str:
+    """Hash of vaefrag's version and the source of the named modules (a module file or a package directory)."""
     from vaefrag import __version__
 
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
-    for name in _CODE_MODULES:             # a module file or a package directory
+    for name in names:
         files = [here / f"{name}.py"] if (here / f"{name}.py").is_file() else sorted((here / name).glob("*.py"))
         for path in files:
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
-def cache_key(mu, logvar, factors, params: dict) -> str:
-    """SHA-256 of the posteriors' bytes, the factors, the parameters (JSON) and the code version."""
-    return result_cache.content_key((mu, logvar, factors), params, (_code_version(),))
+def analysis_params(measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
+                    xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
+                    maps: Sequence[str] | None = MAPS, seed: int = 0) -> dict:
+    """Validated, JSON-normalised analysis parameters (the cache key's part); defaults as `analyze`.
+
+    The one validation is `params.AnalysisParams` (ParameterError names the parameter).
+    """
+    return _params(measure, info_threshold, min_samples, xi, min_nmi, n_bootstrap, maps, seed).to_dict()
+
+
+def _params(measure, info_threshold, min_samples, xi, min_nmi, n_bootstrap, maps, seed) -> AnalysisParams:
+    return AnalysisParams.from_values(measure=measure, info_threshold=info_threshold, min_samples=min_samples, xi=xi,
+                                      min_nmi=min_nmi, n_bootstrap=n_bootstrap, maps=tuple(maps or ()) or "none",
+                                      seed=seed)
+
+
+def cache_key(mu, logvar, factors, params: dict, stages: Sequence[str] = STAGES) -> str:
+    """Key of a whole `Analysis`: the posteriors, factors, parameters, stages and code version."""
+    extra = {} if tuple(stages) == STAGES else {"stages": list(stages)}
+    return result_cache.content_key((mu, logvar, factors), {**params, **extra}, (_code_version(),))
 
 
 def lookup(ensemble, cache_dir=None, **params) -> Analysis | None:
@@ -165,9 +86,7 @@ def lookup(ensemble, cache_dir=None, **params) -> Analysis | None:
 
     ``params`` are `analyze`'s keywords; those not given take its defaults.
     """
-    from vaefrag.store import Ensemble, load_ensemble
-
-    ens = ensemble if isinstance(ensemble, Ensemble) else load_ensemble(ensemble)
+    ens = _load(ensemble)
     return lookup_key(cache_key(ens.mu, ens.logvar, ens.factors, analysis_params(**params)), cache_dir)
 
 
@@ -179,33 +98,176 @@ def lookup_key(key: str, cache_dir=None) -> Analysis | None:
     return out
 
 
-def analysis_params(measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
-            xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
-            maps: Sequence[str] = MAPS, seed: int = 0) -> dict:
-    """Validated, JSON-normalised analysis parameters (the cache key's part); defaults as `analyze`."""
-    maps = _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps)
-    return {"measure": measure, "info_threshold": float(info_threshold),
-            "min_samples": None if min_samples is None else int(min_samples),
-            "xi": None if xi is None else float(xi), "min_nmi": float(min_nmi), "n_bootstrap": int(n_bootstrap),
-            "maps": list(maps), "seed": int(seed)}
+def _load(ensemble):
+    from vaefrag.store import Ensemble, load_ensemble
+
+    return ensemble if isinstance(ensemble, Ensemble) else load_ensemble(ensemble)
 
 
-def _check_params(measure, info_threshold, min_samples, xi, n_bootstrap, maps) -> tuple:
-    if measure not in ("nmi", "vi"):
-        raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
-    if not (isinstance(info_threshold, (int, float)) and np.isfinite(info_threshold) and info_threshold >= 0):
-        raise ValueError(f"info_threshold: expected a finite number >= 0 (bits), got {info_threshold}")
-    if min_samples is not None and (int(min_samples) != min_samples or min_samples < 2):
-        raise ValueError(f"min_samples: expected an integer >= 2, got {min_samples}")
-    if xi is not None and not 0 < xi < 1:
-        raise ValueError(f"xi: expected a number in (0, 1), got {xi}")
-    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap: expected an integer >= 0, got {n_bootstrap}")
-    maps = tuple(maps or ())
-    bad = [m for m in maps if m not in MAPS]
-    if bad:
-        raise ValueError(f"maps: expected a subset of {MAPS}, got {bad}")
-    return maps
+# --------------------------------------------------------------------------- stage 1: measures (+ resamples)
+
+
+class ChannelMeasures:
+    """The measures of all M channels, independent of the analysis parameters (bits).
+
+    info, self_info [M]; nmi, vi [M, M] (NMI computed for every channel with I(X;U) >= 0);
+    factor_nmi [M, F] or None; key: the stage's cache key. `at_threshold` gives the view the
+    structure reads (NMI NaN for channels below the threshold, as `measures.compare_channels`).
+    """
+
+    def __init__(self, arrays: dict, key: str):
+        self.info, self.self_info = arrays["info"], arrays["self_info"]
+        self.nmi, self.vi = arrays["nmi"], arrays["vi"]
+        self.factor_nmi = arrays.get("factor_nmi")
+        self.key = key
+
+    def at_threshold(self, info_threshold: float):
+        """A ChannelComparison-like view: informative [M], NMI NaN in rows / columns below the threshold."""
+        from types import SimpleNamespace
+
+        ok = self.info >= info_threshold
+        nmi = self.nmi.copy()
+        nmi[~ok, :] = np.nan
+        nmi[:, ~ok] = np.nan
+        fn = None
+        if self.factor_nmi is not None:
+            fn = self.factor_nmi.copy()
+            fn[~ok, :] = np.nan
+        return SimpleNamespace(info=self.info, self_info=self.self_info, informative=ok, nmi=nmi, vi=self.vi,
+                               factor_nmi=fn)
+
+
+def _measures_key(ens) -> str:
+    return result_cache.content_key((ens.mu, ens.logvar, ens.factors), {"stage": "measures"},
+                                    (_code_version(("measures",)),))
+
+
+def _resamples_key(ens, n_resamples: int, seed: int) -> str:
+    return result_cache.content_key((ens.mu, ens.logvar), {"stage": "resamples", "n": int(n_resamples),
+                                                           "seed": int(seed)},
+                                    (_code_version(("measures",)),))
+
+
+def channel_measures(ens, *, n_bootstrap: int = 0, seed: int = 0, cache_dir=None, use_cache: bool = True,
+                     device="auto", map_tiles=None, block_channels: int | None = None,
+                     progress: Progress | None = None):
+    """Stage 1: (`ChannelMeasures`, resamples dict or None, resamples key or None, seconds computing).
+
+    With ``n_bootstrap`` B > 0 also the informations of the M channels under B bootstrap
+    reweightings of the points (`structure.resample_counts` with ``seed``), from the same pass
+    over the points; each part is read from its own cache entry when present.
+    """
+    from vaefrag.results import pack, unpack
+
+    m_key = _measures_key(ens)
+    r_key = _resamples_key(ens, n_bootstrap, seed) if n_bootstrap else None
+    got_m = result_cache.lookup("measures", m_key, unpack, cache_dir) if use_cache else None
+    got_r = result_cache.lookup("resamples", r_key, unpack, cache_dir) if use_cache and r_key else None
+    seconds = 0.0
+    if got_m is None or (r_key and got_r is None):
+        from vaefrag import measures
+
+        t = time.perf_counter()
+        mu_c, lv_c = measures.split_channels(ens.mu, ens.logvar)
+        weights = structure.resample_counts(ens.mu.shape[1], n_bootstrap, seed) if r_key and got_r is None else None
+        comp = measures.compare_channels(mu_c, lv_c, factors=ens.factors, info_threshold=0.0, device=device,
+                                         map_tiles=map_tiles, block_channels=block_channels,
+                                         resample_weights=weights, progress=progress)
+        seconds = time.perf_counter() - t
+        if got_m is None:
+            arrays = {"info": comp.info, "self_info": comp.self_info, "nmi": comp.nmi, "vi": comp.vi}
+            if comp.factor_nmi is not None:
+                arrays["factor_nmi"] = comp.factor_nmi
+            got_m = (arrays, {"timings": comp.timings})
+            if use_cache:
+                result_cache.store("measures", m_key, pack(*got_m), cache_dir)
+        if weights is not None:
+            rs = comp.resampled
+            got_r = ({"joint": rs["joint"].astype(np.float32), "info_a": rs["info_a"],
+                      "selfjoint_a": rs["selfjoint_a"]}, {"n": int(n_bootstrap), "seed": int(seed)})
+            if use_cache:
+                result_cache.store("resamples", r_key, pack(*got_r), cache_dir)
+    resamples = None
+    if got_r is not None:
+        rs = dict(got_r[0])
+        rs["info_b"], rs["selfjoint_b"] = rs["info_a"], rs["selfjoint_a"]
+        resamples = rs
+    return ChannelMeasures(got_m[0], m_key), resamples, r_key, seconds
+
+
+# --------------------------------------------------------------------------- stages 2-5
+
+
+def structure_stage(measures: ChannelMeasures, channel_ids, params: AnalysisParams) -> structure.HotspotFinder:
+    """Stage 2: OPTICS hotspots of the channels above the threshold (a fitted `HotspotFinder`)."""
+    comp = measures.at_threshold(params.info_threshold)
+    return structure.HotspotFinder(**params.finder_kwargs(), random_state=params.seed).fit(comp,
+                                                                                          channel_ids=channel_ids)
+
+
+def stability_stage(finder: structure.HotspotFinder, resamples: dict, resamples_key: str, params: AnalysisParams, *,
+                    cache_dir=None, use_cache: bool = True, progress: Progress | None = None) -> bool:
+    """Stage 3: stability and NMI intervals of the finder's hotspots (written into them) from the
+    cached resamples (`structure.resampled_stability`). Returns whether it was served from the cache."""
+    key = result_cache.content_key((), {"stage": "stability", "resamples": resamples_key, **params.structure()},
+                                   (_code_version(("structure", "params")),))
+
+    def compute():
+        st = structure.resampled_stability(finder, resamples, progress=progress)
+        return {"stability": np.asarray(st.stability, np.float64), "nmi_ci": st.nmi_ci.reshape(-1, 2)}, \
+            {"method": st.extra.get("method", "")}
+
+    arrays, _, hit = result_cache.cached_arrays("stability", key, compute, cache_dir=cache_dir, use_cache=use_cache)
+    if len(arrays["stability"]) != len(finder.hotspots_):
+        raise RuntimeError("stability: the cached entry does not match the hotspots (stale key)")
+    for h, s, ci in zip(finder.hotspots_, arrays["stability"], arrays["nmi_ci"]):
+        h.stability, h.nmi_ci = float(s), (float(ci[0]), float(ci[1]))
+    return hit
+
+
+def maps_stage(distance, method: str, seed: int, *, cache_dir=None, use_cache: bool = True) -> np.ndarray:
+    """Stage 4: one channel map [Mk, 2] of ``distance`` [Mk, Mk], cached by the matrix, method and seed."""
+    key = result_cache.content_key((np.asarray(distance, np.float64),), {"stage": "map", "method": method,
+                                                                          "seed": int(seed)},
+                                   (_code_version(("structure",)),))
+    arrays, _, _ = result_cache.cached_arrays(
+        "maps", key, lambda: ({"xy": structure.channel_maps(distance, (method,), random_state=seed)[method]}, {}),
+        cache_dir=cache_dir, use_cache=use_cache)
+    return arrays["xy"]
+
+
+def scores_stage(ens, *, cache_dir=None, use_cache: bool = True) -> dict:
+    """Stage 5: MIG and SAP per model ([K] each; NaN without factors), cached by posteriors and factors."""
+    k = ens.mu.shape[0]
+    if ens.factors is None or ens.mu.shape[2] < 2:
+        return {"mig": np.full(k, np.nan), "sap": np.full(k, np.nan)}
+    key = result_cache.content_key((ens.mu, ens.factors), {"stage": "scores"}, (_code_version(("metrics",)),))
+
+    def compute():
+        from vaefrag import metrics
+
+        return {k_: np.asarray(v, np.float64) for k_, v in metrics.model_scores(ens.mu, ens.factors).items()}, {}
+
+    arrays, _, _ = result_cache.cached_arrays("scores", key, compute, cache_dir=cache_dir, use_cache=use_cache)
+    return {"mig": arrays["mig"], "sap": arrays["sap"]}
+
+
+def _model_table(ens, comp, ids, scores: dict | None) -> dict:
+    from vaefrag import metrics
+
+    k = ens.mu.shape[0]
+    info = np.array([comp.info[ids[:, 0] == m].sum() for m in range(k)])
+    n_inf = np.array([comp.informative[ids[:, 0] == m].sum() for m in range(k)], dtype=np.float64)
+    table = {"info": info, "n_informative": n_inf, "mig": np.full(k, np.nan), "sap": np.full(k, np.nan)}
+    if scores is not None:
+        table.update(scores)
+        table["udr"] = metrics.udr(comp.nmi, ids, comp.informative)
+    else:
+        table["udr"] = np.full(k, np.nan)
+    members = ens.manifest.get("members") or []
+    table["final_loss"] = np.array([float(m.get("final_loss", np.nan)) if isinstance(m, dict) else np.nan
+                                    for m in members] if len(members) == k else [np.nan] * k)
+    return table
 
 
 # --------------------------------------------------------------------------- analyze
@@ -215,17 +277,22 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
             xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
             maps: Sequence[str] = MAPS, scores: Sequence[str] | None = None, seed: int = 0, cache_dir=None,
             use_cache: bool = True, device="auto", map_tiles=None, block_channels: int | None = None,
-            progress: Progress | None = None) -> Analysis:
-    """Measures, hotspots, bootstrap stability, channel maps and model scores of an ensemble.
+            progress: Progress | None = None, params: AnalysisParams | None = None,
+            stages: Sequence[str] | None = None) -> Analysis:
+    """Measures, hotspots, stability, channel maps and model scores of an ensemble, stage by stage.
 
     Parameters
     ----------
     ensemble : `store.Ensemble` or the path of an ensemble directory.
     measure, info_threshold, min_samples, xi, min_nmi : hotspot parameters (`structure.HotspotFinder`).
-    n_bootstrap : resamples for hotspot stability (0 skips it).
-    maps : which channel maps to compute ("mds", "umap").  seed : seed of bootstrap and maps.
+    n_bootstrap : resamples of the fingerprint points for hotspot stability (0 skips it;
+        `structure.resampled_stability`).
+    maps : which channel maps to compute ("mds", "umap").  seed : seed of resamples and maps.
+    params : an `AnalysisParams` instead of the keywords above (it wins when given).
     scores : model scores to require, subset of ("mig", "sap", "udr"); None computes MIG and SAP
         when the ensemble has factors. Asking for MIG / SAP without factors raises ValueError.
+    stages : which stages after the measures to run, a subset of `STAGES` (default: all); the
+        structure always runs. The result lists the others in ``pending``.
     cache_dir : diskcache directory (default `default_cache_dir()`); use_cache=False neither reads nor writes.
     device : torch device for the measures ("auto": CUDA when available). Not part of the cache key.
     map_tiles, block_channels : run the measures in channel tiles of at most `block_channels`, each
@@ -234,26 +301,27 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
 
     Returns
     -------
-    `Analysis`; ``from_cache`` tells whether it was served from the cache.
+    `Analysis`; ``from_cache`` tells whether it was served whole from the cache; ``timings``
+    the seconds of each stage.
     """
-    from vaefrag.store import Ensemble, load_ensemble
-
-    params = analysis_params(measure, info_threshold, min_samples, xi, min_nmi, n_bootstrap, maps, seed)
+    p = params if params is not None else _params(measure, info_threshold, min_samples, xi, min_nmi, n_bootstrap,
+                                                  maps, seed)
+    run = _check_stages(stages)
     t0 = time.perf_counter()
-    ens = ensemble if isinstance(ensemble, Ensemble) else load_ensemble(ensemble)
+    ens = _load(ensemble)
     if scores is not None:
-        bad = [s for s in scores if s not in ("mig", "sap", "udr")]
+        bad = [s for s in scores if s not in SCORES]
         if bad:
-            raise ValueError(f"scores: expected a subset of ('mig', 'sap', 'udr'), got {bad}")
+            raise ParameterError("scores", f"expected a subset of {SCORES}, got {bad}")
         need = [s.upper() for s in scores if s in ("mig", "sap")]
         if need and ens.factors is None:
             raise ValueError(f"scores: {'/'.join(need)} need ground-truth factors, and ensemble {ens.name} "
                              f"({ens.path}) has none (no 'factors' in fingerprint.npz)")
-    key = cache_key(ens.mu, ens.logvar, ens.factors, params)
+    key = cache_key(ens.mu, ens.logvar, ens.factors, p.to_dict(), run)
 
     def compute() -> Analysis:
         tiling = {"map_tiles": map_tiles, "block_channels": block_channels}
-        res = _compute(ens, params, key, device, tiling, progress)
+        res = _compute(ens, p, key, run, device, tiling, progress, cache_dir, use_cache)
         res.timings["load"] = 0.0
         res.timings["total"] = time.perf_counter() - t0
         return res
@@ -266,9 +334,23 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min
     return out
 
 
-def _compute(ens, params: dict, key: str, device, tiling: dict, progress) -> Analysis:
-    n_boot = params["n_bootstrap"]
-    total = 4 + n_boot
+def _check_stages(stages) -> tuple:
+    if stages is None:
+        return STAGES
+    stages = tuple(stages)
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise ParameterError("stages", f"expected a subset of {STAGES}, got {bad}")
+    return tuple(s for s in STAGES if s in stages or s == "structure")
+
+
+def _compute(ens, p: AnalysisParams, key: str, run: tuple, device, tiling: dict, progress, cache_dir,
+             use_cache: bool) -> Analysis:
+    from vaefrag.measures import channel_ids
+
+    n_boot = p.n_bootstrap if "stability" in run else 0
+    n_maps = len(p.maps) if "maps" in run else 0
+    total = 2 + n_boot + n_maps + ("scores" in run)
     step = [0]
 
     def tick(msg):
@@ -276,66 +358,51 @@ def _compute(ens, params: dict, key: str, device, tiling: dict, progress) -> Ana
         if progress is not None:
             progress(step[0], total, msg)
 
-    from vaefrag import measures
-
+    cache = {"cache_dir": cache_dir, "use_cache": use_cache}
     timings = {}
     t = time.perf_counter()
     k, _, l_ = ens.mu.shape
-    ids = measures.channel_ids(k, l_)
-    mu_c, lv_c = measures.split_channels(ens.mu, ens.logvar)
-    comp = measures.compare_channels(mu_c, lv_c, factors=ens.factors, info_threshold=params["info_threshold"],
-                                     device=device, **tiling)
+    ids = channel_ids(k, l_)
+    meas, resamples, r_key, _ = channel_measures(ens, n_bootstrap=n_boot, seed=p.seed, device=device, **tiling,
+                                                 **cache)
     timings["measures"] = time.perf_counter() - t
     tick("measures")
 
     t = time.perf_counter()
-    finder = structure.HotspotFinder(measure=params["measure"], info_threshold=params["info_threshold"],
-                                     min_samples=params["min_samples"], xi=params["xi"], min_nmi=params["min_nmi"],
-                                     random_state=params["seed"])
-    finder.fit(comp, channel_ids=ids)
+    finder = structure_stage(meas, ids, p)
     timings["hotspots"] = time.perf_counter() - t
     tick("hotspots")
 
-    if n_boot and finder.hotspots_:
+    if n_boot:
         t = time.perf_counter()
-        structure.bootstrap_stability(finder, mu_c, lv_c, n_bootstrap=n_boot, random_state=params["seed"],
-                                      device=device, **tiling,
-                                      progress=lambda d, n, m="": tick(f"bootstrap {d}/{n}"))
+        if finder.hotspots_:
+            stability_stage(finder, resamples, r_key, p, progress=lambda d, n, m="": tick(f"stability {d}/{n}"),
+                            **cache)
+        step[0] = 2 + n_boot
         timings["bootstrap"] = time.perf_counter() - t
-    else:
-        for _ in range(n_boot):
-            tick("bootstrap")
+
+    chan_maps = {}
+    if n_maps:
+        t = time.perf_counter()
+        for method in p.maps:
+            tick(f"maps: {method}")
+            chan_maps[method] = maps_stage(finder.distance_, method, p.seed, **cache)
+        timings["maps"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    comp = meas.at_threshold(p.info_threshold)
+    table = _model_table(ens, comp, ids, scores_stage(ens, **cache) if "scores" in run else None)
+    if "scores" in run:
+        timings["scores"] = time.perf_counter() - t
+        tick("scores")
     kept = finder.kept_
-    chan_maps = structure.channel_maps(finder.distance_, params["maps"], random_state=params["seed"]) \
-        if params["maps"] else {}
-    timings["maps"] = time.perf_counter() - t
-    tick("maps")
-
-    t = time.perf_counter()
-    table = _model_table(ens, comp, ids)
-    timings["scores"] = time.perf_counter() - t
-    tick("scores")
     sub = np.ix_(kept, kept)
-    return Analysis(ensemble_name=ens.name, params=params, channel_ids=ids, info=comp.info, self_info=comp.self_info,
-                    kept=kept, nmi=comp.nmi[sub], vi=comp.vi[sub], factor_names=list(ens.factor_names or []),
+    pending = tuple(s for s in STAGES if s not in run and not (s == "stability" and p.n_bootstrap == 0)
+                    and not (s == "maps" and not p.maps))
+    return Analysis(ensemble_name=ens.name, params=p.to_dict(), channel_ids=ids, info=comp.info,
+                    self_info=comp.self_info, kept=kept, nmi=comp.nmi[sub], vi=comp.vi[sub],
+                    factor_names=list(ens.factor_names or []),
                     factor_nmi=None if comp.factor_nmi is None else comp.factor_nmi[kept],
                     ordering=finder.ordering_, reachability=finder.reachability_, labels=finder.labels_,
-                    hotspots=finder.hotspots_, maps=chan_maps, model_table=table, timings=timings, key=key)
-
-
-def _model_table(ens, comp, ids) -> dict:
-    from vaefrag import metrics
-
-    k = ens.mu.shape[0]
-    info = np.array([comp.info[ids[:, 0] == m].sum() for m in range(k)])
-    n_inf = np.array([comp.informative[ids[:, 0] == m].sum() for m in range(k)], dtype=np.float64)
-    table = {"info": info, "n_informative": n_inf, "mig": np.full(k, np.nan), "sap": np.full(k, np.nan)}
-    if ens.factors is not None and ens.mu.shape[2] >= 2:
-        table.update(metrics.model_scores(ens.mu, ens.factors))
-    table["udr"] = metrics.udr(comp.nmi, ids, comp.informative)
-    members = ens.manifest.get("members") or []
-    table["final_loss"] = np.array([float(m.get("final_loss", np.nan)) if isinstance(m, dict) else np.nan
-                                    for m in members] if len(members) == k else [np.nan] * k)
-    return table
+                    hotspots=finder.hotspots_, maps=chan_maps, model_table=table, timings=timings, key=key,
+                    pending=pending)

@@ -364,11 +364,45 @@ def _fork_safe_numba() -> None:
         numba.config.THREADING_LAYER = "workqueue"
 
 
+def _import_umap():
+    """umap, imported with numba's on-disk cache on (`cache.use_numba_cache`): umap-learn compiles
+    most of its functions without ``cache=True``, which costs 20 s or more in every fresh
+    process; while it is imported, numba's decorators default to ``cache=True``, so the compiled
+    code is written once under the vaefrag cache and loaded by later processes."""
+    import functools
+    import sys
+
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    from vaefrag.cache import use_numba_cache
+
+    use_numba_cache()
+    import numba
+
+    plain = {name: getattr(numba, name) for name in ("njit", "jit")}
+
+    def caching(decorator):
+        @functools.wraps(decorator)
+        def wrapped(*args, **kwargs):
+            kwargs.setdefault("cache", True)
+            return decorator(*args, **kwargs)
+        return wrapped
+
+    for name, deco in plain.items():
+        setattr(numba, name, caching(deco))
+    try:
+        import umap
+    finally:
+        for name, deco in plain.items():
+            setattr(numba, name, deco)
+    return umap
+
+
 def _umap(d: np.ndarray, random_state: int, n_neighbors: int | None) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _fork_safe_numba()
-        import umap
+        umap = _import_umap()
 
         m = d.shape[0]
         k = int(min(15, m - 1) if n_neighbors is None else n_neighbors)

@@ -105,3 +105,23 @@ def test_spaces_cli_and_figure(tmp_path):
     np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), res.nmi)
     np.testing.assert_allclose(fig.data[1].y, res.info)
     assert main(["spaces", str(path), "--samples", "1"]) == 2
+
+
+def test_one_estimator_pair_and_ensemble_forms_agree_and_hit_the_exact_value():
+    """`measures.compare_spaces` (a pair) is the pair entry of the K-space estimator behind
+    `spaces.compare_model_spaces`, and both reach the exact clustering NMI / VI (sklearn's NMI,
+    geometric normalisation) within their standard errors."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    mu, lv, labels = _cluster_spaces(seed=3)
+    many = spaces.compare_model_spaces(mu[:2], lv[:2], n_samples=2000, seed=5, device="cpu")
+    pair = measures.compare_spaces(mu[0], lv[0], mu[1], lv[1], n_samples=2000, seed=5, device="cpu")
+    assert pair.nmi == pytest.approx(many.nmi[0, 1], abs=1e-12) and pair.vi == pytest.approx(many.vi[0, 1], abs=1e-12)
+    assert pair.nmi_err == pytest.approx(many.nmi_err[0, 1], abs=1e-12)
+    exact_nmi = normalized_mutual_info_score(labels[0], labels[1], average_method="geometric")
+    _, exact_vi = _classic(labels[0], labels[1])
+    assert abs(pair.nmi - exact_nmi) <= 4 * pair.nmi_err + 1e-3
+    assert abs(pair.vi - exact_vi) <= 4 * pair.vi_err + 1e-3
+    # spaces of different sizes: a 2-D space against a 1-D one
+    other = measures.compare_spaces(mu[0], lv[0], mu[2][:, :1], lv[2][:, :1], n_samples=500, seed=0, device="cpu")
+    assert np.isfinite(other.nmi) and 0 <= other.info_b <= np.log2(mu.shape[1]) + 1e-9

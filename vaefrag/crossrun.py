@@ -8,57 +8,14 @@ ensemble is looked for among the channels of the other.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 
 from vaefrag import analysis as analysis_mod
+from vaefrag.results import EnsembleComparison, HotspotMatch  # noqa: F401  (their home is vaefrag.results)
 
 #: a channel of the other ensemble "carries" a hotspot when its NMI with the hotspot's medoid is at least this
 DEFAULT_MATCH_NMI = 0.5
-
-
-@dataclass
-class HotspotMatch:
-    """Where one hotspot of an ensemble is found in the other.
-
-    hotspot : its id (numbered from 0; printed from 1).  best_hotspot : the other ensemble's hotspot
-    with the highest mean NMI to its members (None: the other has none); best_hotspot_nmi : that
-    mean. best_channel : (model, latent) of the other's channel most similar to the medoid, with
-    best_channel_nmi; models_matched : how many of the other's models have a channel with NMI >=
-    `match_nmi` to the medoid, of n_models_other.
-    """
-
-    hotspot: int
-    best_factor: str | None
-    best_hotspot: int | None
-    best_hotspot_nmi: float
-    best_channel: tuple[int, int] | None
-    best_channel_nmi: float
-    models_matched: int
-    n_models_other: int
-
-
-@dataclass
-class EnsembleComparison:
-    """Kept channels of A [Ma] against kept channels of B [Mb] on shared fingerprint points.
-
-    channel_ids_a [Ma, 2], channel_ids_b [Mb, 2] (model, latent); nmi, vi [Ma, Mb];
-    hotspot_nmi [Ha, Hb]: mean NMI between the members of A's hotspot and B's;
-    matches_a / matches_b: one `HotspotMatch` per hotspot of A (found in B) and of B (found in A).
-    """
-
-    name_a: str
-    name_b: str
-    channel_ids_a: np.ndarray
-    channel_ids_b: np.ndarray
-    nmi: np.ndarray
-    vi: np.ndarray
-    hotspot_nmi: np.ndarray
-    matches_a: list
-    matches_b: list
-    analysis_a: object
-    analysis_b: object
 
 
 def fingerprint_signature(manifest: dict) -> tuple | None:

@@ -13,68 +13,17 @@ the posteriors, the parameters and the code (like `vaefrag.analysis`).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vaefrag import cache as result_cache
 from vaefrag.cache import default_cache_dir
+from vaefrag.results import SpacesResult
 
 #: the estimator's source, part of every cache key (torch is imported only to compute)
 _MONTECARLO_SRC = Path(__file__).parent / "measures" / "montecarlo.py"
-
-_ARRAYS = ("info", "info_err", "self_info", "self_info_err", "mutual", "mutual_err", "nmi", "nmi_err", "vi",
-           "vi_err")
-
-
-@dataclass
-class SpacesResult:
-    """Model x model comparison of full latent spaces (bits; *_err are standard errors).
-
-    info, info_err [K]: I(X;U_k);  self_info, self_info_err [K]: I(U_k;U_k');
-    mutual, nmi, vi (+ _err) [K, K]: I(U_a;U_b), NMI, VI between whole spaces (NaN NMI for a space
-    without information);  n_samples, n_points: Monte Carlo draws and dataset points;
-    params: settings;  key: cache key;  from_cache: served from the cache.
-    """
-
-    info: np.ndarray
-    info_err: np.ndarray
-    self_info: np.ndarray
-    self_info_err: np.ndarray
-    mutual: np.ndarray
-    mutual_err: np.ndarray
-    nmi: np.ndarray
-    nmi_err: np.ndarray
-    vi: np.ndarray
-    vi_err: np.ndarray
-    n_samples: int
-    n_points: int
-    params: dict = field(default_factory=dict)
-    ensemble_name: str = ""
-    key: str = ""
-    from_cache: bool = False
-    timings: dict = field(default_factory=dict)
-
-    @property
-    def n_models(self) -> int:
-        return int(self.info.shape[0])
-
-    def to_bytes(self) -> bytes:
-        """npz bytes (no pickle) for the cache."""
-        meta = {"n_samples": self.n_samples, "n_points": self.n_points, "params": self.params,
-                "ensemble_name": self.ensemble_name, "key": self.key, "timings": self.timings}
-        return result_cache.pack({k: getattr(self, k) for k in _ARRAYS}, meta)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "SpacesResult":
-        arr, meta = result_cache.unpack(data)
-        return cls(**arr, **meta)
-
 
 def compare_model_spaces(mu, logvar, *, n_samples: int = 2000, seed: int = 0, device="auto",
                          block: int = 256, progress=None) -> SpacesResult:
@@ -88,86 +37,22 @@ def compare_model_spaces(mu, logvar, *, n_samples: int = 2000, seed: int = 0, de
 
     Returns
     -------
-    `SpacesResult`. Per model: I(X;U) from the model's space and I(X;U,U') from its posterior
-    tiled with itself (independent noise for the copy); per pair I(X;U_a,U_b) from the
-    concatenated posteriors.
+    `SpacesResult` of `measures.compare_many_spaces` (the one Monte Carlo estimator).
     """
-    from vaefrag import measures
-    from vaefrag.measures import monte_carlo_terms
+    from vaefrag.measures import compare_many_spaces
     from vaefrag.measures.validation import _check_posteriors
 
     mu, logvar = _check_posteriors(mu, logvar, ndim=3, min_points=2)
-    if int(n_samples) != n_samples or n_samples < 2:
-        raise ValueError(f"n_samples: expected an integer >= 2, got {n_samples}")
-    k, d, l_ = mu.shape
-    n_samples = int(n_samples)
-    dev = measures.resolve_device(device)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d, n_samples)
-    noise = rng.standard_normal((k, n_samples, l_))         # the noise of model a, shared by all its uses
-    noise2 = rng.standard_normal((k, n_samples, l_))        # the independent copy U'
-    total = 2 * k + k * (k - 1) // 2
-    done = [0]
-
-    def terms(m, lv, eps, msg):
-        out = monte_carlo_terms(m, lv, idx, eps, block, dev)
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], total, msg)
-        return out
-
-    t_single = np.stack([terms(mu[a], logvar[a], noise[a], f"I(X;U) model {a}") for a in range(k)])
-    t_self = np.stack([terms(np.concatenate([mu[a], mu[a]], 1), np.concatenate([logvar[a], logvar[a]], 1),
-                             np.concatenate([noise[a], noise2[a]], 1), f"I(X;U,U') model {a}") for a in range(k)])
-    t_pair = {}
-    for a in range(k):
-        for b in range(a + 1, k):
-            t_pair[a, b] = terms(np.concatenate([mu[a], mu[b]], 1), np.concatenate([logvar[a], logvar[b]], 1),
-                                 np.concatenate([noise[a], noise[b]], 1), f"I(X;U,V) models {a}, {b}")
-    mean = lambda t: t.mean(-1)
-    var_of_mean = lambda t: t.var(-1, ddof=1) / n_samples
-    info = mean(t_single)
-    s_terms = 2 * t_single - t_self                                          # per-sample I(U;U') terms
-    self_info, self_info_err = mean(s_terms), np.sqrt(var_of_mean(s_terms))
-    mutual, vi, nmi = np.zeros((k, k)), np.zeros((k, k)), np.full((k, k), np.nan)
-    mutual_err, vi_err, nmi_err = np.zeros((k, k)), np.zeros((k, k)), np.full((k, k), np.nan)
-    for a in range(k):
-        for b in range(a, k):
-            if a == b:
-                m_t, v_t = s_terms[a], np.zeros(n_samples)                  # I(U;U'), VI(U,U) = 0 exactly
-            else:
-                m_t = t_single[a] + t_single[b] - t_pair[a, b]
-                v_t = 2 * t_pair[a, b] - t_self[a] - t_self[b]
-            mutual[a, b] = mutual[b, a] = m_t.mean()
-            mutual_err[a, b] = mutual_err[b, a] = math.sqrt(var_of_mean(m_t))
-            vi[a, b] = vi[b, a] = v_t.mean()
-            vi_err[a, b] = vi_err[b, a] = math.sqrt(var_of_mean(v_t))
-            sa, sb = self_info[a], self_info[b]
-            if min(sa, sb) > 1e-9:
-                r = m_t.mean() / math.sqrt(sa * sb)
-                # delta method on (mutual, self_a, self_b) with their joint sample covariance
-                g = np.array([1 / math.sqrt(sa * sb), -0.5 * r / sa, -0.5 * r / sb])
-                cov = np.atleast_2d(np.cov(np.stack([m_t, s_terms[a], s_terms[b]]))) / n_samples
-                nmi[a, b] = nmi[b, a] = r
-                nmi_err[a, b] = nmi_err[b, a] = math.sqrt(max(float(g @ cov @ g), 0.0))
-    return SpacesResult(info=info, info_err=np.sqrt(var_of_mean(t_single)), self_info=self_info,
-                        self_info_err=self_info_err, mutual=mutual, mutual_err=mutual_err, nmi=nmi,
-                        nmi_err=nmi_err, vi=vi, vi_err=vi_err, n_samples=n_samples, n_points=d,
-                        params={"n_samples": n_samples, "seed": int(seed)})
+    r = compare_many_spaces(mu, logvar, n_samples=n_samples, seed=seed, device=device, block=block, progress=progress)
+    return SpacesResult(**r, params={"n_samples": int(n_samples), "seed": int(seed)})
 
 
 # --------------------------------------------------------------------------- ensembles, cached
 
 
 def _cache_key(mu, logvar, params: dict) -> str:
-    h = hashlib.sha256()
-    for a in (np.ascontiguousarray(mu), np.ascontiguousarray(logvar)):
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    h.update(json.dumps(params, sort_keys=True).encode())
-    for mod in (Path(__file__), _MONTECARLO_SRC):
-        h.update(mod.read_bytes())
-    return h.hexdigest()
+    code = [mod.read_bytes() for mod in (Path(__file__), _MONTECARLO_SRC)]
+    return result_cache.content_key((mu, logvar), {"stage": "spaces", **params}, code)
 
 
 def sample_posteriors(ensemble, size: int, seed: int = 0, device="cpu", progress=None):
@@ -225,29 +110,19 @@ def ensemble_spaces(ensemble, *, n_samples: int = 2000, sample_size: int | None 
     params = {"n_samples": int(n_samples), "seed": int(seed),
               "sample_size": None if sample_size is None else int(sample_size), "sample_seed": int(sample_seed)}
     key = _cache_key(mu, logvar, params)
-    cache = None
     if use_cache:
-        import diskcache
-
-        cache = diskcache.Cache(str(Path(cache_dir or default_cache_dir()) / "spaces"))
-    try:
-        if cache is not None:
-            hit = cache.get(key)
-            if isinstance(hit, bytes):
-                out = SpacesResult.from_bytes(hit)
-                out.from_cache = True
-                return out
-        if not compute:
-            return None
-        out = compare_model_spaces(mu, logvar, n_samples=n_samples, seed=seed, device=device, progress=progress)
-        out.params, out.ensemble_name, out.key = params, ens.name, key
-        out.timings = {"total": time.perf_counter() - t0}
-        if cache is not None:
-            cache.set(key, out.to_bytes())            # only after the whole computation finished
-        return out
-    finally:
-        if cache is not None:
-            cache.close()
+        hit = result_cache.lookup("spaces", key, SpacesResult.from_bytes, cache_dir)
+        if hit is not None:
+            hit.from_cache = True
+            return hit
+    if not compute:
+        return None
+    out = compare_model_spaces(mu, logvar, n_samples=n_samples, seed=seed, device=device, progress=progress)
+    out.params, out.ensemble_name, out.key = params, ens.name, key
+    out.timings = {"total": time.perf_counter() - t0}
+    if use_cache:
+        result_cache.store("spaces", key, out.to_bytes(), cache_dir)      # only after the whole computation finished
+    return out
 
 
 def spaces_rows(result: SpacesResult) -> list[dict]:

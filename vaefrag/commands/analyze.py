@@ -24,23 +24,35 @@ def add_analysis_args(p) -> None:
                    help="worker processes of a local Dask cluster (default: one per core)")
 
 
+#: CLI flag of each analysis parameter (errors name the flag)
+FLAGS = {"measure": "--measure", "info_threshold": "--threshold", "min_samples": "--min-samples", "xi": "--xi",
+         "min_nmi": "--min-nmi", "n_bootstrap": "--bootstrap", "maps": "--maps", "seed": "--seed",
+         "preset": "--preset", "scores": "--scores", "stages": "--stages"}
+
+
 def add_hotspot_options(p) -> None:
-    """The parameters of `analysis.analyze` (also used by `compare`)."""
-    p.add_argument("--measure", choices=("nmi", "vi"), default="nmi",
+    """The parameters of `analysis.analyze` (also used by `compare`); defaults from `params.AnalysisParams`."""
+    from vaefrag.params import DEFAULT_INFO_THRESHOLD, DEFAULT_MIN_NMI, DEFAULT_N_BOOTSTRAP, DEFAULT_XI, PRESETS
+
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="named hotspot settings: 'paper' = the reference code's OPTICS procedure (min_samples 20, "
+                        "xi 0.05, no mean-NMI filter); explicit options override it (default: default)")
+    p.add_argument("--measure", choices=("nmi", "vi"), default=None,
                    help="distance for the hotspots: -ln NMI or VI (default nmi)")
-    p.add_argument("--threshold", type=float, default=0.01,
-                   help="channels with less information (bits) are set aside (default 0.01)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help=f"channels with less information (bits) are set aside (default {DEFAULT_INFO_THRESHOLD:g})")
     p.add_argument("--min-samples", type=int, default=None,
                    help="OPTICS min_samples (>= 2; default about half the number of models)")
-    p.add_argument("--xi", type=float, default=None, help="OPTICS xi in (0, 1) (default 0.05)")
-    p.add_argument("--min-nmi", type=float, default=0.3,
-                   help="smallest mean NMI between the members of a hotspot (default 0.3)")
-    p.add_argument("--bootstrap", type=int, default=20, metavar="N",
-                   help="bootstrap resamples for hotspot stability, 0 to skip (default 20)")
-    p.add_argument("--maps", default="mds,umap", help="channel maps to compute: mds,umap / mds / none (default mds,umap)")
+    p.add_argument("--xi", type=float, default=None, help=f"OPTICS xi in (0, 1) (default {DEFAULT_XI:g})")
+    p.add_argument("--min-nmi", type=float, default=None,
+                   help=f"smallest mean NMI between the members of a hotspot, 0 for none (default {DEFAULT_MIN_NMI:g})")
+    p.add_argument("--bootstrap", type=int, default=None, metavar="N",
+                   help=f"resamples of the fingerprint points for hotspot stability, 0 to skip "
+                        f"(default {DEFAULT_N_BOOTSTRAP})")
+    p.add_argument("--maps", default=None, help="channel maps to compute: mds,umap / mds / none (default mds,umap)")
     p.add_argument("--scores", default=None,
                    help="model scores to require, e.g. mig,sap,udr (default: MIG/SAP when the ensemble has factors)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the maps (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the resamples and the maps (default 0)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -78,21 +90,27 @@ def _list(value: str | None, name: str) -> tuple | None:
     return () if items in ((), ("none",)) else items
 
 
+def analysis_params(args):
+    """The `params.AnalysisParams` of the hotspot options (one validation; errors name the flag)."""
+    from vaefrag.params import AnalysisParams, ParameterError
+
+    try:
+        return AnalysisParams.from_values(
+            preset=args.preset, measure=args.measure, info_threshold=args.threshold, min_samples=args.min_samples,
+            xi=args.xi, min_nmi=args.min_nmi, n_bootstrap=args.bootstrap, maps=args.maps, seed=args.seed)
+    except ParameterError as exc:
+        raise CLIError(f"{FLAGS.get(exc.param, exc.param)} ({exc.param}): {exc.detail}") from exc
+
+
 def analysis_kwargs(args) -> dict:
-    if args.min_samples is not None and args.min_samples < 2:
-        raise CLIError(f"--min-samples: expected an integer >= 2, got {args.min_samples}")
-    if not (math.isfinite(args.threshold) and args.threshold >= 0):
-        raise CLIError(f"--threshold: expected a number of bits >= 0, got {args.threshold}")
-    if args.bootstrap < 0:
-        raise CLIError(f"--bootstrap: expected an integer >= 0, got {args.bootstrap}")
+    """Keywords of `analysis.analyze` from the parsed options."""
+    params = analysis_params(args)
     if args.tile is not None and args.tile < 1:
         raise CLIError(f"--tile: expected a number of channels >= 1, got {args.tile}")
     if getattr(args, "workers", None) is not None and (args.workers < 1 or args.dask != "local"):
         raise CLIError(f"--workers: expected a number >= 1 together with --dask local, got {args.workers}"
                        f" with --dask {args.dask}")
-    return dict(measure=args.measure, info_threshold=args.threshold, min_samples=args.min_samples, xi=args.xi,
-                min_nmi=args.min_nmi, n_bootstrap=args.bootstrap, maps=_list(args.maps, "maps"),
-                scores=_list(args.scores, "scores"), seed=args.seed, cache_dir=args.cache,
+    return dict(params=params, scores=_list(args.scores, "scores"), cache_dir=args.cache,
                 use_cache=not args.no_cache, device=args.device, block_channels=args.tile)
 
 
@@ -147,18 +165,19 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def summary(ens, a, seconds: float) -> str:
     """The text the CLI prints: channels kept, hotspot table, model table, timings."""
-    from vaefrag.analysis import hotspot_rows
+    from vaefrag.results import hotspot_rows
 
     k, n, l_ = ens.mu.shape
     p = a.params
     out = [f"ensemble {ens.name} ({ens.path}): {k} models x {l_} latents, {n} fingerprint points",
            f"channels kept: {len(a.kept)} of {k * l_} (information >= {p['info_threshold']:g} bits); "
-           f"measure {p['measure']}; hotspots: {len(a.hotspots)}"]
+           f"measure {p['measure']}, min_samples {_fmt(p['min_samples'], 'd', 'auto')}, "
+           f"xi {_fmt(p['xi'], 'g', 'auto')}, min_nmi {p['min_nmi']:g}; hotspots: {len(a.hotspots)}"]
     rows = []
     for r in hotspot_rows(a):
         ci = "-" if not math.isfinite(r["nmi_ci_lo"]) else f"[{r['nmi_ci_lo']:.2f}, {r['nmi_ci_hi']:.2f}]"
         factor = "-" if not r["best_factor"] else f"{r['best_factor']} ({r['best_factor_nmi']:.2f})"
-        rows.append([str(r["hotspot"] + 1), str(r["size"]), f"{r['models']}/{k}", _fmt(r["mean_info_bits"]),
+        rows.append([str(r["hotspot"]), str(r["size"]), f"{r['models']}/{k}", _fmt(r["mean_info_bits"]),
                      _fmt(r["mean_nmi"]), factor, _fmt(r["stability"]), ci,
                      f"model {r['medoid_model']}, ch {r['medoid_latent']}"])
     if rows:
@@ -176,6 +195,7 @@ def summary(ens, a, seconds: float) -> str:
     else:
         parts = ", ".join(f"{name} {a.timings[name]:.2f} s" for name in
                           ("measures", "hotspots", "bootstrap", "maps", "scores") if name in a.timings)
+        parts = parts.replace("bootstrap", "stability")
         out += ["", f"computed in {seconds:.2f} s ({parts}); cached as {a.key[:12]}"]
     return "\n".join(out)
 

@@ -36,30 +36,28 @@ def register(subparsers) -> None:
 
 
 def write_data(analysis, out_dir) -> list[Path]:
-    """Matrices and orderings (npz) and channel / hotspot / model tables (CSV) into ``out_dir``."""
-    from vaefrag.analysis import hotspot_rows
+    """Matrices and orderings (npz) and channel / hotspot / model tables (CSV) into ``out_dir``.
+
+    Hotspots are numbered from 1 in every file (``hotspot`` in the npz: 0 = in no hotspot).
+    """
+    from vaefrag.results import HOTSPOT_ROW_FIELDS, hotspot_numbers, hotspot_rows
 
     a = analysis
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
-    arrays = {"channel_ids": a.channel_ids, "info": a.info, "self_info": a.self_info, "kept": a.kept,
-              "nmi": a.nmi, "vi": a.vi, "ordering": a.ordering, "reachability": a.reachability, "labels": a.labels,
-              "factor_names": np.asarray(a.factor_names, dtype=str)}
-    if a.factor_nmi is not None:
-        arrays["factor_nmi"] = a.factor_nmi
-    arrays.update({f"map_{k}": v for k, v in a.maps.items()})
+    arrays = a.export_arrays()
     arrays.update({f"model_{k}": v for k, v in a.model_table.items()})
     written = [d / "analysis.npz"]
     np.savez(written[0], **arrays)
 
-    pos = np.empty(len(a.kept), dtype=int)
-    pos[a.ordering] = np.arange(len(a.kept))
+    pos = a.positions()
+    numbers = hotspot_numbers(a.labels)
     header = ["kept_index", "optics_position", "model", "latent", "info_bits", "hotspot", "reachability"]
     header += [f"{k}_{c}" for k in a.maps for c in "xy"]
     header += [f"nmi_{name}" for name in a.factor_names] if a.factor_nmi is not None else []
     rows = []
     for i, c in enumerate(a.kept):
-        r = [i, int(pos[i]), *map(int, a.channel_ids[c]), float(a.info[c]), int(a.labels[i]) + 1 if a.labels[i] >= 0 else "",
+        r = [i, int(pos[i]), *a.model_latent(i), float(a.info[c]), int(numbers[i]) if numbers[i] else "",
              float(a.reachability[pos[i]])]
         r += [float(v) for k in a.maps for v in a.maps[k][i]]
         r += [float(v) for v in a.factor_nmi[i]] if a.factor_nmi is not None else []
@@ -67,13 +65,10 @@ def write_data(analysis, out_dir) -> list[Path]:
     written.append(_csv(d / "channels.csv", header, rows))
 
     hrows = hotspot_rows(a)
-    hheader = list(hrows[0]) if hrows else ["hotspot", "size", "models", "mean_info_bits", "mean_nmi", "best_factor",
-                                             "best_factor_nmi", "stability", "nmi_ci_lo", "nmi_ci_hi",
-                                             "medoid_model", "medoid_latent"]
-    members = {h.id: ";".join(f"{m}:{c}" for m, c in h.channels) for h in a.hotspots}
+    hheader = list(HOTSPOT_ROW_FIELDS)
+    members = {h.number: ";".join(f"{m}:{c}" for m, c in h.channels) for h in a.hotspots}
     written.append(_csv(d / "hotspots.csv", hheader + ["members"],
-                        [[r[k] + 1 if k == "hotspot" else r[k] for k in hheader] + [members[r["hotspot"]]]
-                         for r in hrows]))
+                        [[r[k] for k in hheader] + [members[r["hotspot"]]] for r in hrows]))
     t = a.model_table
     keys = list(t)
     written.append(_csv(d / "models.csv", ["model"] + keys,

@@ -36,7 +36,8 @@ from vaefrag.measures.tiles import (
     plan_tiles,
     run_tile_task,
 )
-from vaefrag.measures.montecarlo import SpaceComparison, compare_spaces, monte_carlo_info, monte_carlo_terms
+from vaefrag.measures.montecarlo import (SpaceComparison, compare_many_spaces, compare_spaces, monte_carlo_info,
+                                        monte_carlo_terms)
 from vaefrag.measures.validation import resolve_device
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "monte_carlo_terms",
     "SpaceComparison",
     "compare_spaces",
+    "compare_many_spaces",
     "resolve_device",
     "DEFAULT_MEMORY_BUDGET",
     "DEFAULT_BLOCK_CHANNELS",

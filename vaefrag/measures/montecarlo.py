@@ -93,55 +93,112 @@ class SpaceComparison:
     n_samples: int
 
 
+def compare_many_spaces(mus, logvars, *, n_samples: int = 2000, seed: int = 0, device="auto", block: int = 256,
+                        progress=None) -> dict:
+    """The one Monte Carlo estimator of full-space measures: every space against every other.
+
+    Parameters
+    ----------
+    mus, logvars : K arrays [D, d_k] (or one array [K, D, d]): posteriors of K spaces on the same D points.
+    n_samples : draws of (x, u) per estimate.  seed : seed of the draws.
+    progress : optional callable(done, total, message) over the K + K + K(K-1)/2 estimates.
+
+    Common random numbers: one draw of the points x for every estimate and one noise draw per
+    space, reused wherever that space appears (its independent copy U' has its own), so the
+    per-sample terms are correlated and the delta-method errors of NMI and VI come from their
+    joint covariance. I(X;U) from each space, I(X;U,U') from it tiled with itself, I(X;U,V)
+    from two spaces concatenated.
+
+    Returns
+    -------
+    dict of "info", "info_err", "self_info", "self_info_err" [K] and "mutual", "nmi", "vi"
+    (+ "_err") [K, K], in bits (NMI NaN for a space without information).
+    """
+    if isinstance(mus, np.ndarray) and mus.ndim == 3:
+        mus, logvars = list(mus), list(logvars)
+    if len(mus) != len(logvars) or not len(mus):
+        raise ValueError(f"mus, logvars: expected equally many spaces (>= 1), got {len(mus)} and {len(logvars)}")
+    checked = [_check_posteriors(m, lv, "mu" if i == 0 else f"mu_{i}", ndim=2, min_points=1)
+               for i, (m, lv) in enumerate(zip(mus, logvars))]
+    d = checked[0][0].shape[0]
+    for i, (m, _) in enumerate(checked):
+        if m.shape[0] != d:
+            raise ValueError(f"mu_{i}: expected {d} data points (those of the first space), got {m.shape[0]}")
+    if int(n_samples) != n_samples or n_samples < 2:
+        raise ValueError(f"n_samples: expected an integer >= 2, got {n_samples}")
+    n_samples = int(n_samples)
+    k = len(checked)
+    dev = resolve_device(device)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, d, n_samples)
+    noise = [rng.standard_normal((n_samples, m.shape[1])) for m, _ in checked]      # shared by all uses of a space
+    noise2 = [rng.standard_normal((n_samples, m.shape[1])) for m, _ in checked]     # the independent copy U'
+    total = 2 * k + k * (k - 1) // 2
+    done = [0]
+
+    def terms(m, lv, eps, msg):
+        out = monte_carlo_terms(m, lv, idx, eps, block, dev)
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total, msg)
+        return out
+
+    cat = lambda *a: np.concatenate(a, 1)
+    t_single = np.stack([terms(m, lv, noise[a], f"I(X;U) space {a}") for a, (m, lv) in enumerate(checked)])
+    t_self = np.stack([terms(cat(m, m), cat(lv, lv), cat(noise[a], noise2[a]), f"I(X;U,U') space {a}")
+                       for a, (m, lv) in enumerate(checked)])
+    t_pair = {}
+    for a in range(k):
+        for b in range(a + 1, k):
+            (ma, la), (mb, lb) = checked[a], checked[b]
+            t_pair[a, b] = terms(cat(ma, mb), cat(la, lb), cat(noise[a], noise[b]), f"I(X;U,V) spaces {a}, {b}")
+    var_of_mean = lambda t: t.var(-1, ddof=1) / n_samples
+    info = t_single.mean(-1)
+    s_terms = 2 * t_single - t_self                                          # per-sample I(U;U') terms
+    self_info, self_info_err = s_terms.mean(-1), np.sqrt(var_of_mean(s_terms))
+    mutual, vi, nmi = np.zeros((k, k)), np.zeros((k, k)), np.full((k, k), np.nan)
+    mutual_err, vi_err, nmi_err = np.zeros((k, k)), np.zeros((k, k)), np.full((k, k), np.nan)
+    for a in range(k):
+        for b in range(a, k):
+            if a == b:
+                m_t, v_t = s_terms[a], np.zeros(n_samples)                  # I(U;U'), VI(U,U) = 0 exactly
+            else:
+                m_t = t_single[a] + t_single[b] - t_pair[a, b]
+                v_t = 2 * t_pair[a, b] - t_self[a] - t_self[b]
+            mutual[a, b] = mutual[b, a] = m_t.mean()
+            mutual_err[a, b] = mutual_err[b, a] = math.sqrt(var_of_mean(m_t))
+            vi[a, b] = vi[b, a] = v_t.mean()
+            vi_err[a, b] = vi_err[b, a] = math.sqrt(var_of_mean(v_t))
+            sa, sb = self_info[a], self_info[b]
+            if min(sa, sb) > _MC_MIN_SELF_INFO:
+                r = m_t.mean() / math.sqrt(sa * sb)
+                # delta method on (mutual, self_a, self_b) with their joint sample covariance
+                g = np.array([1 / math.sqrt(sa * sb), -0.5 * r / sa, -0.5 * r / sb])
+                cov = np.atleast_2d(np.cov(np.stack([m_t, s_terms[a], s_terms[b]]))) / n_samples
+                nmi[a, b] = nmi[b, a] = r
+                nmi_err[a, b] = nmi_err[b, a] = math.sqrt(max(float(g @ cov @ g), 0.0))
+    return {"info": info, "info_err": np.sqrt(var_of_mean(t_single)), "self_info": self_info,
+            "self_info_err": self_info_err, "mutual": mutual, "mutual_err": mutual_err, "nmi": nmi,
+            "nmi_err": nmi_err, "vi": vi, "vi_err": vi_err, "n_samples": n_samples, "n_points": d}
+
+
 def compare_spaces(mu_a, logvar_a, mu_b, logvar_b, *, n_samples: int = 2000, seed: int = 0,
                    device="auto", block: int = 256) -> SpaceComparison:
-    """Monte Carlo NMI and VI between the full latent spaces of two models.
+    """Monte Carlo NMI and VI between the full latent spaces of two models (`compare_many_spaces`
+    for the pair).
 
     Parameters
     ----------
     mu_a, logvar_a : [D, da];  mu_b, logvar_b : [D, db], both on the same D data points.
-
-    I(X;U,U') tiles a posterior with itself, I(X;U,V) concatenates the two posteriors; all five
-    estimates use the same draws of x, and errors are propagated with the delta method from the
-    covariance of the per-sample terms.
     """
     mu_a, logvar_a = _check_posteriors(mu_a, logvar_a, "mu_a", ndim=2, min_points=1)
     mu_b, logvar_b = _check_posteriors(mu_b, logvar_b, "mu_b", ndim=2, min_points=1)
     if mu_a.shape[0] != mu_b.shape[0]:
         raise ValueError(f"mu_b: expected {mu_a.shape[0]} data points (those of mu_a), got {mu_b.shape[0]}")
-    if n_samples < 2:
-        raise ValueError(f"n_samples: expected >= 2, got {n_samples}")
-    dev = resolve_device(device)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, mu_a.shape[0], n_samples)
-    spaces = {
-        "a": (mu_a, logvar_a),
-        "b": (mu_b, logvar_b),
-        "aa": (np.concatenate([mu_a, mu_a], 1), np.concatenate([logvar_a, logvar_a], 1)),
-        "bb": (np.concatenate([mu_b, mu_b], 1), np.concatenate([logvar_b, logvar_b], 1)),
-        "ab": (np.concatenate([mu_a, mu_b], 1), np.concatenate([logvar_a, logvar_b], 1)),
-    }
-    terms = {}
-    for key, (m, lv) in spaces.items():
-        noise = rng.standard_normal((n_samples, m.shape[1]))
-        terms[key] = monte_carlo_terms(m, lv, idx, noise, block, dev)
-    t = np.stack([terms[k] for k in ("a", "b", "aa", "bb", "ab")])        # [5, S]
-    ia, ib, iaa, ibb, iab = t.mean(1)
-    cov = np.cov(t) / n_samples                                            # covariance of the means
-    mutual = ia + ib - iab
-    self_a, self_b = 2 * ia - iaa, 2 * ib - ibb
-    g_mut = np.array([1.0, 1.0, 0.0, 0.0, -1.0])        # gradients w.r.t. (ia, ib, iaa, ibb, iab)
-    g_vi = np.array([0.0, 0.0, -1.0, -1.0, 2.0])
-    se = lambda g: float(math.sqrt(max(g @ cov @ g, 0.0)))
-    if min(self_a, self_b) > _MC_MIN_SELF_INFO:
-        denom = math.sqrt(self_a * self_b)
-        nmi = mutual / denom
-        g_sa = np.array([2.0, 0.0, -1.0, 0.0, 0.0])
-        g_sb = np.array([0.0, 2.0, 0.0, -1.0, 0.0])
-        nmi_err = se(g_mut / denom - 0.5 * nmi * (g_sa / self_a + g_sb / self_b))
-    else:  # a space without information: NMI is 0/0
-        nmi, nmi_err = float("nan"), float("nan")
+    r = compare_many_spaces([mu_a, mu_b], [logvar_a, logvar_b], n_samples=n_samples, seed=seed, device=device,
+                            block=block)
     return SpaceComparison(
-        info_a=float(ia), info_a_err=se(np.eye(5)[0]), info_b=float(ib), info_b_err=se(np.eye(5)[1]),
-        mutual=float(mutual), mutual_err=se(g_mut), nmi=float(nmi), nmi_err=nmi_err,
-        vi=float(2 * iab - iaa - ibb), vi_err=se(g_vi), n_samples=n_samples)
+        info_a=float(r["info"][0]), info_a_err=float(r["info_err"][0]), info_b=float(r["info"][1]),
+        info_b_err=float(r["info_err"][1]), mutual=float(r["mutual"][0, 1]), mutual_err=float(r["mutual_err"][0, 1]),
+        nmi=float(r["nmi"][0, 1]), nmi_err=float(r["nmi_err"][0, 1]), vi=float(r["vi"][0, 1]),
+        vi_err=float(r["vi_err"][0, 1]), n_samples=int(n_samples))

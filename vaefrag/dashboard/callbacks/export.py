@@ -39,35 +39,27 @@ def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: in
 
 
 def hotspots_csv(tok, cfg) -> str:
-    """The hotspot table (`analysis.hotspot_rows`) as CSV text."""
+    """The hotspot table (`results.hotspot_rows`, hotspots numbered from 1 as on the page) as CSV text."""
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
         raise ValueError("no analysis loaded yet")
-    from vaefrag.analysis import hotspot_rows
+    from vaefrag.results import HOTSPOT_ROW_FIELDS, hotspot_rows
 
-    rows = hotspot_rows(a)
     buf = io.StringIO()
-    fields = list(rows[0]) if rows else ["hotspot", "size", "models", "mean_info_bits", "best_factor", "stability"]
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(HOTSPOT_ROW_FIELDS), lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(hotspot_rows(a))
     return buf.getvalue()
 
 
 def matrices_npz(tok, cfg) -> bytes:
-    """NMI, VI, ordering, reachability, labels, channel ids, information and factor NMI as npz bytes."""
+    """NMI, VI, ordering, reachability, 1-based hotspot numbers (0: none), channel ids, information,
+    factor NMI and maps as npz bytes (`results.Analysis.export_arrays`)."""
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
         raise ValueError("no analysis loaded yet")
-    arrays = {"nmi": a.nmi, "vi": a.vi, "kept": a.kept, "channel_ids": a.channel_ids, "info": a.info,
-              "self_info": a.self_info, "ordering": a.ordering, "reachability": a.reachability, "labels": a.labels}
-    if a.factor_nmi is not None:
-        arrays["factor_nmi"] = a.factor_nmi
-        arrays["factor_names"] = np.asarray(a.factor_names, dtype=str)
-    for k, v in a.maps.items():
-        arrays[f"map_{k}"] = v
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **a.export_arrays())
     return buf.getvalue()
 
 

@@ -29,33 +29,28 @@ MAX_MEMBERS = 64
 #: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
 DEFAULT_PARAMS = {"measure": "nmi", "info_threshold": 0.01, "min_samples": None, "xi": None}
 
+#: how the controls name the parameters in messages
+_CONTROL_NAMES = {"info_threshold": "information threshold (info_threshold)"}
 
-def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None) -> dict:
-    """Validated analysis parameters from control values (None / '' -> default).
 
-    Raises ValueError naming the control when a value is out of range.
+def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None, preset=None) -> dict:
+    """Validated analysis parameters from control values (None / '' -> default, or the preset's value).
+
+    The validation is `params.AnalysisParams` (the one the library and CLI use); a ValueError
+    names the control when a value is out of range. ``preset`` ("paper") fills the values not
+    given, and adds its ``min_nmi``.
     """
-    p = dict(DEFAULT_PARAMS)
-    if measure not in (None, ""):
-        if measure not in ("nmi", "vi"):
-            raise ValueError(f"measure: expected 'nmi' or 'vi', got {measure!r}")
-        p["measure"] = measure
-    if info_threshold not in (None, ""):
-        t = float(info_threshold)
-        if not np.isfinite(t) or t < 0:
-            raise ValueError(f"information threshold: expected a number >= 0 bits, got {info_threshold}")
-        p["info_threshold"] = t
-    if min_samples not in (None, ""):
-        m = float(min_samples)
-        if m != int(m) or m < 2:
-            raise ValueError(f"min_samples: expected an integer >= 2, got {min_samples}")
-        p["min_samples"] = int(m)
-    if xi not in (None, ""):
-        x = float(xi)
-        if not 0 < x < 1:
-            raise ValueError(f"xi: expected a number in (0, 1), got {xi}")
-        p["xi"] = x
-    return p
+    from vaefrag.params import AnalysisParams, ParameterError
+
+    try:
+        p = AnalysisParams.from_values(preset=preset, measure=measure, info_threshold=info_threshold,
+                                       min_samples=min_samples, xi=xi)
+    except ParameterError as exc:
+        raise ValueError(f"{_CONTROL_NAMES.get(exc.param, exc.param)}: {exc.detail}") from None
+    out = {k: p.to_dict()[k] for k in DEFAULT_PARAMS}
+    if preset not in (None, "", "default"):
+        out["min_nmi"] = p.min_nmi
+    return out
 
 
 def ensemble_names(root) -> list[str]:
@@ -127,8 +122,19 @@ def cached_analysis(path, params: dict, cache_dir=None):
 
 
 def compute_analysis(path, params: dict, cache_dir=None, progress=None):
-    """Run (or load) `analyze` with the dashboard's parameters; ``progress(done, total, msg)``."""
+    """Run (or load) `analyze` with the dashboard's parameters; ``progress(done, total, msg)``.
+
+    Stage by stage: with the measures and resamples of the ensemble cached, a change of OPTICS
+    parameters only re-clusters and refits the resamples (the maps and scores are read back).
+    """
     return _an().analyze(path, **params, cache_dir=_cache_dir(cache_dir), progress=progress)
+
+
+def compute_structure(path, params: dict, cache_dir=None, progress=None):
+    """The structure stage only (hotspots, ordering, matrix; no stability, maps or scores: they
+    are listed in ``pending``), cached under its own key, so `analysis_from_token` finds it.
+    With the measures cached this takes tens of milliseconds: show it, then `compute_analysis`."""
+    return _an().analyze(path, **params, cache_dir=_cache_dir(cache_dir), progress=progress, stages=("structure",))
 
 
 def token(name: str, params: dict, key: str) -> dict:

@@ -82,7 +82,7 @@ class _PythaeEncoder(_module_base()):
 
     def forward(self, x):
         out = self.model.encoder(x)
-        return out["embedding"], out["log_covariance"]
+        return out.embedding, out.log_covariance
 
 
 class _PythaeDecoder(_module_base()):
@@ -91,7 +91,7 @@ class _PythaeDecoder(_module_base()):
         self.model = model
 
     def forward(self, z):
-        return self.model.decoder(z)["reconstruction"]
+        return self.model.decoder(z).reconstruction
 
 
 class _Encoder(_module_base()):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-_CHUNK = 1 << 24
+_CHUNK = 1 << 22
 
 
 def _npy_header(fh):

@@ -30,14 +30,15 @@ def _open(path: Path):
 
 def value_indices(values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Float factor values [N, F] -> int64 indices [N, F] into each column's sorted distinct values
-    (values within 1e-6 of each other count as one)."""
+    (values equal after rounding to 6 decimals count as one), and each column's level values."""
     values = np.asarray(values, dtype=np.float64)
     idx = np.empty(values.shape, np.int64)
     levels = []
     for j in range(values.shape[1]):
-        u = np.unique(np.round(values[:, j], 6))
-        idx[:, j] = np.searchsorted(u, np.round(values[:, j], 6))
-        levels.append(u)
+        rounded = np.round(values[:, j], 6)
+        u, first = np.unique(rounded, return_index=True)
+        idx[:, j] = np.searchsorted(u, rounded)
+        levels.append(values[first, j])                 # the file's own value of each level
     return idx, levels
 
 

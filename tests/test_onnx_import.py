@@ -63,6 +63,8 @@ def test_traversals_of_an_onnx_export_match_torch(outside, tmp_path, capsys):
     meta = store.member_metadata(ens)
     assert meta["beta"] == [1.0, 4.0] and meta["seed"] == [11.0, 12.0] and meta["final_loss"] == [3.5, 2.5]
     assert meta["family"] == ["beta-vae", "beta-vae"] and "junk" not in meta
+    table = store.member_metadata(ens, numeric_only=True)                  # Analysis.model_table's form
+    assert sorted(table) == ["beta", "final_loss", "seed"] and table["beta"].dtype == np.float64
     assert ens.manifest["model"]["family"] == "beta-vae"
     assert ens.manifest["metadata"] == {"note": "trained in my own code"}
 

@@ -404,13 +404,13 @@ _MEMBER_BOOKKEEPING = {"id", "weights", "decoder", "encoder", "decoder_file", "e
                        "encoder_layout", "decoder_output", "latents_used", "group_size", "train_time_s"}
 
 
-def member_metadata(ensemble) -> dict[str, list]:
+def member_metadata(ensemble, numeric_only: bool = False) -> dict:
     """Per-model metadata of the manifest's members, as model-table columns.
 
     Returns dict column -> list of K values (float for numbers, NaN where missing; str for text
     columns such as ``family``), for every field some member carries besides the bookkeeping
-    (``seed``, ``beta``, ``final_loss``, ... as imported or trained). Columns whose values are all
-    numbers (or missing) can be added to ``Analysis.model_table`` as float arrays.
+    (``seed``, ``beta``, ``final_loss``, ... as imported or trained). ``numeric_only=True`` keeps the
+    numeric columns as float64 arrays [K], the form of ``Analysis.model_table``'s columns.
     """
     manifest = ensemble.manifest if isinstance(ensemble, Ensemble) else ensemble
     members = manifest.get("members") or []
@@ -425,8 +425,10 @@ def member_metadata(ensemble) -> dict[str, list]:
         if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) or isinstance(v, bool)
                for v in vals):
             out[key] = [float("nan") if v is None else float(v) for v in vals]
-        else:
+        elif not numeric_only:
             out[key] = ["" if v is None else str(v) for v in vals]
+    if numeric_only:
+        return {key: np.asarray(v, dtype=np.float64) for key, v in out.items()}
     return out
 
 

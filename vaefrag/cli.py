@@ -3,7 +3,9 @@
 Each sub-command lives in `vaefrag/commands/<name>.py` (the dashboard's own, `serve`, in
 `vaefrag/dashboard/serve.py`, the top floor) and exposes
 `register(subparsers)` which adds its parser and sets `func=run` where
-`run(args) -> int`. Modules are imported lazily on dispatch so `--help` stays fast.
+`run(args) -> int`. Modules are imported lazily on dispatch so `--help` stays fast. Every command
+gets ``--ensembles DIR`` (the one ensembles root, `store.ensembles_root`); ENSEMBLE arguments are
+names under it or paths (`store.resolve_ensemble`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,17 @@ class CLIError(Exception):
     """An error the CLI reports as one line and exit status 2."""
 
 
+ENSEMBLES_HELP = ("directory of ensembles; ENSEMBLE arguments may be names under it "
+                  "(default $VAEFRAG_ENSEMBLES, else ./data/ensembles, else the checkout's or "
+                  "~/.local/share/vaefrag/ensembles)")
+
+
+def add_ensembles_option(p) -> None:
+    """The ``--ensembles DIR`` option every command shares (`store.ensembles_root`)."""
+    if "--ensembles" not in p._option_string_actions:
+        p.add_argument("--ensembles", metavar="DIR", default=None, help=ENSEMBLES_HELP)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``only`` names the one command whose module is imported and registered
     (the others get a one-line stub; ``only=""``: stubs only, for a fast ``vaefrag --help``)."""
@@ -50,6 +63,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 raise
             continue  # command not built yet
         mod.register(sub)
+        add_ensembles_option(sub.choices[name])
     return parser
 
 

@@ -58,24 +58,19 @@ def _cache_key(mu, logvar, params: dict) -> str:
 def sample_posteriors(ensemble, size: int, seed: int = 0, device="cpu", progress=None):
     """Encode a fresh sample of ``size`` points of the ensemble's dataset with every member.
 
-    Returns mu, logvar float32 [K, size, L]. Needs member weights and a built-in dataset.
+    Returns mu, logvar float32 [K, size, L]. Needs member weights or ONNX encoders, and a dataset in the manifest.
     """
     from vaefrag import store, training
-    from vaefrag.datasets import make_dataset
 
-    if not ensemble.has_weights:
-        raise store.EnsembleError(f"{ensemble.path}: has no member weights; cannot encode a larger sample")
-    dsinfo = ensemble.manifest.get("dataset") or {}
-    if dsinfo.get("name") in (None, "imported"):
-        raise store.EnsembleError(f"{ensemble.path / 'ensemble.json'}: field 'dataset.name' names no built-in "
-                                  "dataset; cannot draw a larger sample")
-    ds = make_dataset(dsinfo["name"], **(dsinfo.get("params") or {}))
+    if not ensemble.has_encoders:
+        raise store.EnsembleError(f"{ensemble.path}: has no member weights or ONNX encoders; cannot encode a larger sample")
+    ds = training.dataset_of(ensemble)
     _, x, _ = training.fingerprint_sample(ds, size, seed)
     mus, lvs = [], []
     for k in range(ensemble.n_models):
-        mu, lv = training.encode_all(store.load_member(ensemble, k, device=device).net, x, device=device)
-        mus.append(mu[0])
-        lvs.append(lv[0])
+        mu, lv = training.encode_member(store.load_member(ensemble, k, device=device), x, device=device)
+        mus.append(mu)
+        lvs.append(lv)
         if progress is not None:
             progress(k + 1, ensemble.n_models, f"encoded member {k}")
     return np.stack(mus), np.stack(lvs)

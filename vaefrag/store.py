@@ -4,7 +4,12 @@
   training recipe, fingerprint size/seed, members with id, seed, weights file, final loss).
 - ``posteriors.npz``: ``mu`` and ``logvar`` float32 [K models, N points, L latents].
 - ``fingerprint.npz`` (optional): ``x`` fingerprint inputs, ``factors`` int [N, F], ``factor_names``.
-- ``members/*.safetensors`` (optional): model weights, needed only for traversals / re-encoding.
+- ``members/*.safetensors`` (optional): model weights, needed only for traversals / re-encoding;
+  or ``members/decoder_KKK.onnx`` (and ``encoder_KKK.onnx``) for models trained elsewhere
+  (`vaefrag.models.onnx`), named in the members' ``decoder`` / ``encoder`` fields.
+
+Ensembles live under one root (`ensembles_root`: ``--ensembles``, ``$VAEFRAG_ENSEMBLES``,
+``./data/ensembles``, ...); every command takes a name under it or a path (`resolve_ensemble`).
 
 Writing is atomic: everything goes to a temporary sibling directory that is renamed into place.
 Loading validates every field and never unpickles (``np.load(..., allow_pickle=False)``,
@@ -29,6 +34,10 @@ MANIFEST = "ensemble.json"
 POSTERIORS = "posteriors.npz"
 FINGERPRINT = "fingerprint.npz"
 MEMBERS_DIR = "members"
+#: member fields naming files inside the ensemble directory
+MEMBER_FILES = ("weights", "decoder", "encoder")
+#: environment variable naming the ensembles root
+ENSEMBLES_ENV = "VAEFRAG_ENSEMBLES"
 
 
 class EnsembleError(ValueError):
@@ -77,8 +86,17 @@ class Ensemble:
 
     @property
     def has_weights(self) -> bool:
+        """Every member can decode: safetensors weights of our networks, or an ONNX decoder."""
         members = self.manifest.get("members", [])
-        return bool(members) and all(m.get("weights") and (self.path / m["weights"]).is_file() for m in members)
+        return bool(members) and all(any(m.get(f) and (self.path / m[f]).is_file() for f in ("weights", "decoder"))
+                                     for m in members)
+
+    @property
+    def has_encoders(self) -> bool:
+        """Every member can encode new inputs: our networks' weights, or an ONNX encoder."""
+        members = self.manifest.get("members", [])
+        return bool(members) and all(any(m.get(f) and (self.path / m[f]).is_file() for f in ("weights", "encoder"))
+                                     for m in members)
 
     @property
     def image_shape(self) -> tuple[int, ...] | None:
@@ -137,10 +155,12 @@ def _check_manifest(path: Path, manifest) -> dict:
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
         raise EnsembleError(f"{where}: field 'members' must be a list of objects")
     for i, m in enumerate(members):
-        w = m.get("weights")
-        if w is not None:
-            if not isinstance(w, str) or Path(w).is_absolute() or ".." in Path(w).parts:
-                raise EnsembleError(f"{where}: field 'members[{i}].weights' must be a relative path inside the ensemble, got {w!r}")
+        for key in MEMBER_FILES:
+            w = m.get(key)
+            if w is not None:
+                if not isinstance(w, str) or Path(w).is_absolute() or ".." in Path(w).parts:
+                    raise EnsembleError(f"{where}: field 'members[{i}].{key}' must be a relative path inside the "
+                                        f"ensemble, got {w!r}")
     return manifest
 
 
@@ -210,7 +230,7 @@ def _atomic_npz(path: Path, compressed: bool = True, **arrays) -> None:
 
 
 def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, factor_names=None,
-                   weights=None, overwrite: bool = False) -> Path:
+                   weights=None, overwrite: bool = False, extra_files=None) -> Path:
     """Write an ensemble directory atomically (temporary sibling directory renamed into place).
 
     Parameters
@@ -229,6 +249,8 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
         Member weights, saved as ``members/member_KKK.safetensors`` (dtype kept).
     overwrite : bool
         Replace an existing directory; otherwise an existing target raises FileExistsError.
+    extra_files : dict relative path -> source file, or None
+        Files copied into the ensemble (e.g. ``members/decoder_000.onnx``), written with the rest.
 
     Returns
     -------
@@ -261,10 +283,13 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         tmp.chmod(0o755)
+        for rel, src in (extra_files or {}).items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp / rel)
         if weights is not None:
             from safetensors.numpy import save_file
 
-            (tmp / MEMBERS_DIR).mkdir()
+            (tmp / MEMBERS_DIR).mkdir(exist_ok=True)
             for i, w in enumerate(weights):
                 rel = f"{MEMBERS_DIR}/member_{i:03d}.safetensors"
                 if isinstance(w, (str, Path)):
@@ -297,52 +322,114 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
     return path
 
 
-def import_posteriors(npz_path, name: str, root="data/ensembles", *, overwrite: bool = False) -> Path:
-    """Make an ensemble from posteriors computed elsewhere.
+def import_posteriors(npz_path, name: str, root=None, *, decoders=None, encoders=None,
+                      decoder_output: str = "probabilities", x_layout: str = "auto", dataset=None,
+                      overwrite: bool = False) -> Path:
+    """Make an ensemble from posteriors (and optionally ONNX decoders / encoders) computed elsewhere.
 
     The npz holds ``mu`` and ``logvar`` [K, N, L] (or [N, L] for one model), and optionally ``x``
-    [N, ...] (fingerprint inputs), ``factors`` int [N, F] and ``factor_names`` [F] str.
+    [N, ...] (fingerprint inputs; channels-last and uint8 images are converted), ``factors`` int
+    [N, F], ``factor_names`` [F] str, ``latent_mask`` bool [K, L] (models with fewer latents) and
+    any per-model metadata array [K] (``beta``, ``seed``, ``final_loss``, ``family``, ...).
+    ``decoders`` / ``encoders``: a directory of K ``.onnx`` files (model order = file names sorted)
+    or a list of K files. See :func:`vaefrag.importer.import_posteriors` and docs/import.md.
 
-    Returns the path ``root / safe_name(name)``.
+    Returns the path ``ensembles_root(root) / safe_name(name)``.
 
     Raises
     ------
     EnsembleError
-        Naming the file and field when the npz is unreadable, a key is missing, shapes disagree or
-        values are not finite.
+        Naming the file and field when the npz or an ONNX file is unreadable or does not fit.
     """
-    npz_path = Path(npz_path)
-    target = Path(root) / safe_name(name)
-    with _with_error():
-        data = load_npz(npz_path, required=("mu", "logvar"), optional=("x", "factors", "factor_names"))
-        mu, logvar = data["mu"], data["logvar"]
-        for key, arr in (("mu", mu), ("logvar", logvar)):
-            check_numeric(npz_path, key, arr, ndims=(2, 3))
-        if mu.ndim == 2:
-            mu = mu[None]
-        if logvar.ndim == 2:
-            logvar = logvar[None]
-        mu, logvar = _check_posteriors(npz_path, mu, logvar)
-        n = mu.shape[1]
-        x = data.get("x")
-        if x is not None:
-            x = check_numeric(npz_path, "x", x, ndims=(2, 3, 4))
-            if x.ndim == 3:
-                x = x[:, None]
-            if len(x) != n:
-                raise EnsembleError(f"{npz_path}: field 'x' has {len(x)} items but 'mu' has N={n}")
-        factors, names = check_factors(npz_path, data.get("factors"), data.get("factor_names"), n)
-    manifest = {
-        "name": target.name,
-        "source": {"kind": "imported", "file": npz_path.name},
-        "dataset": {"name": "imported", "shape": None if x is None else list(x.shape[1:]),
-                    "factor_names": names},
-        "model": {"family": "imported"},
-        "fingerprint": {"size": n},
-        "members": [{"id": i} for i in range(mu.shape[0])],
-    }
-    return write_ensemble(target, manifest, mu, logvar, x=x, factors=factors, factor_names=names or None,
-                          overwrite=overwrite)
+    from vaefrag import importer
+
+    return importer.import_posteriors(npz_path, name, root, decoders=decoders, encoders=encoders,
+                                      decoder_output=decoder_output, x_layout=x_layout, dataset=dataset,
+                                      overwrite=overwrite)
+
+
+# -------------------------------------------------------------------------- names and the root
+def ensembles_root(root=None) -> Path:
+    """The one directory of ensembles every command uses.
+
+    ``root`` when given (``--ensembles DIR``), else ``$VAEFRAG_ENSEMBLES``, else ``./data/ensembles``
+    when it exists (a checkout), else the ``data/ensembles`` of the checkout vaefrag runs from
+    (an editable install), else ``$XDG_DATA_HOME/vaefrag/ensembles`` (``~/.local/share/...``).
+    """
+    if root not in (None, ""):
+        return Path(root).expanduser()
+    env = os.environ.get(ENSEMBLES_ENV)
+    if env:
+        return Path(env).expanduser()
+    local = Path("data") / "ensembles"
+    if local.is_dir():
+        return local
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "data" / "ensembles").is_dir():
+        return checkout / "data" / "ensembles"
+    return Path(os.environ.get("XDG_DATA_HOME") or "~/.local/share").expanduser() / "vaefrag" / "ensembles"
+
+
+def resolve_ensemble(name_or_path, root=None) -> Path:
+    """An ensemble directory from a path, or from a name under `ensembles_root` (``root``).
+
+    Raises FileNotFoundError naming the argument, the root and the ensembles found there.
+    """
+    arg = str(name_or_path)
+    path = Path(arg).expanduser()
+    if (path / MANIFEST).is_file():
+        return path
+    base = ensembles_root(root)
+    if not path.is_absolute() and (base / arg / MANIFEST).is_file():
+        return base / arg
+    if path.is_dir():
+        raise FileNotFoundError(f"ENSEMBLE: {arg} is a directory without {MANIFEST}, not an ensemble")
+    known = [p.name for p in list_ensembles(base)]
+    raise FileNotFoundError(f"ENSEMBLE: {arg} is neither an ensemble directory nor the name of one under {base}"
+                            + (f" (there: {', '.join(known[:12])}{' ...' if len(known) > 12 else ''})" if known
+                               else " (none there; set --ensembles DIR or $VAEFRAG_ENSEMBLES)"))
+
+
+def output_path(name_or_path, root=None) -> Path:
+    """Where to write an ensemble: a bare name (no ``/``, not starting with ``.``) goes under
+    `ensembles_root` (``root``); anything else is a path."""
+    arg = str(name_or_path)
+    if os.sep in arg or "/" in arg or arg.startswith((".", "~")):
+        return Path(arg).expanduser()
+    return ensembles_root(root) / safe_name(arg)
+
+
+#: member fields that are bookkeeping, not per-model metadata
+_MEMBER_BOOKKEEPING = {"id", "weights", "decoder", "encoder", "decoder_file", "encoder_file", "decoder_layout",
+                       "encoder_layout", "decoder_output", "latents_used", "group_size", "train_time_s"}
+
+
+def member_metadata(ensemble, numeric_only: bool = False) -> dict:
+    """Per-model metadata of the manifest's members, as model-table columns.
+
+    Returns dict column -> list of K values (float for numbers, NaN where missing; str for text
+    columns such as ``family``), for every field some member carries besides the bookkeeping
+    (``seed``, ``beta``, ``final_loss``, ... as imported or trained). ``numeric_only=True`` keeps the
+    numeric columns as float64 arrays [K], the form of ``Analysis.model_table``'s columns.
+    """
+    manifest = ensemble.manifest if isinstance(ensemble, Ensemble) else ensemble
+    members = manifest.get("members") or []
+    keys: list[str] = []
+    for m in members:
+        for key, v in m.items():
+            if key not in _MEMBER_BOOKKEEPING and key not in keys and isinstance(v, (int, float, str, bool)):
+                keys.append(key)
+    out = {}
+    for key in keys:
+        vals = [m.get(key) for m in members]
+        if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) or isinstance(v, bool)
+               for v in vals):
+            out[key] = [float("nan") if v is None else float(v) for v in vals]
+        elif not numeric_only:
+            out[key] = ["" if v is None else str(v) for v in vals]
+    if numeric_only:
+        return {key: np.asarray(v, dtype=np.float64) for key, v in out.items()}
+    return out
 
 
 def load_member_state(ensemble: Ensemble, k: int) -> dict:
@@ -367,15 +454,24 @@ def load_member_state(ensemble: Ensemble, k: int) -> dict:
 
 
 def load_member(ensemble, k: int, device="cpu"):
-    """Rebuild member k from the manifest's model spec and its safetensors weights (strict).
+    """Member k, ready to encode and decode.
 
-    Returns a :class:`vaefrag.models.Member` in eval mode: ``encode(x) -> (mu, logvar)`` [B, L],
-    ``decode(z) -> x`` in [0, 1] (images [B, C, H, W]) or vectors [B, D].
+    Our networks are rebuilt from the manifest's model spec and their safetensors weights
+    (strict) as a :class:`vaefrag.models.Member` in eval mode; members imported as ONNX files
+    become a :class:`vaefrag.models.onnx.OnnxMember` (onnxruntime, CPU). Both give
+    ``encode(x) -> (mu, logvar)`` [B, L] and ``decode(z) -> x`` in [0, 1] (images [B, C, H, W]) or
+    vectors [B, D], on torch tensors.
     """
-    from vaefrag.models import Member
-
     if not isinstance(ensemble, Ensemble):
         ensemble = load_ensemble(ensemble)
+    members = ensemble.manifest.get("members", [])
+    if not 0 <= k < len(members):
+        raise ValueError(f"k: member index must lie in [0, {len(members)}), got {k}")
+    m = members[k]
+    if m.get("decoder") or m.get("encoder"):
+        return _load_onnx_member(ensemble, k, m)
+    from vaefrag.models import Member
+
     spec = (ensemble.manifest.get("model") or {}).get("spec")
     if not isinstance(spec, dict):
         raise EnsembleError(f"{ensemble.path / MANIFEST}: field 'model.spec' is missing; cannot rebuild the network")
@@ -383,3 +479,23 @@ def load_member(ensemble, k: int, device="cpu"):
         member = Member(spec)
         member.load_state(load_member_state(ensemble, k))
     return member.to(device).eval()
+
+
+def _load_onnx_member(ensemble: Ensemble, k: int, m: dict):
+    from vaefrag.models.onnx import OnnxMember
+
+    files = {}
+    for key in ("decoder", "encoder"):
+        if m.get(key):
+            fpath = ensemble.path / m[key]
+            if not fpath.is_file():
+                raise FileNotFoundError(f"{fpath}: {key} file of member {k} is missing")
+            files[key] = fpath
+    shape = ensemble.image_shape
+    if shape is None:
+        raise EnsembleError(f"{ensemble.path / MANIFEST}: field 'dataset.shape' is missing; cannot lay out "
+                            f"member {k}'s ONNX outputs")
+    with _with_error():
+        return OnnxMember(files.get("decoder"), files.get("encoder"), shape=shape, latents=ensemble.n_latents,
+                          decoder_layout=m.get("decoder_layout", "nchw"), encoder_layout=m.get("encoder_layout", "nchw"),
+                          decoder_output=m.get("decoder_output", "probabilities"), used_latents=m.get("latents_used"))

@@ -60,6 +60,30 @@ def encode_all(net: EnsembleVAE, x: np.ndarray, device="cpu", batch: int = 256):
             torch.cat(lvs).transpose(0, 1).contiguous().numpy().astype(np.float32))
 
 
+@torch.no_grad()
+def encode_member(member, x: np.ndarray, device="cpu", batch: int = 256):
+    """Posteriors of one member (`store.load_member`: our network or an ONNX one):
+    x [N, *shape] -> mu, logvar float32 [N, L]."""
+    mus, lvs = [], []
+    for lo in range(0, len(x), batch):
+        mu, lv = member.encode(torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch])).to(device))
+        mus.append(torch.as_tensor(mu).float().cpu())
+        lvs.append(torch.as_tensor(lv).float().cpu())
+    return torch.cat(mus).numpy(), torch.cat(lvs).numpy()
+
+
+def dataset_of(ens: "store.Ensemble"):
+    """The dataset an ensemble's manifest names (to draw new samples from).
+
+    Raises EnsembleError when it names none (posteriors imported without ``--dataset``).
+    """
+    dsinfo = ens.manifest.get("dataset") or {}
+    if dsinfo.get("name") in (None, "imported"):
+        raise store.EnsembleError(f"{ens.path / store.MANIFEST}: field 'dataset.name' names no dataset to draw new "
+                                  "points from (import with --dataset NAME --data-file/--data-dir)")
+    return make_dataset(dsinfo["name"], **(dsinfo.get("params") or {}))
+
+
 def train_group(net: EnsembleVAE, objective, dataset, seeds, *, steps: int, batch_size: int, lr: float,
                 device="cpu", progress=None) -> list[float]:
     """Train the K members of ``net`` in place; member k draws data and noise from ``seeds[k]``.
@@ -257,32 +281,33 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
 
 
 def refingerprint(ensemble, size: int, seed: int = 0, *, out=None, device="cpu", progress=None) -> Path:
-    """Re-encode a new fingerprint sample (``size`` points, ``seed``) with every member.
+    """Re-encode a new fingerprint sample (``size`` points, ``seed``) with every member (our networks'
+    weights or the members' ONNX encoders).
 
     The dataset is rebuilt from the manifest; the result is written to ``out`` (default: in place,
     atomically replacing the ensemble).
     """
     ens = ensemble if isinstance(ensemble, store.Ensemble) else store.load_ensemble(ensemble)
-    if not ens.has_weights:
-        raise store.EnsembleError(f"{ens.path}: has no member weights; cannot re-encode (imported ensemble?)")
-    dsinfo = ens.manifest.get("dataset") or {}
-    if dsinfo.get("name") in (None, "imported"):
-        raise store.EnsembleError(f"{ens.path / store.MANIFEST}: field 'dataset.name' names no built-in dataset")
-    ds = make_dataset(dsinfo["name"], **(dsinfo.get("params") or {}))
+    if not ens.has_encoders:
+        raise store.EnsembleError(f"{ens.path}: has no member weights or ONNX encoders; cannot re-encode "
+                                  "(imported without --encoders?)")
+    ds = dataset_of(ens)
     _, x, factors = fingerprint_sample(ds, size, seed)
     mus, lvs = [], []
     for k in range(ens.n_models):
         member = store.load_member(ens, k, device=device)
-        mu, lv = encode_all(member.net, x, device=device)
-        mus.append(mu[0])
-        lvs.append(lv[0])
+        mu, lv = encode_member(member, x, device=device)
+        mus.append(mu)
+        lvs.append(lv)
         if progress is not None:
             progress(k + 1, ens.n_models, "")
     manifest = json.loads(json.dumps(ens.manifest))
     manifest["fingerprint"] = {"size": int(len(x)), "seed": int(seed)}
     if isinstance(manifest.get("recipe"), dict):
         manifest["recipe"].update(fingerprint_size=int(size), fingerprint_seed=int(seed))
-    weights = [ens.path / m["weights"] for m in manifest["members"]]
+    members = manifest["members"]
+    weights = [ens.path / m["weights"] for m in members] if all(m.get("weights") for m in members) else None
+    extra = {m[f]: ens.path / m[f] for m in members for f in ("decoder", "encoder") if m.get(f)}
     return store.write_ensemble(out or ens.path, manifest, np.stack(mus), np.stack(lvs), x=x, factors=factors,
                                 factor_names=ds.factor_names if factors is not None else None,
-                                weights=weights, overwrite=True if out is None else False)
+                                weights=weights, overwrite=True if out is None else False, extra_files=extra or None)

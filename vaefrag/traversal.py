@@ -4,7 +4,9 @@ Rows are base inputs, columns are values along one latent; every other latent ke
 input's posterior mean. The range of values comes from quantiles of that channel's posterior
 means over the fingerprint sample. Channels of one hotspot are aligned in sign (a channel whose
 means anti-correlate with the medoid's is traversed in reverse) so their grids read the same way.
-The whole grid is decoded in one batch. Saving images is a separate step (the caller's).
+The whole grid is decoded in one batch, from the base inputs' posterior means (so decoder-only
+members, such as ONNX decoders imported with `vaefrag import --decoders`, traverse too). Saving
+images is a separate step (the caller's).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["traversal_values", "align_signs", "traverse", "to_uint8", "channel_traversals", "hotspot_traversals",
+__all__ = ["traversal_values", "align_signs", "decode_traversal", "traverse", "to_uint8", "channel_traversals", "hotspot_traversals",
            "member_traversals"]
 
 
@@ -75,8 +77,45 @@ def to_uint8(x) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
+def decode_traversal(model, base_mu, latent: int, values, *, device="cpu") -> np.ndarray:
+    """Decode a traversal grid from the base inputs' posterior means (only the decoder runs).
+
+    Parameters
+    ----------
+    model : anything with ``decode(z [B, L]) -> x`` in [0, 1] on torch tensors (`store.load_member`:
+        our network or an ONNX member).
+    base_mu : [R, L] posterior means of the base inputs (rows).
+    latent : the latent index to traverse.  values : [V] values it takes (columns).
+
+    Returns
+    -------
+    Images: uint8 [R, V, H, W] (one channel) or [R, V, H, W, C]; vectors: float32 [R, V, D].
+    """
+    import torch
+
+    base = np.asarray(base_mu, dtype=np.float32)
+    vals = np.asarray(values, dtype=np.float32).reshape(-1)
+    if base.ndim != 2 or len(base) == 0:
+        raise ValueError(f"base_mu: expected [R, L] posterior means of at least one input, got shape {base.shape}")
+    if vals.size == 0 or not np.all(np.isfinite(vals)):
+        raise ValueError("values: expected at least one finite value")
+    r, v, n_lat = len(base), vals.size, base.shape[1]
+    if not 0 <= latent < n_lat:
+        raise ValueError(f"latent: expected an index in [0, {n_lat}), got {latent}")
+    z = np.repeat(base[:, None, :], v, axis=1)
+    z[:, :, latent] = vals[None, :]
+    with torch.no_grad():
+        out = model.decode(torch.from_numpy(z.reshape(r * v, n_lat)).to(device))
+    out = torch.as_tensor(out).float().cpu().numpy()
+    out = out.reshape((r, v) + out.shape[1:])
+    if out.ndim == 5:                                  # [R, V, C, H, W]
+        out = out[:, :, 0] if out.shape[2] == 1 else np.moveaxis(out, 2, -1)
+        return to_uint8(out)
+    return out.astype(np.float32)
+
+
 def traverse(model, base_inputs, latent: int, values, *, device="cpu") -> np.ndarray:
-    """Decode a traversal grid.
+    """Decode a traversal grid of new inputs: encode them, then `decode_traversal` from their means.
 
     Parameters
     ----------
@@ -92,25 +131,11 @@ def traverse(model, base_inputs, latent: int, values, *, device="cpu") -> np.nda
     import torch
 
     x = np.asarray(base_inputs, dtype=np.float32)
-    vals = np.asarray(values, dtype=np.float32).reshape(-1)
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"base_inputs: expected a batch [R, ...] of at least one input, got shape {x.shape}")
-    if vals.size == 0 or not np.all(np.isfinite(vals)):
-        raise ValueError("values: expected at least one finite value")
-    r, v = len(x), vals.size
     with torch.no_grad():
         mu, _ = model.encode(torch.from_numpy(x).to(device))
-        n_lat = mu.shape[1]
-        if not 0 <= latent < n_lat:
-            raise ValueError(f"latent: expected an index in [0, {n_lat}), got {latent}")
-        z = mu[:, None, :].repeat(1, v, 1)
-        z[:, :, latent] = torch.from_numpy(vals).to(z)
-        out = model.decode(z.reshape(r * v, n_lat)).float().cpu().numpy()
-    out = out.reshape((r, v) + out.shape[1:])
-    if out.ndim == 5:                                  # [R, V, C, H, W]
-        out = out[:, :, 0] if out.shape[2] == 1 else np.moveaxis(out, 2, -1)
-        return to_uint8(out)
-    return out.astype(np.float32)
+    return decode_traversal(model, torch.as_tensor(mu).float().cpu().numpy(), latent, values, device=device)
 
 
 def channel_traversals(ensemble, channels: Sequence, *, n_values: int = 7, n_rows: int = 3,
@@ -120,7 +145,8 @@ def channel_traversals(ensemble, channels: Sequence, *, n_values: int = 7, n_row
 
     Parameters
     ----------
-    ensemble : `store.Ensemble` with weights and fingerprint inputs ``x``.
+    ensemble : `store.Ensemble` with weights (or ONNX decoders) and fingerprint inputs ``x``; the
+        base inputs enter through their stored posterior means (only the decoders run).
     channels : (model, latent) pairs; with ``align`` the first one is the sign reference (the medoid).
     n_values, quantiles : columns and their range (`traversal_values`).
     n_rows : base inputs, drawn from the fingerprint with ``seed`` unless ``rows`` (indices) is given.
@@ -132,8 +158,8 @@ def channel_traversals(ensemble, channels: Sequence, *, n_values: int = 7, n_row
     from vaefrag.store import load_member
 
     if not getattr(ensemble, "has_weights", False):
-        raise ValueError(f"ensemble {getattr(ensemble, 'name', '?')}: traversals need member weights, "
-                         "and this ensemble has none (imported posteriors only)")
+        raise ValueError(f"ensemble {getattr(ensemble, 'name', '?')}: traversals need member weights or ONNX "
+                         "decoders, and this ensemble has none (imported posteriors only; see vaefrag import --decoders)")
     if ensemble.x is None:
         raise ValueError(f"ensemble {ensemble.name}: traversals need the fingerprint inputs 'x' (fingerprint.npz)")
     ch = np.asarray(channels, dtype=np.int64).reshape(-1, 2)
@@ -152,7 +178,7 @@ def channel_traversals(ensemble, channels: Sequence, *, n_values: int = 7, n_row
         if m not in models:
             models[m] = load_member(ensemble, int(m), device=device)
         vals = traversal_values(mu_c, n_values, quantiles, int(s))
-        grids.append(traverse(models[m], ensemble.x[rows], int(lat), vals, device=device))
+        grids.append(decode_traversal(models[m], ensemble.mu[m, rows], int(lat), vals, device=device))
     return grids, signs
 
 

@@ -9,13 +9,10 @@ from pathlib import Path
 
 from vaefrag.cli import CLIError
 
-ENSEMBLE_ROOT = Path("data/ensembles")
-
-
 def add_analysis_args(p) -> None:
     """Options shared by `analyze` and `export` (the parameters of `analysis.analyze`)."""
     p.add_argument("ensemble", metavar="ENSEMBLE",
-                   help="ensemble directory, or the name of one under data/ensembles/")
+                   help="ensemble directory, or the name of one under --ensembles DIR")
     add_hotspot_options(p)
     p.add_argument("--dask", default=None, metavar="SCHEDULER",
                    help="run the tiles as Dask tasks: 'local' for a local cluster of --workers processes, "
@@ -72,15 +69,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_ensemble(arg: str) -> Path:
-    """ENSEMBLE argument -> directory: the path itself, else data/ensembles/NAME."""
-    path = Path(arg).expanduser()
-    if path.is_dir():
-        return path
-    alt = ENSEMBLE_ROOT / arg
-    if not path.is_absolute() and alt.is_dir():
-        return alt
-    raise FileNotFoundError(f"ENSEMBLE: {arg} is not an ensemble directory (nor a name under {ENSEMBLE_ROOT}/)")
+def resolve_ensemble(arg: str, root=None) -> Path:
+    """ENSEMBLE argument -> directory (`store.resolve_ensemble`: a path, or a name under the root)."""
+    from vaefrag.store import resolve_ensemble as resolve
+
+    return resolve(arg, root)
 
 
 def _list(value: str | None, name: str) -> tuple | None:
@@ -122,7 +115,7 @@ def run_analysis(args):
     from vaefrag.store import load_ensemble
 
     kwargs = analysis_kwargs(args)
-    ens = load_ensemble(resolve_ensemble(args.ensemble))
+    ens = load_ensemble(resolve_ensemble(args.ensemble, getattr(args, "ensembles", None)))
     bar = None
 
     def progress(done, total, message=""):

@@ -18,8 +18,8 @@ def register(subparsers) -> None:
                     "(NMI/VI on their shared fingerprint points), and look for each hotspot of one among "
                     "the channels and hotspots of the other. Both ensembles are analysed with the same "
                     "hotspot options (cached, as `vaefrag analyze`).")
-    p.add_argument("ensemble_a", metavar="A", help="ensemble directory, or a name under data/ensembles/")
-    p.add_argument("ensemble_b", metavar="B", help="ensemble directory, or a name under data/ensembles/")
+    p.add_argument("ensemble_a", metavar="A", help="ensemble directory, or a name under --ensembles DIR")
+    p.add_argument("ensemble_b", metavar="B", help="ensemble directory, or a name under --ensembles DIR")
     add_hotspot_options(p)
     p.add_argument("--match-nmi", type=float, default=0.5,
                    help="a channel carries a hotspot when its NMI with the hotspot's medoid is at least this "
@@ -95,7 +95,8 @@ def run(args) -> int:
     if not 0.0 < args.match_nmi <= 1.0:
         raise CLIError(f"--match-nmi: expected a number in (0, 1], got {args.match_nmi}")
     kwargs = analysis_kwargs(args)
-    path_a, path_b = resolve_ensemble(args.ensemble_a), resolve_ensemble(args.ensemble_b)
+    root = getattr(args, "ensembles", None)
+    path_a, path_b = resolve_ensemble(args.ensemble_a, root), resolve_ensemble(args.ensemble_b, root)
     res = compare_ensembles(path_a, path_b, match_nmi=args.match_nmi, same_points=args.same_points, **kwargs)
     print(summary(res, args.match_nmi))
     if args.out:

@@ -6,12 +6,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "fingerprint", help="re-encode a new fingerprint sample with every member",
         description="Draw a new fingerprint sample (SIZE points, SEED) from the ensemble's dataset and "
-                    "re-encode it with every member's stored weights. Replaces the ensemble's posteriors "
+                    "re-encode it with every member's stored weights (or ONNX encoders). Replaces the ensemble's posteriors "
                     "atomically, or writes a new ensemble with --out.")
-    p.add_argument("ensemble", help="ensemble directory")
+    p.add_argument("ensemble", help="ensemble directory, or a name under --ensembles DIR")
     p.add_argument("--size", type=int, required=True, help="number of fingerprint points")
     p.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
-    p.add_argument("--out", help="write a new ensemble here instead of replacing ENSEMBLE")
+    p.add_argument("--out", help="write a new ensemble here (a name under --ensembles, or a path) instead of "
+                                 "replacing ENSEMBLE")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.set_defaults(func=run)
 
@@ -30,7 +31,10 @@ def run(args) -> int:
         progress = bar_progress(bar)
 
         try:
-            path = refingerprint(args.ensemble, args.size, args.seed, out=args.out,
+            from vaefrag.store import output_path, resolve_ensemble
+
+            out = None if args.out is None else output_path(args.out, args.ensembles)
+            path = refingerprint(resolve_ensemble(args.ensemble, args.ensembles), args.size, args.seed, out=out,
                                  device=resolve_device(args.device), progress=progress)
         except FileExistsError as exc:
             from vaefrag.cli import CLIError

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
         description="Optimize a k-dimensional posterior per fingerprint point to agree with the chosen channels "
                     "(average NMI, exp(-VI) or shared information) and write the fused posteriors, its NMI "
                     "with each input and a figure.")
-    p.add_argument("ensemble", help="ensemble directory")
+    p.add_argument("ensemble", help="ensemble directory, or a name under --ensembles DIR")
     p.add_argument("--channels", default="all", help="'all' or MODEL:LATENT,... (default all)")
     p.add_argument("--k", type=int, default=2, help="dimensions of the fused space (default 2)")
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="nmi", help="objective (default nmi)")
@@ -52,9 +52,9 @@ def run(args) -> int:
     from vaefrag.commands import bar_progress
 
     from vaefrag import fusion
-    from vaefrag.store import load_ensemble
+    from vaefrag.store import load_ensemble, resolve_ensemble
 
-    ens = load_ensemble(args.ensemble)
+    ens = load_ensemble(resolve_ensemble(args.ensemble, args.ensembles))
     channels = parse_channels(args.channels, ens.n_models, ens.n_latents)
     with tqdm(desc="fusion", unit="step", total=args.steps) as bar:
         progress = bar_progress(bar)

@@ -10,7 +10,7 @@ def register(subparsers) -> None:
         "spaces", help="compare full latent spaces of an ensemble's models",
         description="Model x model matrix of NMI and VI between whole latent spaces (Monte Carlo over a "
                     "dataset sample, with standard errors) and each model's I(X;U). Cached like `analyze`.")
-    p.add_argument("ensemble", help="ensemble directory")
+    p.add_argument("ensemble", help="ensemble directory, or a name under --ensembles DIR")
     p.add_argument("--samples", type=int, default=2000, help="Monte Carlo draws per estimate (default 2000)")
     p.add_argument("--sample-size", type=int, help="re-encode this many dataset points with the members "
                                                    "(default: use the stored fingerprint posteriors)")
@@ -35,7 +35,9 @@ def run(args) -> int:
     with tqdm(desc="estimates", unit="est") as bar:
         progress = bar_progress(bar)
 
-        res = spaces.ensemble_spaces(args.ensemble, n_samples=args.samples, sample_size=args.sample_size,
+        from vaefrag.store import resolve_ensemble
+
+        res = spaces.ensemble_spaces(resolve_ensemble(args.ensemble, args.ensembles), n_samples=args.samples, sample_size=args.sample_size,
                                      seed=args.seed, device=args.device, cache_dir=args.cache_dir,
                                      use_cache=not args.no_cache, progress=progress)
     print(f"{res.ensemble_name}: {res.n_models} models, {res.n_points} points, {res.n_samples} draws"

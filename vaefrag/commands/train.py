@@ -19,7 +19,10 @@ def register(subparsers) -> None:
     p.add_argument("--recipe", help="ensemble.json (or ensemble directory) whose recorded recipe to reuse; "
                                     "other options given override it")
     p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset (default sprites)")
-    p.add_argument("--data-file", help="npz file for --dataset npz (key x, optional factors, factor_names)")
+    p.add_argument("--data-file", help="file of --dataset npz (key x, optional factors, factor_names), dsprites "
+                                       "(DeepMind's npz) or shapes3d (3dshapes.h5)")
+    p.add_argument("--data-dir", help="directory of --dataset mnist / fashion-mnist (idx files, as torchvision "
+                                      "saves them) or images (a folder of images, optional labels.csv)")
     p.add_argument("--resolution", type=int, choices=(32, 64), help="sprites image side (default 64)")
     p.add_argument("--family", choices=sorted(FAMILIES), help="objective (default beta-vae)")
     p.add_argument("--beta", type=float, help="beta of beta-vae / beta-tcvae")
@@ -45,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--shard", help="I/N: train only every N-th group of members starting at I (parallel "
                                    "processes); rerun without --shard to write the ensemble")
-    p.add_argument("--out", required=True, help="ensemble directory to write, e.g. data/ensembles/NAME")
+    p.add_argument("--out", required=True, help="ensemble to write: a name (under --ensembles) or a directory path")
     p.add_argument("--overwrite", action="store_true", help="replace an existing ensemble at --out")
     p.set_defaults(func=run)
 
@@ -63,6 +66,13 @@ def build_recipe(args) -> dict:
     recipe = dict(DEFAULTS)
     if args.recipe:
         path = Path(args.recipe)
+        if not path.exists():
+            from vaefrag.store import resolve_ensemble
+
+            try:
+                path = resolve_ensemble(args.recipe, getattr(args, "ensembles", None))
+            except FileNotFoundError:
+                pass
         if path.is_dir():
             path = path / "ensemble.json"
         if not path.is_file():
@@ -82,13 +92,15 @@ def build_recipe(args) -> dict:
         if recipe["dataset"] != "sprites":
             raise CLIError("--resolution applies to --dataset sprites only")
         params["resolution"] = args.resolution
-    if recipe["dataset"] == "npz":
-        if args.data_file:
-            params["path"] = args.data_file
-        if not params.get("path"):
-            raise CLIError("--dataset npz needs --data-file FILE.npz")
-    elif args.data_file:
-        raise CLIError("--data-file applies to --dataset npz only")
+    from vaefrag.datasets import DATASETS, dataset_params
+
+    cls = DATASETS.get(recipe["dataset"])
+    needed = cls is not None and (cls.file_param or cls.dir_param)
+    if args.data_file or args.data_dir or (needed and not params.get(needed)):
+        try:
+            params.update(dataset_params(recipe["dataset"], args.data_file, args.data_dir))
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     recipe["dataset_params"] = params
     if args.family and args.family != recipe["family"]:
         recipe["family"], recipe["hyperparameters"] = args.family, {}
@@ -147,8 +159,11 @@ def run(args) -> int:
         except ValueError:
             raise CLIError(f"--shard must look like I/N (e.g. 0/2), got {args.shard!r}") from None
         shard = (i, n)
+    from vaefrag.store import output_path
+
+    out = output_path(args.out, args.ensembles)
     try:
-        path = train_ensemble(args.out, **recipe, group_size=args.group_size, device=resolve_device(args.device),
+        path = train_ensemble(out, **recipe, group_size=args.group_size, device=resolve_device(args.device),
                               overwrite=args.overwrite, progress=ens_progress, member_progress=member_progress,
                               shard=shard)
     except FileExistsError as exc:
@@ -157,7 +172,7 @@ def run(args) -> int:
         for bar in bars.values():
             bar.close()
     if path is None:
-        print(f"shard {args.shard} done; rerun without --shard to write {args.out}")
+        print(f"shard {args.shard} done; rerun without --shard to write {out}")
     else:
         print(f"wrote {path}")
     return 0

@@ -13,8 +13,9 @@ def add_arguments(p) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
-    p.add_argument("--ensembles", default="data/ensembles", metavar="DIR",
-                   help="directory of ensembles to list; uploads are stored here (default data/ensembles)")
+    p.add_argument("--ensembles", default=None, metavar="DIR",
+                   help="directory of ensembles to list; uploads are stored here (default $VAEFRAG_ENSEMBLES, "
+                        "else ./data/ensembles, else the checkout's; see store.ensembles_root)")
     p.add_argument("--default", metavar="NAME", help="ensemble opened first (default: the sprites one)")
     p.add_argument("--cache-dir", metavar="DIR", help="analysis cache (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, reloader); never on a shared host")
@@ -48,7 +49,9 @@ def run(args) -> int:
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port: expected a port in 1..65535, got {args.port}")
-    root = Path(args.ensembles)
+    from vaefrag.store import ensembles_root
+
+    root = ensembles_root(args.ensembles)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--ensembles: {root} is not a directory")
     # the server decodes small traversal batches, one request per thread: one torch thread each is

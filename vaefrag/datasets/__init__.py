@@ -6,6 +6,7 @@ rebuilds it exactly (``make_dataset(name, **params)``).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,9 @@ class Dataset:
     """
 
     name = ""
+    #: the constructor parameter that takes ``--data-file`` / ``--data-dir`` (None: neither)
+    file_param: str | None = None
+    dir_param: str | None = None
     shape: tuple[int, ...] = ()
     factor_names: list[str] = []
     factor_sizes: list[int] = []
@@ -78,11 +82,17 @@ class Dataset:
 
 def _registry() -> dict[str, type]:
     from vaefrag.datasets.digits import DigitsDataset
+    from vaefrag.datasets.dsprites import DSpritesFile
+    from vaefrag.datasets.images import ImageFolder
+    from vaefrag.datasets.mnist import FashionMnist, Mnist
     from vaefrag.datasets.npz import NpzDataset
     from vaefrag.datasets.ring import RingDataset
+    from vaefrag.datasets.shapes3d import Shapes3D
     from vaefrag.datasets.sprites import SpritesDataset
 
-    return {"sprites": SpritesDataset, "digits": DigitsDataset, "ring": RingDataset, "npz": NpzDataset}
+    return {"sprites": SpritesDataset, "digits": DigitsDataset, "ring": RingDataset, "npz": NpzDataset,
+            "dsprites": DSpritesFile, "shapes3d": Shapes3D, "mnist": Mnist, "fashion-mnist": FashionMnist,
+            "images": ImageFolder}
 
 
 #: registry name -> dataset class (the keys are the CLI choices)
@@ -105,4 +115,25 @@ def make_dataset(name: str, **params) -> Dataset:
         raise ValueError(f"dataset {name!r}: bad parameters {params}: {exc}") from None
 
 
-__all__ = ["Dataset", "DATASETS", "make_dataset"]
+def dataset_params(name: str, data_file=None, data_dir=None) -> dict:
+    """Constructor parameters of dataset ``name`` from ``--data-file`` / ``--data-dir``.
+
+    Raises ValueError naming the option when the dataset needs one that is missing, or takes
+    neither (a built-in dataset).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"dataset: unknown name {name!r}; expected one of {sorted(DATASETS)}")
+    cls = DATASETS[name]
+    params = {}
+    for opt, value, param in (("--data-file", data_file, cls.file_param), ("--data-dir", data_dir, cls.dir_param)):
+        if value:
+            if param is None:
+                raise ValueError(f"{opt} does not apply to --dataset {name}")
+            params[param] = str(Path(value).expanduser().resolve())
+    needed = cls.file_param or cls.dir_param
+    if needed and needed not in params:
+        raise ValueError(f"--dataset {name} needs {'--data-file FILE' if cls.file_param else '--data-dir DIR'}")
+    return params
+
+
+__all__ = ["Dataset", "DATASETS", "make_dataset", "dataset_params"]

@@ -59,6 +59,11 @@ def check_numeric(path, key: str, arr: np.ndarray, ndims=None, integer: bool = F
         raise ValueError(f"{path}: field {key!r} must have {' or '.join(map(str, ndims))} dimensions, got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError(f"{path}: field {key!r} has non-finite values")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
+        big = float(np.abs(arr).max())
+        if big > float(np.finfo(np.float32).max):
+            raise ValueError(f"{path}: field {key!r} has values that overflow float32 (max |value| {big:.3g} > "
+                             f"{float(np.finfo(np.float32).max):.3g}); rescale them")
     return arr
 
 
@@ -95,6 +100,7 @@ class NpzDataset(Dataset):
     """
 
     name = "npz"
+    file_param = "path"
 
     def __init__(self, path: str = ""):
         if not path:

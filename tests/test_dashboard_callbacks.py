@@ -15,6 +15,8 @@ import pytest
 
 pytest.importorskip("dash")
 
+from dash import no_update  # noqa: E402
+
 from vaefrag.analysis import analyze  # noqa: E402
 from vaefrag.synthetic import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import data, ids  # noqa: E402
@@ -276,13 +278,18 @@ def test_fragments_are_found_as_hotspots(env):
 
 
 # ------------------------------------------------------------------------------------ selection
+def _sel(event, tok, cfg, current=None, **inputs):
+    sel, _ = cbv.update_selection(event, inputs, tok, current, cfg)
+    return sel
+
+
 def test_selection_events(env):
     cfg, a, tok = env
     h = a.hotspots[1]
     members = sorted(int(m) for m in h.members)
     # a reachability bar inside the hotspot band
     bar = {"points": [{"customdata": [int(members[0]), int(h.id), 0, 0, 1.0, ""]}]}
-    sel = cbv.update_selection(f"{ids.MATRIX}.clickData", bar, None, None, None, None, tok, None, cfg)
+    sel = _sel(f"{ids.MATRIX}.clickData", tok, cfg, matrix=bar)
     assert sel["kind"] == "hotspot" and sel["channels"] == members
     # a matrix cell inside the block, and one outside any block
     lab = {i: views.channel_label(*a.channel_ids[a.kept[i]]) for i in range(len(a.kept))}
@@ -293,28 +300,123 @@ def test_selection_events(env):
     assert selmod.from_matrix_click(a, cell) == selmod.channel(a, members[0])
     # a lasso on the map: identified by customdata
     lasso = {"points": [{"x": 0.0, "y": 0.0, "customdata": [i, 0, 0]} for i in (3, 1, 3)]}
-    sel = cbv.update_selection(f"{ids.MAP}.selectedData", None, None, lasso, None, None, tok, None, cfg)
+    sel = _sel(f"{ids.MAP}.selectedData", tok, cfg, map_select=lasso)
     assert sel["kind"] == "channels" and sel["channels"] == [1, 3]
-    # model row: its kept channels
-    sel = cbv.update_selection(f"{ids.MODELS}.active_cell", None, None, None, None, {"row_id": 2}, tok, None, cfg)
+    # model row (AG Grid cellClicked: row ids are strings): its kept channels
+    sel = _sel(f"{ids.MODELS}.cellClicked", tok, cfg, model_cell={"rowId": "2", "colId": "info", "timestamp": 1})
     assert sel["channels"] == np.flatnonzero(a.channel_ids[a.kept, 0] == 2).tolist()
     # hotspot row, clear, URL hotspot restored on load
-    sel = cbv.update_selection(f"{ids.HOTSPOTS}.active_cell", None, None, None, {"row_id": h.id}, None, tok, None, cfg)
-    assert sel["hotspot"] == h.id
-    assert cbv.update_selection(f"{ids.CLEAR}.n_clicks", None, None, None, None, None, tok, sel, cfg) is None
-    restored = cbv.update_selection(f"{ids.ANALYSIS}.data", None, None, None, None, None, {**tok, "hotspot": h.id},
-                                    None, cfg)
+    sel = _sel(f"{ids.HOTSPOTS}.cellClicked", tok, cfg, hotspot_cell={"rowId": str(h.id), "timestamp": 2})
+    assert sel["hotspot"] == h.id and sel["query"] == {"hotspot": str(h.id + 1)}
+    assert _sel(f"{ids.CLEAR}.n_clicks", tok, cfg, current=sel) is None
+    restored = _sel(f"{ids.ANALYSIS}.data", {**tok, "hotspot": h.id}, cfg)
     assert restored["channels"] == members
+    # a hotspot number above the matrix (clickAnnotationData carries the annotation's name)
+    fig = views.matrix_figure(a, "nmi")
+    ann = next(x for x in fig.layout.annotations if x.name == f"hotspot:{h.id}")
+    assert ann.text == f"<b>{h.id + 1}</b>" and ann.captureevents
+    sel = _sel(f"{ids.MATRIX}.clickAnnotationData", tok, cfg, annotation={"index": 0, "annotation": ann.to_plotly_json()})
+    assert sel["kind"] == "hotspot" and sel["channels"] == members
+
+
+def test_every_new_request_is_a_new_selection(env):
+    """The same row clicked again (after a lasso, or after Clear) is a new selection with a higher
+    sequence number; the map's selectionrevision follows it, so plotly drops a lasso it keeps."""
+    cfg, a, tok = env
+    h = a.hotspots[0]
+    cell = {"rowId": str(h.id), "timestamp": 5}
+    first = _sel(f"{ids.HOTSPOTS}.cellClicked", tok, cfg, hotspot_cell=cell)
+    lasso = {"points": [{"customdata": [i]} for i in (0, 2)]}
+    second = _sel(f"{ids.MAP}.selectedData", tok, cfg, current=first, map_select=lasso)
+    again = _sel(f"{ids.HOTSPOTS}.cellClicked", tok, cfg, current=second, hotspot_cell={**cell, "timestamp": 6})
+    assert (first["n"], second["n"], again["n"]) == (1, 2, 3)
+    assert selmod.same(first, {**again, "n": first["n"]})
+    patch = cbv.map_view(tok, "umap", "hotspot", again, {ids.HIGHLIGHT}, cfg).to_plotly_json()
+    ops = {tuple(o["location"]): o["params"]["value"] for o in patch["operations"]}
+    assert ops[("layout", "selectionrevision")] == "s3" and ops[("layout", "selections")] == []
+    cleared = cbv.map_view(tok, "umap", "hotspot", None, {ids.HIGHLIGHT}, cfg).to_plotly_json()
+    cops = {tuple(o["location"]): o["params"]["value"] for o in cleared["operations"]}
+    assert cops[("layout", "selectionrevision")] != "s3"
+    assert all(v is None for k, v in cops.items() if k[-1] == "selectedpoints")
+
+
+def test_channel_search(env):
+    cfg, a, tok = env
+    m, z = a.channel_ids[a.kept[3]]
+    sel, msg = cbv.update_selection(f"{ids.CHANNEL_SEARCH}.value", {"search_text": f" M{m}:z{z} "}, tok, None, cfg)
+    assert sel["kind"] == "channel" and sel["channel"] == 3 and msg == ""
+    assert sel["query"] == {"channel": f"m{m}:z{z}"}
+    out, msg = cbv.update_selection(f"{ids.CHANNEL_SEARCH}.value", {"search_text": "m99:z0"}, tok, None, cfg)
+    assert "no such channel" in msg
+    dropped = np.setdiff1d(np.arange(len(a.info)), a.kept)
+    if dropped.size:
+        m, z = a.channel_ids[dropped[0]]
+        _, msg = cbv.update_selection(f"{ids.CHANNEL_SEARCH}.value", {"search_text": f"m{m}:z{z}"}, tok, None, cfg)
+        assert f"{a.info[dropped[0]]:.3f} bits" in msg and "threshold" in msg
+    _, msg = cbv.update_selection(f"{ids.CHANNEL_SEARCH}.value", {"search_text": "hello"}, tok, None, cfg)
+    assert "expected a channel like m5:z2" in msg
+
+
+def test_selection_round_trips_through_the_url(env):
+    cfg, a, tok = env
+    h = a.hotspots[0]
+    lasso = selmod.channels(a, [0, 2, 4])
+    for sel in (selmod.hotspot(a, h.id), selmod.channel(a, 3), selmod.model(a, 1), lasso):
+        q = selmod.to_query(a, sel)
+        assert selmod.from_query(a, q) == sel
+        search = f"?ensemble={NAME}&measure=nmi&thr=0.01&" + "&".join(f"{k}={v}" for k, v in q.items())
+        got, _ = cbv.update_selection(f"{ids.URL_POP}.data", {}, tok, selmod.stamp(selmod.channel(a, 1), None, a.key),
+                                      cfg, pop={"search": search})
+        assert selmod.same({**got, "n": 0}, {**sel, "key": a.key, "n": 0, "query": q, "from_url": True})
+    # Back to an entry without a selection clears it; a query about another analysis leaves it
+    cur = selmod.stamp(selmod.channel(a, 1), None, a.key)
+    got, _ = cbv.update_selection(f"{ids.URL_POP}.data", {}, tok, cur, cfg, pop={"search": f"?ensemble={NAME}"})
+    assert got is None
+    got, _ = cbv.update_selection(f"{ids.URL_POP}.data", {}, tok, cur, cfg,
+                                  pop={"search": f"?ensemble={NAME}&thr=0.2&hotspot=1"})
+    assert got is no_update
+
+
+def test_recompute_carries_the_selection_over(env):
+    """A selection survives a recompute with other parameters: the same channels by (model, latent)."""
+    cfg, a, tok = env
+    params = data.clean_params(info_threshold=0.05)
+    b = data.compute_analysis(cfg.root / NAME, params, cfg.cache_dir)
+    tok_b = data.token(NAME, params, b.key)
+    cur = selmod.stamp(selmod.channel(a, 2), None, a.key)
+    got, _ = cbv.update_selection(f"{ids.ANALYSIS}.data", {}, tok_b, cur, cfg)
+    want = tuple(a.channel_ids[a.kept[2]])
+    if a.info[a.kept[2]] >= 0.05:
+        assert tuple(b.channel_ids[b.kept[got["channel"]]]) == want and got["key"] == b.key
+    h = max(a.hotspots, key=lambda h: h.size)
+    got, _ = cbv.update_selection(f"{ids.ANALYSIS}.data", {}, tok_b,
+                                  selmod.stamp(selmod.hotspot(a, h.id), None, a.key), cfg)
+    moved = {tuple(x) for x in a.channel_ids[a.kept[h.members]]}
+    overlap = {hb.id: len(moved & {tuple(x) for x in b.channel_ids[b.kept[hb.members]]}) for hb in b.hotspots}
+    assert got["hotspot"] == max(overlap, key=overlap.get)
+
+
+def test_single_channel_has_a_row_and_column_cue(env):
+    cfg, a, tok = env
+    c = int(a.ordering[4])
+    shapes = views.matrix_selection(a, [c], None, c)
+    cue = [s_ for s_ in shapes if s_.get("name") == "channel cue"]
+    mk = len(a.kept)
+    assert sorted((s_["x0"], s_["x1"], s_["y0"], s_["y1"]) for s_ in cue) == sorted(
+        [(3.5, 4.5, -0.5, mk - 0.5), (-0.5, mk - 0.5, 3.5, 4.5)])
+    assert not [s_ for s_ in views.matrix_selection(a, [c], None, None) if s_.get("name") == "channel cue"]
 
 
 # ----------------------------------------------------------------------------------- traversals
-def test_hotspot_traversals_are_sign_aligned_members_of_distinct_models(env):
+def test_hotspot_traversals_are_every_member_by_nmi_with_the_medoid(env):
     cfg, a, tok = env
     h = max(a.hotspots, key=lambda h: h.size)
-    cards = trav.cards(cfg.root / NAME, a, selmod.hotspot(a, h.id), steps=5, n_bases=2, seed=0)
+    cards, pager = trav.cards(cfg.root / NAME, a, selmod.hotspot(a, h.id), steps=5, n_bases=2, seed=0, show_all=True)
     kept = [c["kept"] for c in cards]
-    assert kept[0] == h.medoid and set(kept) <= set(int(m) for m in h.members)
-    assert len({c["model"] for c in cards}) == len(cards) <= 9
+    assert kept[0] == h.medoid and sorted(kept) == sorted(int(m) for m in h.members)      # every member
+    nmi = [a.nmi[h.medoid, k] for k in kept[1:]]
+    assert nmi == sorted(nmi, reverse=True)                                  # most typical first
+    assert pager == {"page": 0, "pages": 1, "first": 1, "last": len(kept), "total": len(kept)}
     ens = data.load_ensemble(cfg.root / NAME)
     ref = ens.mu[cards[0]["model"], :, cards[0]["latent"]]
     for c in cards[1:]:
@@ -325,6 +427,38 @@ def test_hotspot_traversals_are_sign_aligned_members_of_distinct_models(env):
     img = Image.open(io.BytesIO(base64.b64decode(cards[0]["uri"].split(",", 1)[1])))
     side = ens.x.shape[-1]
     assert img.size == (5 * side + 4, 2 * side + 1)          # 5 steps x 2 bases, 1-pixel gaps
+    assert cards[0]["cell"] == (side, side) and cards[0]["scale"] * side >= trav.MIN_CELL_PX
+    assert (cards[0]["scale"] - 1) * side < trav.MIN_CELL_PX
+
+
+def test_traversal_pages(env, monkeypatch):
+    cfg, a, tok = env
+    h = max(a.hotspots, key=lambda h: h.size)
+    monkeypatch.setattr(trav, "PAGE_SIZE", 2)
+    every = trav.channels_to_show(a, selmod.hotspot(a, h.id))
+    seen = []
+    for page in range(10):
+        cards, pager = trav.cards(cfg.root / NAME, a, selmod.hotspot(a, h.id), steps=3, n_bases=1, page=page)
+        if pager["page"] != page:                     # past the last page: the last one again
+            assert page == pager["pages"] and [c["kept"] for c in cards] == seen[-len(cards):]
+            break
+        seen += [c["kept"] for c in cards]
+        assert pager["first"] == 2 * page + 1 and cards[0]["reference"] == (page == 0)
+    assert seen == every and pager["pages"] == -(-len(every) // 2)
+
+
+def test_vector_outputs_are_drawn_as_points():
+    """A 2-D output traversal is drawn as paths in the plane: the decoded points themselves."""
+    pts = np.stack([np.c_[np.cos(t), np.sin(t)] for t in (np.linspace(0, 1, 5), np.linspace(2, 3, 5))])   # [2, 5, 2]
+    fig = views.vector_traversal_figure(pts, backdrop=np.zeros((7, 2)))
+    paths = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(paths) == 2
+    for tr, want in zip(paths, pts):
+        np.testing.assert_allclose(np.c_[tr.x, tr.y], want, atol=1e-4)
+    assert len(fig.data[0].x) == 7                                     # the backdrop
+    one_d = views.vector_traversal_figure(pts[:, :, :1])
+    np.testing.assert_allclose(one_d.data[0].y, pts[0, :, 0], atol=1e-4)
+    np.testing.assert_array_equal(one_d.data[0].x, np.arange(5))
 
 
 def test_decode_grid_matches_library_traverse(env):
@@ -348,14 +482,49 @@ def test_decode_grid_matches_library_traverse(env):
 
 def test_traversal_panel_for_one_channel_and_bases(env):
     cfg, a, tok = env
-    kids, desc = cbt.traversal_panel(tok, selmod.channel(a, 0), 7, [0.1, 0.9], 2, 0, [5, 7, 9], cfg)
-    assert len(kids) == 1 and "Channel" in desc
+    kids, desc, pager = cbt.traversal_panel(tok, selmod.channel(a, 0), 7, [0.1, 0.9], 2, 0, [5, 7, 9], cfg)
+    assert len(kids) == 1 and "Channel" in desc and pager["total"] == 1
     img = kids[0].children[0]
     assert img.className == ids.TRAV_IMAGE and img.src.startswith("data:image/png;base64,")
+    side = data.load_ensemble(cfg.root / NAME).x.shape[-1]
+    k = trav.display_scale(side)
+    assert img.style == {"width": f"{(7 * side + 6) * k}px", "height": f"{(3 * side + 2) * k}px"}   # 3 picked bases
     assert cbt.pick_bases({"type": ids.BASE_THUMB_TYPE, "index": 4}, [1], [2]) == [2, 4]
     assert cbt.pick_bases({"type": ids.BASE_THUMB_TYPE, "index": 4}, [1], [2, 4]) == [2]
     assert cbt.pick_bases(ids.BASE_RANDOM, [], [2]) is None
     np.testing.assert_array_equal(trav.base_rows(160, 3, 0, [9, 1]), [9, 1])
+
+
+@pytest.mark.parametrize("steps, bases, seed, match", [("16", "2", "0", "steps: expected an integer from 3 to 15"),
+                                                        ("7", "0", "0", "bases: expected an integer from 1 to 6"),
+                                                        ("7", "2", "-1", "seed: expected an integer"),
+                                                        ("7.5", "2", "0", "steps"), ("abc", "2", "0", "steps: expected a number")])
+def test_traversal_settings_out_of_range_are_errors(env, steps, bases, seed, match):
+    cfg, a, tok = env
+    with pytest.raises(ValueError, match=match):
+        cbt.traversal_panel(tok, selmod.channel(a, 0), steps, [0.05, 0.95], bases, seed, None, cfg)
+
+
+@pytest.mark.parametrize("thr, ms, xi", [("0.013", "", "0.05"), ("0", "3", "0.1"), ("0.5", "2", "0.2"), ("1", "", "0.3")])
+def test_analysis_inputs_accept_every_value_in_range(thr, ms, xi):
+    from vaefrag.dashboard.callbacks import controls
+
+    assert controls.analysis_errors(thr, ms, xi) == ("", "", "", False)
+    # and those are the values the request carries (no silent default)
+    p = data.clean_params("nmi", thr, ms or None, xi)
+    assert p["info_threshold"] == float(thr) and p["xi"] == float(xi)
+
+
+@pytest.mark.parametrize("thr, ms, xi, which, match", [("-0.1", "", "", 0, "information threshold"),
+                                                       ("abc", "", "", 0, "expected a number"),
+                                                       ("", "1", "", 1, "min_samples"), ("", "2.5", "", 1, "min_samples"),
+                                                       ("", "", "1.5", 2, "xi"), ("", "", "0", 2, "xi")])
+def test_invalid_analysis_inputs_are_errors_that_block_recompute(thr, ms, xi, which, match):
+    from vaefrag.dashboard.callbacks import controls
+
+    errors = controls.analysis_errors(thr, ms, xi)
+    assert match in errors[which] and errors[3] is True
+    assert [e for i, e in enumerate(errors[:3]) if i != which] == ["", ""]
 
 
 # --------------------------------------------------------------------------------------- upload

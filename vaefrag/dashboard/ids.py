@@ -17,6 +17,7 @@ HIGHLIGHT = "vf-highlight"          # dcc.Store: the selection the linked views 
 #: output of an initial callback); they answer no_update instead of redrawing the same figure.
 HIGHLIGHT_AS_SERVED = {"as_served": True}
 URL_STATE = "vf-url-state"          # dcc.Store: dummy output of the clientside URL writer
+URL_POP = "vf-url-pop"              # dcc.Store: the query string after Back / Forward (popstate listener)
 
 # --- header / controls ------------------------------------------------------------------------
 ENSEMBLE = "vf-ensemble"            # dcc.Dropdown of ensembles
@@ -36,13 +37,22 @@ STATUS = "vf-status"                # status / error alert area
 UPLOAD = "vf-upload"                # dcc.Upload of a posteriors .npz
 UPLOAD_STATUS = "vf-upload-status"  # alert for the upload (error or success)
 CLEAR = "vf-clear"                  # button: clear the selection
+CHANNEL_SEARCH = "vf-channel-search"  # dcc.Input: type a channel (m5:z2) to select it
+CHANNEL_SEARCH_MSG = "vf-channel-search-msg"  # error beside it (no such channel, below the threshold)
+
+
+def error_id(control: str) -> str:
+    """Id of the error message shown beside input ``control`` (empty when its value is valid)."""
+    return f"{control}-error"
 
 # --- views --------------------------------------------------------------------------------------
 MATRIX = "vf-matrix"                # dcc.Graph: reachability + ordered matrix + factor NMI
 MATRIX_MEASURE = "vf-matrix-measure"  # dcc.RadioItems nmi / vi: what the matrix shows (instant)
 MAP = "vf-map"                      # dcc.Graph: channel map
-HOTSPOTS = "vf-hotspots"            # dash_table.DataTable of hotspots
-MODELS = "vf-models"                # dash_table.DataTable of models
+HOTSPOTS = "vf-hotspots"            # dash_ag_grid.AgGrid of hotspots (row id = hotspot id)
+MODELS = "vf-models"                # dash_ag_grid.AgGrid of models (row id = model)
+MODEL_FILTER = "vf-model-filter"    # dcc.Input: quick filter of the model table
+HELP = "vf-help"                    # html.Details: what NMI, VI, reachability, ... mean
 SELECTION_INFO = "vf-selection-info"
 
 # --- traversals ---------------------------------------------------------------------------------
@@ -54,7 +64,13 @@ TRAV_NBASE = "vf-trav-nbase"
 TRAV_BASES = "vf-trav-bases"        # dcc.Store: picked fingerprint indices (None = random with seed)
 BASE_STRIP = "vf-base-strip"        # strip of fingerprint thumbnails to pick bases from
 BASE_RANDOM = "vf-base-random"      # button: back to random bases
-TRAV_IMAGE = "vf-trav-image"        # class name of every traversal <img>
+TRAV_IMAGE = "vf-trav-image"        # class name of every traversal <img> (and vector-output graph)
+TRAV_PAGE = "vf-trav-page"          # dcc.Store: page of the traversal cards (0-based)
+TRAV_ALL = "vf-trav-all"            # dcc.Checklist: show every member at once
+TRAV_PREV = "vf-trav-prev"          # buttons: previous / next page of members
+TRAV_NEXT = "vf-trav-next"
+TRAV_PAGER = "vf-trav-pager"        # "members 1-12 of 20"
+TRAV_ERROR = "vf-trav-error"        # why the traversal controls' values cannot be used
 
 
 def base_thumb(index: int) -> dict:

@@ -10,7 +10,8 @@ Layout (CSS grid in ``assets/vaefrag.css``)::
 """
 from __future__ import annotations
 
-from dash import dash_table, dcc, html
+import dash_ag_grid as dag
+from dash import dcc, html
 
 from vaefrag.dashboard import ids
 from vaefrag.figures.views import PRINT_SIZE, empty_figure
@@ -20,6 +21,54 @@ MATRIX_HEIGHT = 640
 MAP_HEIGHT = 380
 #: upload cap (bytes); the server checks the decoded size again
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+#: what the page's terms mean: the help panel, column tooltips and input hints all read this
+GLOSSARY = {
+    "NMI": "Normalised mutual information between two channels, I(U;V) / sqrt(I(U;U') I(V;V')): 1 when they "
+           "carry the same information about the data, 0 when they share none.",
+    "VI": "Variation of information, I(U;U') + I(V;V') - 2 I(U;V), in bits: 0 when two channels carry the "
+          "same information, larger the more each carries that the other lacks.",
+    "reachability": "OPTICS reachability distance of each channel in OPTICS order: valleys are groups of "
+                    "channels close to each other (hotspots, shaded and numbered above the profile).",
+    "hotspot": "A group of nearly identical channels (an information fragment) found by OPTICS; a good one "
+               "recurs in many models. Numbered from 1 (as in the CSV and the paper figure).",
+    "stability": "Fraction of bootstrap resamples of the fingerprint points in which the hotspot is found "
+                 "again (1 = always).",
+    "factor NMI": "NMI of a channel (or of a hotspot's channels, on average) with a ground-truth factor of the "
+                  "dataset: how much of that factor it carries.",
+    "UDR": "Unsupervised disentanglement ranking: how consistently a model's informative channels are matched "
+           "one-to-one by channels of the other models (higher = more reproducible).",
+    "bits": "Information a channel carries about the data, I(X;U), in bits (at most log2 of the number of "
+            "fingerprint points).",
+    "MIG / SAP": "Mutual information gap / separated attribute predictability: classic per-model "
+                 "disentanglement scores against the ground-truth factors (need factor labels).",
+}
+
+
+def help_panel() -> html.Details:
+    """A collapsed legend of the terms on the page (`GLOSSARY`)."""
+    return html.Details([html.Summary("What the numbers mean"),
+                         html.Dl([x for term, text in GLOSSARY.items() for x in (html.Dt(term), html.Dd(text))])],
+                        id=ids.HELP, className="vf-help")
+
+
+def number_input(control_id: str, value=None, placeholder: str | None = None, *, small: bool = False) -> dcc.Input:
+    """A text input for a number. Not ``type=number``: a browser hands Dash nothing (None) for a
+    value its ``step`` / ``min`` / ``max`` reject, which looked like "use the default"; here every
+    typed value reaches the server, which accepts it or says why not beside the input (`ids.error_id`)."""
+    return dcc.Input(id=control_id, type="text", inputMode="decimal", value=value, placeholder=placeholder,
+                     debounce=True, className="vf-input" + (" vf-input-sm" if small else ""),
+                     autoComplete="off")
+
+
+def _checked_field(label: str, control, hint: str | None = None) -> html.Div:
+    """`_field` with the error line of the control under it."""
+    kids = [html.Label(label, className="vf-label"), control,
+            html.Div(id=ids.error_id(control.id), className="vf-field-error", role="alert")]
+    if hint:
+        kids.append(html.Div(hint, className="vf-hint"))
+    return html.Div(kids, className="vf-field")
 
 
 def graph_config(kind: str, filename: str) -> dict:
@@ -61,12 +110,13 @@ def sidebar() -> html.Aside:
         _field("Cluster on", dcc.RadioItems(id=ids.MEASURE, options=[{"label": "NMI", "value": "nmi"},
                                                                      {"label": "VI", "value": "vi"}],
                                             value="nmi", inline=True, className="vf-radio")),
-        _field("Information threshold (bits)", dcc.Input(id=ids.INFO_THRESHOLD, type="number", min=0, step=0.005,
-                                                         value=0.01, debounce=True, className="vf-input")),
-        _field("OPTICS min_samples", dcc.Input(id=ids.MIN_SAMPLES, type="number", min=2, step=1,
-                                               placeholder="auto (about K/2)", debounce=True, className="vf-input")),
-        _field("OPTICS xi", dcc.Input(id=ids.XI, type="number", min=0.001, max=0.999, step=0.01,
-                                      placeholder="auto (0.05)", debounce=True, className="vf-input")),
+        _checked_field("Information threshold (bits)",
+                       number_input(ids.INFO_THRESHOLD, 0.01),
+                       "a number >= 0, e.g. 0.013"),
+        _checked_field("OPTICS min_samples", number_input(ids.MIN_SAMPLES, None, "auto (about K/2)"),
+                       "an integer >= 2, or empty for auto"),
+        _checked_field("OPTICS xi", number_input(ids.XI, None, "auto (0.05)"),
+                       "steepness of a hotspot's edges: a number in (0, 1), e.g. 0.1"),
         html.Div([html.Button("Recompute", id=ids.APPLY, n_clicks=0, className="vf-btn vf-btn-primary"),
                   html.Button("Cancel", id=ids.CANCEL, n_clicks=0, className="vf-btn", disabled=True)],
                  className="vf-row"),
@@ -82,16 +132,19 @@ def sidebar() -> html.Aside:
                                              options=[{"label": "hotspot", "value": "hotspot"},
                                                       {"label": "model", "value": "model"},
                                                       {"label": "information", "value": "info"}])),
+        _field("Find a channel", dcc.Input(id=ids.CHANNEL_SEARCH, type="text", placeholder="m5:z2", debounce=True,
+                                           className="vf-input", autoComplete="off"),
+               "model and latent, e.g. m5:z2, then Enter"),
+        html.Div(id=ids.CHANNEL_SEARCH_MSG, className="vf-field-error", role="alert"),
         html.Button("Clear selection", id=ids.CLEAR, n_clicks=0, className="vf-btn"),
     ], className="vf-side-block")
     trav = html.Div([
         html.H3("Traversals"),
-        html.Div([_field("Steps", dcc.Input(id=ids.TRAV_STEPS, type="number", min=3, max=15, step=1, value=7,
-                                            debounce=True, className="vf-input vf-input-sm")),
-                  _field("Bases", dcc.Input(id=ids.TRAV_NBASE, type="number", min=1, max=6, step=1, value=2,
-                                            debounce=True, className="vf-input vf-input-sm")),
-                  _field("Seed", dcc.Input(id=ids.TRAV_SEED, type="number", min=0, step=1, value=0, debounce=True,
-                                           className="vf-input vf-input-sm"))], className="vf-row"),
+        html.Div([_field("Steps", number_input(ids.TRAV_STEPS, 7, small=True)),
+                  _field("Bases", number_input(ids.TRAV_NBASE, 2, small=True)),
+                  _field("Seed", number_input(ids.TRAV_SEED, 0, small=True))], className="vf-row",
+                 title="steps: 3 to 15 values along the channel; bases: 1 to 6 base inputs (rows); seed: which bases"),
+        html.Div(id=ids.TRAV_ERROR, className="vf-field-error", role="alert"),
         _field("Range (posterior-mean quantiles)",
                dcc.RangeSlider(id=ids.TRAV_RANGE, min=0, max=1, step=0.01, value=[0.05, 0.95],
                                marks={0: "0", 0.5: "0.5", 1: "1"}, tooltip={"placement": "bottom"})),
@@ -105,25 +158,56 @@ def sidebar() -> html.Aside:
                   html.Button("Matrices NPZ", id=ids.EXPORT_NPZ, n_clicks=0, className="vf-btn")], className="vf-row vf-wrap"),
         dcc.Download(id=ids.DOWNLOAD),
     ], className="vf-side-block")
-    return html.Aside([analysis, views, trav, export], className="vf-sidebar")
+    return html.Aside([analysis, views, trav, export, html.Div(help_panel(), className="vf-side-block")],
+                      className="vf-sidebar")
 
 
-def _table(table_id: str, columns: list[tuple[str, str, str]], sort: list[dict],
-           max_height: int = 300) -> dash_table.DataTable:
-    cols = []
-    for key, name, fmt in columns:
-        col = {"id": key, "name": name}
+#: columns of the two tables: (field, header, d3 number format or "", tooltip)
+HOTSPOT_COLUMNS = [("number", "#", "", "hotspot"), ("size", "size", "", "channels in the hotspot"),
+                   ("models", "models", "", "distinct models with a channel in it"),
+                   ("info", "bits", ".2f", "bits"), ("nmi", "NMI", ".2f", "NMI"),
+                   ("factor", "best factor", "", "factor NMI"), ("factor_nmi", "factor NMI", ".2f", "factor NMI"),
+                   ("stability", "stability", ".2f", "stability"), ("medoid", "medoid", "", "hotspot")]
+MODEL_COLUMNS = [("model", "model", "", None), ("info", "info (bits)", ".2f", "bits"),
+                 ("n_informative", "channels", "", "bits"), ("hotspots", "hotspots", "", "hotspot"),
+                 ("mig", "MIG", ".3f", "MIG / SAP"), ("sap", "SAP", ".3f", "MIG / SAP"), ("udr", "UDR", ".3f", "UDR"),
+                 ("final_loss", "final loss", ".4g", None)]
+
+
+def column_defs(columns, sort_field: str) -> list[dict]:
+    """AG Grid column definitions: numbers right-aligned with a d3 format, text filters on text,
+    number filters on numbers, every column sortable, a tooltip naming what the column means."""
+    out = []
+    for field, header, fmt, tip in columns:
+        col = {"field": field, "headerName": header, "sortable": True, "resizable": True, "minWidth": 56}
+        if tip:
+            col["headerTooltip"] = GLOSSARY[tip] if field not in ("size", "models", "medoid") else {
+                "size": "Channels in the hotspot.", "models": "Distinct models with a channel in the hotspot.",
+                "medoid": "The hotspot's most central channel (model:latent), traversed first."}[field]
         if fmt:
-            col.update(type="numeric", format={"specifier": fmt})
-        cols.append(col)
-    return dash_table.DataTable(
-        id=table_id, columns=cols, data=[], sort_action="native", sort_by=sort, page_action="none",
-        cell_selectable=True, style_as_list_view=True,
-        style_table={"overflowY": "auto", "overflowX": "auto", "maxHeight": f"{max_height}px"},
-        style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "3px 5px", "textAlign": "right",
-                    "border": "none", "whiteSpace": "nowrap"},
-        style_header={"fontWeight": "600", "backgroundColor": "#f3f4f6", "borderBottom": "1px solid #d1d5db"},
-        style_data_conditional=[], css=[{"selector": "tr:hover td:not([data-dash-column=number])", "rule": "background-color: #eef2ff !important;"}])
+            col.update(filter="agNumberColumnFilter", type="rightAligned",
+                       valueFormatter={"function": f"params.value == null ? '' : d3.format('{fmt}')(params.value)"})
+        elif field in ("number", "size", "models", "model", "n_informative", "hotspots"):
+            col.update(filter="agNumberColumnFilter", type="rightAligned")
+        else:
+            col.update(filter="agTextColumnFilter")
+        if field == sort_field:
+            col["sort"] = "asc"
+        out.append(col)
+    return out
+
+
+def _grid(grid_id: str, columns, sort_field: str, height: int) -> dag.AgGrid:
+    """A sortable, filterable table whose row ids are the rows' ``id`` (hotspot id / model); a click
+    on any cell is a ``cellClicked`` event (each with its own time stamp, so clicking the same row
+    again is a new event)."""
+    return dag.AgGrid(id=grid_id, rowData=[], columnDefs=column_defs(columns, sort_field),
+                      getRowId="String(params.data.id)", columnSize="responsiveSizeToFit",
+                      defaultColDef={"filter": True, "floatingFilter": False, "suppressHeaderMenuButton": False},
+                      dashGridOptions={"rowHeight": 26, "headerHeight": 30, "tooltipShowDelay": 300,
+                                       "suppressCellFocus": True, "animateRows": False,
+                                       "overlayNoRowsTemplate": "no rows"},
+                      className="ag-theme-quartz vf-grid", style={"height": f"{height}px", "width": "100%"})
 
 
 def main_views(first: dict | None = None) -> html.Main:
@@ -141,12 +225,17 @@ def main_views(first: dict | None = None) -> html.Main:
                                                config=graph_config("map", "vaefrag-map"), className="vf-graph-map",
                                                style={"height": f"{MAP_HEIGHT}px"}),
                       extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
-    hotspots = _panel("Hotspots", _table(ids.HOTSPOTS, [
-        ("number", "#", ""), ("size", "size", ""), ("models", "models", ""), ("info", "bits", ".2f"),
-        ("nmi", "NMI", ".2f"), ("factor", "best factor", ""), ("factor_nmi", "f. NMI", ".2f"),
-        ("stability", "stable", ".2f")], [{"column_id": "number", "direction": "asc"}], max_height=230),
-        class_name="vf-hotspot-panel")
-    trav = _panel("Traversals", [html.Div(id=ids.SELECTION_INFO, className="vf-selection-info"),
+    hotspots = _panel("Hotspots", _grid(ids.HOTSPOTS, HOTSPOT_COLUMNS, "number", 236),
+                      extra=html.Span("click a row; sort / filter by the headers", className="vf-hint"),
+                      class_name="vf-hotspot-panel")
+    pager = html.Div([html.Button("‹ previous", id=ids.TRAV_PREV, n_clicks=0, className="vf-btn vf-btn-sm"),
+                      html.Span(id=ids.TRAV_PAGER, className="vf-hint vf-pager-text"),
+                      html.Button("next ›", id=ids.TRAV_NEXT, n_clicks=0, className="vf-btn vf-btn-sm"),
+                      dcc.Checklist(id=ids.TRAV_ALL, options=[{"label": "show all members", "value": "all"}],
+                                    value=[], inline=True, className="vf-radio")],
+                     className="vf-row vf-wrap vf-pager")
+    trav = _panel("Traversals", [html.Div(id=ids.SELECTION_INFO, className="vf-selection-info"), pager,
+                                 dcc.Store(id=ids.TRAV_PAGE, data=0),
                                  html.Div(id=ids.TRAVERSALS, className="vf-traversals"),
                                  html.Div([html.Span("Bases: random with seed, or click fingerprint images",
                                                      className="vf-hint"),
@@ -154,13 +243,19 @@ def main_views(first: dict | None = None) -> html.Main:
                                           className="vf-row"),
                                  html.Div(id=ids.BASE_STRIP, className="vf-base-strip")],
                   class_name="vf-trav-panel")
-    models = _panel("Models", _table(ids.MODELS, [
-        ("model", "model", ""), ("info", "info (bits)", ".2f"), ("n_informative", "channels", ""),
-        ("hotspots", "hotspots", ""), ("mig", "MIG", ".3f"), ("sap", "SAP", ".3f"), ("udr", "UDR", ".3f"),
-        ("final_loss", "final loss", ".4g")], [{"column_id": "model", "direction": "asc"}], max_height=400),
-        class_name="vf-model-panel")
+    models = _panel("Models", [dcc.Input(id=ids.MODEL_FILTER, type="text", placeholder="filter models ...",
+                                         debounce=False, className="vf-input vf-grid-filter", autoComplete="off"),
+                               _grid(ids.MODELS, MODEL_COLUMNS, "model", 400)],
+                    extra=html.Span("click a row to select the model's channels", className="vf-hint"),
+                    class_name="vf-model-panel")
     return html.Main([matrix, chan_map, hotspots, trav, models, beyond_panel()], className="vf-main")
 
+
+#: what the full-latent-space numbers are (Monte Carlo estimates with standard errors)
+SPACES_NOTE = ("Whole latent spaces carry more than the fingerprint can resolve, so their information is a Monte "
+               "Carlo estimate over the dataset, shown with its standard error (± on hover, error bars on I(X;U)). "
+               "An NMI slightly above 1 or a VI slightly below 0 is estimator noise: read it as 1 or 0 within "
+               "the error shown.")
 
 #: on-screen height of the graphs of the "beyond channels" panel (pixels)
 BEYOND_HEIGHT = 440
@@ -191,6 +286,7 @@ def beyond_panel() -> html.Section:
                   *job(ids.SPACES_COMPUTE, "Compute", ids.SPACES_CANCEL, ids.SPACES_JOB_PANEL, ids.SPACES_PROGRESS,
                        ids.SPACES_PROGRESS_TEXT)], className="vf-row vf-wrap vf-beyond-controls"),
         html.Div(id=ids.SPACES_STATUS, className="vf-beyond-status"),
+        html.P(SPACES_NOTE, className="vf-hint vf-note"),
         graph(ids.SPACES_GRAPH, "matrix", "vaefrag-spaces")])
     fuse = dcc.Tab(label="Fuse selection", value="fuse", **tab, children=[
         html.Div([radio(ids.FUSE_OBJECTIVE, {"nmi": "NMI", "vi": "VI", "info": "information"}),
@@ -227,7 +323,7 @@ def serve_layout(names: list[str], default: str | None, first: dict | None = Non
         dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS, data=first["token"] if first else None),
         dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.HIGHLIGHT, data=ids.HIGHLIGHT_AS_SERVED),
         dcc.Store(id=ids.TRAV_BASES, data=None),
-        dcc.Store(id=ids.URL_STATE),
+        dcc.Store(id=ids.URL_STATE), dcc.Store(id=ids.URL_POP),
         header(names, default),
         html.Div(id=ids.STATUS, className="vf-status"),
         html.Div(id=ids.UPLOAD_STATUS, className="vf-status"),

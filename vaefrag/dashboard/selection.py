@@ -4,17 +4,29 @@ A selection is ``None`` (nothing) or::
 
     {"kind": "hotspot" | "channel" | "channels" | "model",
      "channels": [kept indices],          # what every view highlights
-     "hotspot": id or None, "model": k or None, "channel": kept index or None}
+     "hotspot": id or None, "model": k or None, "channel": kept index or None,
+     "key": analysis cache key, "n": sequence number}
 
 Kept indices index ``analysis.kept`` (the channels above the information threshold). Events are
-read from plotly ``customdata`` / categorical labels and table ``row_id`` values, never from
-coordinates.
+read from plotly ``customdata`` / categorical labels / annotation names, AG Grid ``cellClicked``
+row ids and channel labels (``m5:z2``), never from coordinates. ``n`` grows with every user
+action (`stamp`), so a repeated request (the same row clicked again after a lasso) is still a new
+selection that every view follows (the map's ``selectionrevision`` is ``n``).
+
+The URL carries a selection as one of ``hotspot=3`` (numbered from 1, as on the page),
+``channel=m5:z2``, ``model=4`` or ``channels=m1:z0,m2:z3,...`` (`to_query` / `from_query`).
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
 from vaefrag.figures.views import channel_label
+
+#: query keys that carry a selection (`to_query`)
+QUERY_KEYS = ("hotspot", "channel", "model", "channels")
+_LABEL = re.compile(r"^\s*m(\d+)\s*:\s*z(\d+)\s*$", re.IGNORECASE)
 
 
 def _sel(kind: str, channels, hotspot=None, model=None, channel=None) -> dict:
@@ -23,17 +35,38 @@ def _sel(kind: str, channels, hotspot=None, model=None, channel=None) -> dict:
             "channel": None if channel is None else int(channel)}
 
 
+def stamp(sel: dict | None, current: dict | None, key: str | None) -> dict | None:
+    """``sel`` tagged with the analysis ``key`` and the next sequence number after ``current``'s."""
+    if sel is None:
+        return None
+    n = int((current or {}).get("n") or 0) + 1
+    return {**sel, "key": key, "n": n}
+
+
+def same(a: dict | None, b: dict | None) -> bool:
+    """Whether two selections select the same thing (sequence numbers aside)."""
+    strip = (lambda s: None if s is None else {k: v for k, v in s.items() if k != "n"})
+    return strip(a) == strip(b)
+
+
 def hotspot(analysis, hid) -> dict | None:
     """Select hotspot ``hid`` (all its members); None if no such hotspot."""
+    try:
+        hid = int(hid)
+    except (TypeError, ValueError):
+        return None
     for h in analysis.hotspots:
-        if int(h.id) == int(hid):
+        if int(h.id) == hid:
             return _sel("hotspot", h.members, hotspot=h.id)
     return None
 
 
 def channel(analysis, idx) -> dict | None:
     """Select one kept channel."""
-    idx = int(idx)
+    try:
+        idx = int(idx)
+    except (TypeError, ValueError):
+        return None
     if not 0 <= idx < len(analysis.kept):
         return None
     return _sel("channel", [idx], channel=idx)
@@ -52,7 +85,10 @@ def channels(analysis, idxs) -> dict | None:
 
 def model(analysis, k) -> dict | None:
     """Select the kept channels of model ``k`` (possibly none)."""
-    k = int(k)
+    try:
+        k = int(k)
+    except (TypeError, ValueError):
+        return None
     kept_models = np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64), 0]
     if not 0 <= k < analysis.n_models:
         return None
@@ -63,6 +99,30 @@ def label_index(analysis) -> dict[str, int]:
     """Channel label (``m3:z2``) -> kept index."""
     ids = np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64)]
     return {channel_label(m, z): i for i, (m, z) in enumerate(ids)}
+
+
+def parse_label(text) -> tuple[int, int]:
+    """``"m5:z2"`` (spaces and case ignored) -> (5, 2). Raises ValueError naming what was expected."""
+    m = _LABEL.match(str(text or ""))
+    if not m:
+        raise ValueError(f"channel: expected a channel like m5:z2 (model 5, latent 2), got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def by_label(analysis, text) -> dict:
+    """The channel named ``text`` (``m5:z2``). Raises ValueError when the text is not a channel
+    label, the channel does not exist, or it carries too little information to be analysed."""
+    mdl, lat = parse_label(text)
+    if not (0 <= mdl < analysis.n_models and 0 <= lat < analysis.n_latents):
+        raise ValueError(f"channel {channel_label(mdl, lat)}: no such channel (models 0..{analysis.n_models - 1}, "
+                         f"latents 0..{analysis.n_latents - 1})")
+    idx = label_index(analysis).get(channel_label(mdl, lat))
+    if idx is None:
+        flat = mdl * analysis.n_latents + lat
+        bits = float(np.asarray(analysis.info)[flat])
+        raise ValueError(f"channel {channel_label(mdl, lat)} carries {bits:.3f} bits, below the information "
+                         f"threshold ({analysis.params.get('info_threshold')} bits): left out of the analysis")
+    return channel(analysis, idx)
 
 
 def from_matrix_click(analysis, click: dict | None) -> dict | None:
@@ -95,6 +155,15 @@ def from_matrix_click(analysis, click: dict | None) -> dict | None:
     return channel(analysis, row)
 
 
+def from_annotation(analysis, data: dict | None) -> dict | None:
+    """A click on a hotspot number above the matrix (``clickAnnotationData``; the annotation's
+    ``name`` is ``hotspot:<id>``)."""
+    name = str(((data or {}).get("annotation") or {}).get("name") or "")
+    if not name.startswith("hotspot:"):
+        return None
+    return hotspot(analysis, name.split(":", 1)[1])
+
+
 def from_map(analysis, data: dict | None) -> dict | None:
     """A click or a lasso / box selection on the map (points carry customdata [kept, ...])."""
     if not data or not data.get("points"):
@@ -103,26 +172,79 @@ def from_map(analysis, data: dict | None) -> dict | None:
     return channels(analysis, idxs)
 
 
-def from_table(analysis, kind: str, cell: dict | None) -> dict | None:
-    """An active cell of the hotspot table (row_id = hotspot id) or model table (row_id = model)."""
-    if not cell or cell.get("row_id") is None:
+def from_grid(analysis, kind: str, cell: dict | None) -> dict | None:
+    """A clicked cell (AG Grid ``cellClicked``) of the hotspot table (row id = hotspot id) or the
+    model table (row id = model)."""
+    if not cell or cell.get("rowId") in (None, ""):
         return None
-    return hotspot(analysis, cell["row_id"]) if kind == "hotspot" else model(analysis, cell["row_id"])
+    return hotspot(analysis, cell["rowId"]) if kind == "hotspot" else model(analysis, cell["rowId"])
+
+
+def to_query(analysis, sel: dict | None) -> dict[str, str]:
+    """The URL parameters of a selection (see the module docstring); {} for none."""
+    if not sel:
+        return {}
+    if sel["kind"] == "hotspot":
+        return {"hotspot": str(int(sel["hotspot"]) + 1)}
+    if sel["kind"] == "model":
+        return {"model": str(int(sel["model"]))}
+    ids = np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64)]
+    if sel["kind"] == "channel":
+        return {"channel": channel_label(*ids[sel["channel"]])}
+    return {"channels": ",".join(channel_label(*ids[c]) for c in sel["channels"])}
+
+
+def from_query(analysis, q: dict) -> dict | None:
+    """The selection named by URL parameters (`to_query`), or None when they name none / nothing
+    that exists in this analysis."""
+    if q.get("hotspot", "").isdigit() and int(q["hotspot"]) >= 1:
+        return hotspot(analysis, int(q["hotspot"]) - 1)
+    if q.get("channel"):
+        try:
+            return by_label(analysis, q["channel"])
+        except ValueError:
+            return None
+    if q.get("model", "").isdigit():
+        return model(analysis, int(q["model"]))
+    if q.get("channels"):
+        lookup = label_index(analysis)
+        return channels(analysis, [lookup[t.strip()] for t in q["channels"].split(",") if t.strip() in lookup])
+    return None
+
+
+def carry_over(old, new, sel: dict | None) -> dict | None:
+    """The selection ``sel`` of analysis ``old`` in analysis ``new`` of the same ensemble (a recompute
+    with other parameters): the same channels by (model, latent) label, the same model, and for a
+    hotspot the new hotspot holding most of its members (None when none does)."""
+    if not sel:
+        return None
+    if sel["kind"] == "model":
+        return model(new, sel["model"])
+    old_ids = np.asarray(old.channel_ids)[np.asarray(old.kept, dtype=np.int64)]
+    lookup = label_index(new)
+    moved = [lookup[channel_label(*old_ids[c])] for c in sel["channels"] if channel_label(*old_ids[c]) in lookup]
+    if sel["kind"] == "hotspot":
+        labels = np.asarray(new.labels)[moved] if moved else np.zeros(0, dtype=np.int64)
+        labels = labels[labels >= 0]
+        return hotspot(new, int(np.bincount(labels).argmax())) if labels.size else None
+    return channels(new, moved)
 
 
 def describe(analysis, sel: dict | None) -> str:
     """One line about the selection for the traversal panel."""
     if not sel:
-        return "Nothing selected: click a hotspot band, a list row, a matrix block or a map point."
+        return ("Nothing selected: click a hotspot number, band or table row, a matrix block or a map point, "
+                "lasso points in the map, or type a channel (m5:z2).")
     n = len(sel["channels"])
     if sel["kind"] == "hotspot":
         h = next((h for h in analysis.hotspots if h.id == sel["hotspot"]), None)
-        extra = "" if h is None else f", {h.n_models} models, {h.mean_info:.2f} bits"
-        return f"Hotspot {sel['hotspot'] + 1}: {n} channels{extra}. Medoid first, others sign-aligned to it."
+        extra = "" if h is None else f" from {h.n_models} models, {h.mean_info:.2f} bits on average"
+        return (f"Hotspot {sel['hotspot'] + 1}: {n} channels{extra}. Medoid first, the others by NMI with it "
+                "(most typical first), each traversed in the direction that aligns it with the medoid.")
     if sel["kind"] == "model":
-        return f"Model {sel['model']}: {n} informative channels."
+        return f"Model {sel['model']}: {n} informative channels, most informative first."
     ids = np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64)]
     if sel["kind"] == "channel":
         m, z = ids[sel["channel"]]
         return f"Channel model {m}, latent {z}: {float(analysis.info[analysis.kept[sel['channel']]]):.3f} bits."
-    return f"{n} channels selected (first nine shown, aligned to the first)."
+    return f"{n} channels selected: the first one first, the others by NMI with it, aligned to it."

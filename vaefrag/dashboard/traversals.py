@@ -1,14 +1,19 @@
-"""Traversal images for a selection (no Dash): which channels to show, decoded grids as PNG URIs.
+"""Traversal cards for a selection (no Dash): which channels to show, decoded grids as PNG URIs or points.
 
-A hotspot shows its medoid and up to eight other members from *different* models (per model the
-member closest to the medoid), each traversed with the sign that aligns it with the medoid
-(`traversal.align_signs`). One channel shows its own traversal; a model or a lasso set shows
-up to nine of its channels. Members are loaded once per process (`data.load_member`); base inputs
-enter through their stored posterior means, so a click runs only the decoders.
+Every member of a selection is traversable, in pages of `PAGE_SIZE` (or all at once): a hotspot
+shows its medoid first and then every other member by decreasing NMI with the medoid, so the
+typical members come first and the atypical ones (channels that mix factors) last, still
+reachable; a lasso set the same around its first channel; a model its channels by information.
+Each is traversed with the sign that aligns it with the first (`traversal.align_signs`).
+Members are loaded once per process (`data.load_member`); base inputs enter through their stored
+posterior means, so a click runs only the decoders. Images are sent at their own resolution and
+shown `display_scale` times larger with nearest-neighbour scaling (crisp pixels, small payload);
+vector outputs come back as points (the panel draws them in the plane).
 """
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,36 +22,52 @@ from vaefrag import traversal
 from vaefrag.dashboard import data
 from vaefrag.figures.views import channel_label, png_data_uri, traversal_image
 
-MAX_CARDS = 9
+#: cards per page of the traversal panel
+PAGE_SIZE = 12
+#: an image cell is shown at least this many screen pixels high (integer nearest-neighbour scale)
+MIN_CELL_PX = 40
+
+
+def display_scale(height: int) -> int:
+    """Integer magnification of an image of ``height`` pixels: the smallest making it >= `MIN_CELL_PX`."""
+    return max(1, math.ceil(MIN_CELL_PX / max(int(height), 1)))
 
 
 def channels_to_show(analysis, sel: dict | None) -> list[int]:
-    """Kept indices to traverse for a selection, reference (medoid / first) first."""
+    """Every kept index of a selection, in the order the panel shows them (reference first).
+
+    Hotspot: medoid, then the other members by decreasing NMI with it (ties by kept index).
+    Lasso set: its first channel, then the others by NMI with it. Model: by decreasing information.
+    One channel: itself.
+    """
     if not sel or not sel.get("channels"):
         return []
-    kept_models = np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64), 0]
+    nmi = np.nan_to_num(np.asarray(analysis.nmi, dtype=np.float64), nan=-1.0)
     if sel["kind"] == "hotspot":
         h = next((h for h in analysis.hotspots if h.id == sel["hotspot"]), None)
         if h is None:
             return []
-        medoid = int(h.medoid)
-        nmi = np.asarray(analysis.nmi)
-        best: dict[int, int] = {}
-        for c in (int(c) for c in h.members):
-            m = int(kept_models[c])
-            if c == medoid or m == kept_models[medoid]:
-                continue
-            if m not in best or nmi[medoid, c] > nmi[medoid, best[m]]:
-                best[m] = c
-        others = sorted(best.values(), key=lambda c: -nmi[medoid, c])
-        return [medoid] + others[:MAX_CARDS - 1]
-    if sel["kind"] == "channel":
+        ref, members = int(h.medoid), [int(c) for c in h.members]
+    elif sel["kind"] == "channel":
         return [int(sel["channel"])]
-    chans = [int(c) for c in sel["channels"]]
-    if sel["kind"] == "model":
+    elif sel["kind"] == "model":
+        chans = [int(c) for c in sel["channels"]]
         info = np.asarray(analysis.info)[np.asarray(analysis.kept)[chans]]
-        chans = [chans[i] for i in np.argsort(-info, kind="stable")]
-    return chans[:MAX_CARDS]
+        return [chans[i] for i in np.argsort(-info, kind="stable")]
+    else:
+        members = [int(c) for c in sel["channels"]]
+        ref = members[0]
+    others = sorted((c for c in members if c != ref), key=lambda c: (-nmi[ref, c], c))
+    return [ref] + others
+
+
+def page_of(chans: list[int], page: int = 0, show_all: bool = False) -> tuple[list[int], int, int]:
+    """(the channels on ``page``, the page shown (clamped), the number of pages)."""
+    if show_all or len(chans) <= PAGE_SIZE:
+        return list(chans), 0, 1
+    pages = math.ceil(len(chans) / PAGE_SIZE)
+    page = min(max(int(page or 0), 0), pages - 1)
+    return list(chans[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]), page, pages
 
 
 def base_rows(n_points: int, n_bases: int = 2, seed: int = 0, picked=None) -> np.ndarray:
@@ -82,31 +103,39 @@ def decode_grid(model, base_mu, latent: int, values) -> np.ndarray:
     return out.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=512)
-def _card_uri(path: str, stamp: int, model: int, latent: int, sign: int, steps: int, lo: float, hi: float,
-              rows: tuple) -> str:
-    """PNG data URI of one channel's traversal grid, memoised by everything it depends on
-    (the ensemble's posteriors file time stamp included), so going back to a hotspot is instant."""
+@functools.lru_cache(maxsize=1024)
+def _card_grid(path: str, stamp: int, model: int, latent: int, sign: int, steps: int, lo: float, hi: float,
+               rows: tuple) -> tuple:
+    """One channel's decoded traversal, memoised by everything it depends on (the ensemble's
+    posteriors file time stamp included), so going back to a hotspot is instant:
+    ("image", PNG data URI, (height, width) of one cell) or ("vector", float32 [R, V, D])."""
     ens = data.load_ensemble(path)
     vals = traversal.traversal_values(ens.mu[model, :, latent], steps, (lo, hi), sign)
     grid = decode_grid(data.load_member(path, model), ens.mu[model, list(rows)], latent, vals)
-    return png_data_uri(traversal_image(grid, gap=1))
+    if grid.dtype != np.uint8:
+        grid.setflags(write=False)
+        return ("vector", grid)
+    return ("image", png_data_uri(traversal_image(grid, gap=1)), tuple(int(v) for v in grid.shape[2:4]))
 
 
 def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 0.95), n_bases: int = 2,
-          seed: int = 0, picked=None) -> list[dict]:
-    """Traversal cards of a selection.
+          seed: int = 0, picked=None, page: int = 0, show_all: bool = False) -> tuple[list[dict], dict]:
+    """Traversal cards of (one page of) a selection.
 
     Returns
     -------
-    list of dicts: ``label`` (``m3:z2``), ``model``, ``latent``, ``kept``, ``sign`` (+1 / -1),
-    ``info`` (bits), ``uri`` (PNG data URI of the [bases x steps] grid), ``reference`` (bool).
+    cards : list of dicts: ``label`` (``m3:z2``), ``model``, ``latent``, ``kept``, ``sign`` (+1 / -1),
+        ``info`` (bits), ``nmi`` (with the reference), ``reference`` (bool), ``rank`` (1-based place in
+        the selection), and either ``uri`` (PNG data URI of the [bases x steps] grid), ``cell``
+        (its cell's height, width) and ``scale`` (`display_scale`), or ``points`` (float32 [bases, steps, D]).
+    pager : {"page", "pages", "first", "last", "total"} (``first`` / ``last`` 1-based ranks shown).
 
-    Raises ValueError when the ensemble cannot be traversed (no weights or no fingerprint inputs).
+    Raises ValueError when the ensemble cannot be traversed (no weights or no fingerprint inputs)
+    or a setting is out of range (steps outside 2..15, range not 0 <= low < high <= 1).
     """
     chans = channels_to_show(analysis, sel)
     if not chans:
-        return []
+        return [], {"page": 0, "pages": 0, "first": 0, "last": 0, "total": 0}
     ens = data.load_ensemble(path)
     if not ens.has_weights:
         raise ValueError(f"ensemble {ens.name}: no member weights (imported posteriors), so no traversals")
@@ -115,22 +144,40 @@ def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 
     lo, hi = (float(q) for q in quantiles)
     if not 0.0 <= lo < hi <= 1.0:
         raise ValueError(f"range: expected 0 <= low < high <= 1, got {quantiles}")
-    steps = int(min(max(int(steps or 7), 2), 15))
+    if not 2 <= int(steps) <= 15:
+        raise ValueError(f"steps: expected an integer from 2 to 15, got {steps}")
+    shown, page, pages = page_of(chans, page, show_all)
+    start = chans.index(shown[0])
     kept = np.asarray(analysis.kept, dtype=np.int64)
-    ids = np.asarray(analysis.channel_ids)[kept[chans]]                 # [S, 2]
+    ids = np.asarray(analysis.channel_ids)[kept[chans]]                 # [S, 2] all of the selection
     mus = ens.mu[ids[:, 0], :, ids[:, 1]]                               # [S, N]
     signs = traversal.align_signs(mus, 0) if len(chans) > 1 else np.ones(1, dtype=np.int64)
-    rows = base_rows(ens.n_points, n_bases, seed, picked)
+    rows = tuple(int(r) for r in base_rows(ens.n_points, n_bases, seed, picked))
+    nmi = np.asarray(analysis.nmi, dtype=np.float64)
     out = []
     rpath, stamp = str(Path(path).resolve()), (Path(path) / "posteriors.npz").stat().st_mtime_ns
-    for i, ((m, z), s) in enumerate(zip(ids, signs)):
-        uri = _card_uri(rpath, stamp, int(m), int(z), int(s), steps, lo, hi, tuple(int(r) for r in rows))
-        out.append({"label": channel_label(m, z), "model": int(m), "latent": int(z), "kept": int(chans[i]),
-                    "sign": int(s), "info": float(analysis.info[kept[chans[i]]]), "reference": i == 0,
-                    "uri": uri})
-    return out
+    for i in range(start, start + len(shown)):
+        (m, z), s = ids[i], signs[i]
+        got = _card_grid(rpath, stamp, int(m), int(z), int(s), int(steps), lo, hi, rows)
+        card = {"label": channel_label(m, z), "model": int(m), "latent": int(z), "kept": int(chans[i]),
+                "sign": int(s), "info": float(analysis.info[kept[chans[i]]]), "reference": i == 0,
+                "nmi": float(nmi[chans[0], chans[i]]), "rank": i + 1}
+        if got[0] == "image":
+            card.update(uri=got[1], cell=got[2], scale=display_scale(got[2][0]))
+        else:
+            card["points"] = got[1]
+        out.append(card)
+    pager = {"page": page, "pages": pages, "first": start + 1, "last": start + len(shown), "total": len(chans)}
+    return out, pager
 
 
+def fingerprint_points(path, limit: int = 600) -> np.ndarray | None:
+    """Up to ``limit`` fingerprint inputs of a vector-output ensemble [n, D] (the backdrop of its
+    traversal plots), or None for images."""
+    ens = data.load_ensemble(path)
+    if ens.x is None or ens.x.ndim != 2:
+        return None
+    return np.asarray(ens.x[:limit], dtype=np.float32)
 def thumbnails(path, count: int = 24, seed: int = 0) -> list[tuple[int, str]]:
     """(fingerprint row, PNG data URI) of ``count`` fingerprint inputs to pick bases from ([] for vectors)."""
     ens = data.load_ensemble(path)

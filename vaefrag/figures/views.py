@@ -21,29 +21,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from vaefrag.figures.palette import HOTSPOT_PALETTE, NOISE_COLOR, hotspot_color, hotspot_name, model_colors
+
 __all__ = ["PALETTE", "NOISE_COLOR", "hotspot_color", "channel_label", "hotspot_spans", "best_factors",
            "matrix_figure", "matrix_selection", "map_figure", "map_groups", "map_selection", "hotspot_table_rows",
            "model_table_rows", "png_data_uri", "traversal_image", "empty_figure", "hotspot_name", "PRINT_SIZE"]
 
-#: qualitative palette for hotspots (ColorBrewer Dark2 + Set1, readable on white)
-PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#377eb8",
-           "#e41a1c", "#984ea3", "#ff7f00", "#4daf4a", "#f781bf", "#999933", "#17becf", "#8c564b"]
-NOISE_COLOR = "#b8bec6"
+#: the one palette (`figures.palette`): the same hotspot colours in the paper figure and exports
+PALETTE = list(HOTSPOT_PALETTE)
 SELECT_COLOR = "#111111"
 FONT = dict(family="Inter, 'Helvetica Neue', Arial, sans-serif", size=12, color="#1f2933")
 #: export size of the plotly camera button (pixels at scale 1 ~ a two-column paper figure)
 PRINT_SIZE = {"matrix": (900, 760), "map": (600, 520)}
-
-
-def hotspot_color(h: int) -> str:
-    """Colour of hotspot ``h`` (grey for noise, h < 0)."""
-    return NOISE_COLOR if h < 0 else PALETTE[h % len(PALETTE)]
-
-
-def hotspot_name(hid: int) -> str:
-    """What the user reads for hotspot id ``hid`` (0-based internally, 1-based on screen as in the
-    CLI table and the paper figure): "hotspot 3", or "no hotspot" for noise (-1)."""
-    return "no hotspot" if int(hid) < 0 else f"hotspot {int(hid) + 1}"
 
 
 def channel_label(model: int, latent: int) -> str:
@@ -134,11 +123,13 @@ def pooled_matrix(mat: np.ndarray, side: int = MAX_MATRIX_SIDE) -> tuple[np.ndar
     return sums / np.outer(sizes, sizes), starts + (sizes - 1) // 2
 
 
-def matrix_selection(analysis, selected=None, hotspot: int | None = None) -> list[dict]:
+def matrix_selection(analysis, selected=None, hotspot: int | None = None, channel: int | None = None) -> list[dict]:
     """The selection-dependent part of `matrix_figure`: its ``layout.shapes``.
 
-    Hotspot outlines on the matrix diagonal (the selected hotspot thick and dark) and, for the
-    selected channels, a dark overlay on each contiguous run of them in the reachability profile.
+    Hotspot outlines on the matrix diagonal (the selected hotspot thick and dark), for the
+    selected channels a dark overlay on each contiguous run of them in the reachability profile,
+    and for one selected ``channel`` (kept index) a dark outline of its row and its column in the
+    matrix, so a single channel is found at a glance.
     Only shapes change with the selection, so a browser redraws
     nothing else (plotly redraws shapes alone) and a click stays fast for big matrices.
     """
@@ -157,11 +148,17 @@ def matrix_selection(analysis, selected=None, hotspot: int | None = None) -> lis
         for a, b in _runs(np.flatnonzero(mask[order])):
             shapes.append(dict(type="rect", x0=a - 0.5, x1=b + 0.5, y0=0, y1=1, xref="x", yref="y domain",
                                line=dict(width=0), fillcolor="rgba(17,17,17,0.18)", layer="above"))
+    if channel is not None and 0 <= int(channel) < mk:
+        p = int(np.flatnonzero(order == int(channel))[0])
+        for x0, x1, y0, y1 in ((p - 0.5, p + 0.5, -0.5, mk - 0.5), (-0.5, mk - 0.5, p - 0.5, p + 0.5)):
+            shapes.append(dict(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, xref=xref, yref=yref, name="channel cue",
+                               line=dict(color=SELECT_COLOR, width=1.5), fillcolor="rgba(17,17,17,0.10)",
+                               layer="above"))
     return shapes
 
 
 def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | None = None,
-                  height: int = 640) -> go.Figure:
+                  height: int = 640, channel: int | None = None) -> go.Figure:
     """Reachability profile, ordered similarity matrix and factor-NMI profiles (the paper's figure).
 
     Parameters
@@ -169,6 +166,7 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
     analysis : `Analysis` (ordering, reachability, labels, hotspots, nmi/vi [Mk, Mk], factor_nmi [Mk, F]).
     measure : "nmi" (dark = similar) or "vi" (bits; dark = similar, i.e. small VI).
     selected : kept indices to highlight (None: no selection).  hotspot : id to outline on the matrix.
+    channel : one selected kept index, whose row and column are outlined.
 
     Returns
     -------
@@ -234,7 +232,8 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
              if pooled else "%{y} vs %{x}<br>")
     fig.add_trace(go.Heatmap(z=mat, x=axis, y=axis, name="matrix", colorscale="Blues" if measure == "nmi" else "Blues_r",
                              zmin=0.0, zmax=1.0 if measure == "nmi" else None, showscale=True,
-                             colorbar=dict(title=dict(text=name, side="right"), thickness=10, len=0.55, y=0.38,
+                             colorbar=dict(title=dict(text=name, side="right"), thickness=10,
+                                           len=0.36 if has_f else 0.55, y=0.62 if has_f else 0.38,
                                            x=1.0 if not has_f else 1.02),
                              hovertemplate=hover + name + " %{z:.3f}<extra></extra>"),
                   row=2, col=1)
@@ -242,22 +241,29 @@ def matrix_figure(analysis, measure: str = "nmi", selected=None, hotspot: int | 
         fn = np.round(np.asarray(analysis.factor_nmi, dtype=np.float64)[order], 3).astype(np.float32)
         fl = list(analysis.factor_names) or [f"factor {j}" for j in range(fn.shape[1])]
         fig.add_trace(go.Heatmap(z=fn, x=fl, y=xs, name="factor NMI", colorscale="Oranges", zmin=0.0, zmax=1.0,
-                                 showscale=False, hovertemplate=("position %{y}" if pooled else "%{y}")
+                                 showscale=True, colorbar=dict(title=dict(text="NMI with factor", side="right"),
+                                                               thickness=10, len=0.36, y=0.0, yanchor="bottom",
+                                                               x=1.02),
+                                 hovertemplate=("position %{y}" if pooled else "%{y}")
                                  + ": NMI with %{x} %{z:.3f}<extra></extra>"),
                       row=2, col=2)
         fig.update_xaxes(side="bottom", tickangle=-60, row=2, col=2)
     # hotspot numbers above the profile, blocks outlined on the matrix diagonal
+    # the numbers are buttons: a click selects the hotspot (dcc.Graph clickAnnotationData; `name`
+    # carries the id)
     for hid, a, b in spans:
         c = hotspot_color(hid)
         fig.add_annotation(x=(a + b) / 2, y=1.0, yref="y domain", xref="x", text=f"<b>{hid + 1}</b>", showarrow=False,
-                           font=dict(color=c, size=12), yanchor="bottom", row=1, col=1)
-    for shape in matrix_selection(analysis, selected, hotspot):
+                           font=dict(color=c, size=13), yanchor="bottom", row=1, col=1, captureevents=True,
+                           name=f"hotspot:{hid}", hovertext=f"{hotspot_name(hid)}: click to select",
+                           bgcolor="rgba(255,255,255,0.85)", borderpad=1)
+    for shape in matrix_selection(analysis, selected, hotspot, channel):
         fig.add_shape(**shape)
     dense = mk > 60
     fig.update_xaxes(showticklabels=not dense, tickangle=-90, tickfont=dict(size=8), row=2, col=1)
     fig.update_yaxes(showticklabels=not dense, tickfont=dict(size=8), autorange="reversed", row=2, col=1)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
-    fig.update_yaxes(title=dict(text="reach.", font=dict(size=11)), row=1, col=1, rangemode="tozero")
+    fig.update_yaxes(title=dict(text="reachability", font=dict(size=10)), row=1, col=1, rangemode="tozero")
     # fixed margins: plotly's automargin would draw the figure twice (rotated factor names push the
     # bottom margin), which doubles its first draw in the browser (~0.6 -> 0.3 s at 460 channels)
     fig.update_xaxes(automargin=False)
@@ -283,7 +289,8 @@ def map_groups(analysis, color: str = "hotspot") -> list[tuple[str, str, np.ndar
                 for g in np.unique(labels)]
     if color == "model":
         models = _kept_ids(analysis)[:, 0]
-        return [(f"model {g}", PALETTE[int(g) % len(PALETTE)], np.flatnonzero(models == g)) for g in np.unique(models)]
+        colors = model_colors(analysis.n_models)
+        return [(f"model {g}", colors[int(g)], np.flatnonzero(models == g)) for g in np.unique(models)]
     return [("all", "", np.arange(mk))]
 
 
@@ -294,7 +301,7 @@ def map_selection(analysis, color: str = "hotspot", selected=None) -> list:
 
 
 def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=None,
-               height: int = 460) -> go.Figure:
+               height: int = 460, revision=0) -> go.Figure:
     """The 2-D channel map.
 
     Parameters
@@ -303,6 +310,9 @@ def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=
     method : "umap" or "mds" (falls back to the other one when missing).
     color : "hotspot", "model", "info" or "factor:<j>" (NMI with factor j).
     selected : kept indices to highlight; the rest are dimmed.
+    revision : ``layout.selectionrevision``. Plotly keeps a lasso / box selection made in the
+        browser over the figure's ``selectedpoints`` until this changes; each new selection of the
+        dashboard gets a new revision, so the map always shows the last selection, wherever it came from.
 
     Returns
     -------
@@ -355,6 +365,7 @@ def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=
             colorbar=dict(title=dict(text=title, side="right"), thickness=10))
     fig.update_layout(height=height, margin=dict(l=30, r=10, t=30, b=10), font=FONT, template="plotly_white",
                       dragmode="lasso", clickmode="event+select", uirevision=f"map-{method}",
+                      selectionrevision=str(revision), selections=[],
                       legend=dict(itemsizing="constant", font=dict(size=11), orientation="h", x=0, y=-0.02,
                                   yanchor="top"),
                       xaxis=dict(showticklabels=False, zeroline=False, title=None),
@@ -442,3 +453,38 @@ def traversal_image(grid, gap: int = 2, background: int = 255) -> np.ndarray:
         for j in range(v):
             out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = g[i, j]
     return out
+
+
+def vector_traversal_figure(points, backdrop=None, color: str = "#3f51b5", size: int = 200) -> go.Figure:
+    """A traversal of a channel of a model with vector outputs, drawn as what the outputs are.
+
+    points : float [R, V, D] decoded outputs (R base inputs, V values along the channel).
+    backdrop : optional float [n, D] data points, drawn light grey beneath (the data's shape).
+    D >= 2: the first two output coordinates in the plane, each base input's path a line of V
+    markers shaded from light (first value) to dark (last) with an arrow-like end marker; D = 1:
+    the output against the step.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 3:
+        raise ValueError(f"points: expected [R, V, D], got shape {pts.shape}")
+    r, v, d = pts.shape
+    fig = go.Figure()
+    steps = np.arange(v)
+    if d >= 2 and backdrop is not None and np.asarray(backdrop).ndim == 2 and np.asarray(backdrop).shape[1] >= 2:
+        bd = np.asarray(backdrop, dtype=np.float64)
+        fig.add_trace(go.Scatter(x=np.round(bd[:, 0], 3), y=np.round(bd[:, 1], 3), mode="markers", hoverinfo="skip",
+                                 marker=dict(size=3, color="#d1d5db"), showlegend=False))
+    for i in range(r):
+        x, y = (pts[i, :, 0], pts[i, :, 1]) if d >= 2 else (steps, pts[i, :, 0])
+        fig.add_trace(go.Scatter(x=np.round(x, 4), y=np.round(y, 4), mode="lines+markers", showlegend=False,
+                                 line=dict(color=color, width=1.2),
+                                 marker=dict(size=[6] * (v - 1) + [10], color=steps, colorscale="Blues", cmin=-2,
+                                             cmax=v - 1, symbol=["circle"] * (v - 1) + ["triangle-up"],
+                                             line=dict(width=0.5, color=color)),
+                                 hovertemplate=f"base {i + 1}, step %{{customdata}}<br>(%{{x:.2f}}, %{{y:.2f}})"
+                                               "<extra></extra>", customdata=steps + 1))
+    axis = dict(showgrid=False, zeroline=False, showticklabels=False)
+    fig.update_layout(template="none", width=size, height=size, margin=dict(l=4, r=4, t=4, b=4),
+                      paper_bgcolor="white", plot_bgcolor="white", font=FONT, xaxis=axis,
+                      yaxis={**axis, "scaleanchor": "x"} if d >= 2 else axis, dragmode=False)
+    return fig

@@ -191,21 +191,7 @@ def ensemble_info(tok: dict | None, cfg) -> str:
 
 
 # ----------------------------------------------------------------------------------- register
-URL_JS = """
-function(tok, sel, view, mapm) {
-    if (!tok) { return window.dash_clientside.no_update; }
-    const p = tok.params, q = new URLSearchParams();
-    q.set('ensemble', tok.ensemble); q.set('measure', p.measure); q.set('thr', p.info_threshold);
-    if (p.min_samples !== null && p.min_samples !== undefined) { q.set('ms', p.min_samples); }
-    if (p.xi !== null && p.xi !== undefined) { q.set('xi', p.xi); }
-    if (sel && sel.hotspot !== null && sel.hotspot !== undefined) { q.set('hotspot', sel.hotspot + 1); }
-    if (view && view !== 'nmi') { q.set('view', view); }
-    if (mapm && mapm !== 'umap') { q.set('map', mapm); }
-    const s = '?' + q.toString();
-    if (window.location.search !== s) { window.history.replaceState(null, '', s); }
-    return s;
-}
-"""
+# the URL writer (selection, views, traversal settings, history) is `callbacks.url`
 
 
 def register(app, cfg) -> None:
@@ -240,7 +226,3 @@ def register(app, cfg) -> None:
     @app.callback(Output(ids.ENSEMBLE_INFO, "children"), Input(ids.ANALYSIS, "data"))
     def _info(tok):
         return ensemble_info(tok, cfg)
-
-    app.clientside_callback(URL_JS, Output(ids.URL_STATE, "data"), Input(ids.ANALYSIS, "data"),
-                            Input(ids.SELECTION, "data"), Input(ids.MATRIX_MEASURE, "value"),
-                            Input(ids.MAP_METHOD, "value"))

@@ -3,42 +3,70 @@ from __future__ import annotations
 
 import logging
 
-from dash import ALL, Input, Output, State, ctx, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard import selection as selmod
 from vaefrag.dashboard import traversals as trav
-from vaefrag.figures.views import hotspot_color
+from vaefrag.dashboard.callbacks.controls import traversal_settings
+from vaefrag.figures.views import hotspot_color, vector_traversal_figure
 
 log = logging.getLogger(__name__)
 
 
-def _card(c: dict, color: str) -> html.Figure:
-    flip = " (flipped)" if c["sign"] < 0 else ""
+def _card(c: dict, color: str, steps: int, n_rows: int, backdrop) -> html.Figure:
+    flip = " (traversed in reverse to align with the first)" if c["sign"] < 0 else ""
     title = f"model {c['model']}, latent {c['latent']}: {c['info']:.2f} bits{flip}"
-    cap = [html.B(c["label"]), html.Span(f" {c['info']:.2f} bits"), html.Span(" ↺" if c["sign"] < 0 else "",
-                                                                              title="traversed in reverse to align")]
-    return html.Figure([html.Img(src=c["uri"], className=ids.TRAV_IMAGE, title=title, alt=c["label"]),
-                        html.Figcaption(cap)], className="vf-card" + (" vf-card-ref" if c["reference"] else ""),
-                       style={"borderColor": color})
+    cap = [html.B(c["label"]), html.Span(f" {c['info']:.2f} bits"),
+           html.Span(" reference" if c["reference"] else f" · NMI {c['nmi']:.2f}", className="vf-card-nmi",
+                     title="NMI with the first channel (the hotspot's medoid)"),
+           html.Span(" ↺" if c["sign"] < 0 else "", title="traversed in reverse to align with the first")]
+    if "uri" in c:
+        (h, w), k = c["cell"], c["scale"]
+        width, height = (steps * w + steps - 1) * k, (n_rows * h + n_rows - 1) * k
+        body = html.Img(src=c["uri"], className=ids.TRAV_IMAGE, title=title, alt=c["label"],
+                        style={"width": f"{width}px", "height": f"{height}px"})
+    else:
+        size = 170 + 12 * min(steps, 15)
+        body = dcc.Graph(figure=vector_traversal_figure(c["points"], backdrop, color, size=size),
+                         config={"staticPlot": True, "displayModeBar": False}, className=ids.TRAV_IMAGE,
+                         style={"width": f"{size}px", "height": f"{size}px"})
+    return html.Figure([body, html.Figcaption(cap)], className="vf-card" + (" vf-card-ref" if c["reference"] else ""),
+                       style={"borderColor": color}, title=title)
 
 
-def traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg) -> tuple:
-    """(cards, description) of the current selection's traversals."""
+def pager_text(pager: dict) -> str:
+    if not pager.get("total"):
+        return ""
+    if pager["pages"] <= 1:
+        return f"all {pager['total']} members" if pager["total"] > 1 else ""
+    return f"members {pager['first']}-{pager['last']} of {pager['total']} (page {pager['page'] + 1} of {pager['pages']})"
+
+
+def traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg, *, page: int = 0,
+                    show_all: bool = False) -> tuple:
+    """(cards, description, pager) of the current selection's traversals.
+
+    Raises ValueError (from `controls.traversal_settings`) for steps / bases / seed out of range.
+    """
+    settings = traversal_settings(steps, n_bases, seed)
     if not sel:              # no analysis needed for the hint (the first page shows it before one loads)
-        return [], selmod.describe(None, None)
+        return [], selmod.describe(None, None), {}
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
-        return [], ""
+        return [], "", {}
     desc = selmod.describe(a, sel)
     try:
         path = data.ensemble_path(cfg.root, tok["ensemble"])
-        cards = trav.cards(path, a, sel, steps=steps or 7, quantiles=tuple(qrange or (0.05, 0.95)),
-                           n_bases=n_bases or 2, seed=seed or 0, picked=picked)
+        cards, pager = trav.cards(path, a, sel, steps=settings["steps"], quantiles=tuple(qrange or (0.05, 0.95)),
+                                  n_bases=settings["bases"], seed=settings["seed"], picked=picked, page=page,
+                                  show_all=show_all)
+        backdrop = trav.fingerprint_points(path) if any("points" in c for c in cards) else None
     except (ValueError, FileNotFoundError) as exc:
-        return [html.Div(str(exc), className="vf-alert vf-alert-info")], desc
+        return [html.Div(str(exc), className="vf-alert vf-alert-info")], desc, {}
     color = hotspot_color(sel["hotspot"]) if sel.get("hotspot") is not None else "#9ca3af"
-    return [_card(c, color) for c in cards], desc
+    n_rows = len(picked) if picked else settings["bases"]
+    return [_card(c, color, settings["steps"], n_rows, backdrop) for c in cards], desc, pager
 
 
 def base_strip(tok, seed, cfg) -> list:
@@ -73,24 +101,47 @@ def thumb_classes(picked, thumb_ids) -> list[str]:
     return ["vf-thumb vf-thumb-picked" if t["index"] in chosen else "vf-thumb" for t in thumb_ids]
 
 
+#: previous / next page of members; a new selection starts at the first page (clientside: no round trip)
+PAGE_JS = """
+function(prev, next, sel, page) {
+    const t = (window.dash_clientside.callback_context.triggered[0] || {}).prop_id || '';
+    if (t.startsWith('%(prev)s.')) { return Math.max(0, (page || 0) - 1); }
+    if (t.startsWith('%(next)s.')) { return (page || 0) + 1; }
+    return page ? 0 : window.dash_clientside.no_update;
+}
+""" % {"prev": ids.TRAV_PREV, "next": ids.TRAV_NEXT}
+
+
 def register(app, cfg) -> None:
+    app.clientside_callback(PAGE_JS, Output(ids.TRAV_PAGE, "data"), Input(ids.TRAV_PREV, "n_clicks"),
+                            Input(ids.TRAV_NEXT, "n_clicks"), Input(ids.SELECTION, "data"), State(ids.TRAV_PAGE, "data"),
+                            prevent_initial_call=True)
+
     @app.callback(Output(ids.TRAVERSALS, "children"), Output(ids.SELECTION_INFO, "children"),
-                  Output(ids.HIGHLIGHT, "data"),
+                  Output(ids.HIGHLIGHT, "data"), Output(ids.TRAV_PAGER, "children"), Output(ids.TRAV_ERROR, "children"),
+                  Output(ids.TRAV_PREV, "disabled"), Output(ids.TRAV_NEXT, "disabled"),
                   Input(ids.SELECTION, "data"), Input(ids.TRAV_STEPS, "value"), Input(ids.TRAV_RANGE, "value"),
                   Input(ids.TRAV_NBASE, "value"), Input(ids.TRAV_SEED, "value"), Input(ids.TRAV_BASES, "data"),
+                  Input(ids.TRAV_PAGE, "data"), Input(ids.TRAV_ALL, "value"),
                   State(ids.ANALYSIS, "data"), State(ids.HIGHLIGHT, "data"))
-    def _traversals(sel, steps, qrange, n_bases, seed, picked, tok, shown):
+    def _traversals(sel, steps, qrange, n_bases, seed, picked, page, show_all, tok, shown):
         # the linked views follow a new selection; an unchanged one (e.g. none, on the first page) would
         # only make them redraw what they show
         shown = None if shown == ids.HIGHLIGHT_AS_SERVED else shown
-        fresh = (any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered) \
-            and sel != shown
+        new_sel = any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered
+        fresh = new_sel and sel != shown
+        highlight = sel if fresh else no_update
         try:
-            cards, desc = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg)
+            cards, desc, pager = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg,
+                                                 page=0 if new_sel else int(page or 0), show_all=bool(show_all))
+        except ValueError as exc:           # a traversal setting out of range: said beside the inputs
+            return no_update, no_update, highlight, no_update, str(exc), no_update, no_update
         except Exception as exc:  # the linked views must still follow the selection
             log.exception("traversals failed")
-            cards, desc = [html.Div(f"Traversals failed: {exc}", className="vf-alert vf-alert-error")], ""
-        return cards, desc, sel if fresh else no_update
+            return ([html.Div(f"Traversals failed: {exc}", className="vf-alert vf-alert-error")], "", highlight,
+                    "", "", True, True)
+        pages, at = pager.get("pages", 0), pager.get("page", 0)
+        return cards, desc, highlight, pager_text(pager), "", at <= 0, at >= pages - 1
 
     @app.callback(Output(ids.BASE_STRIP, "children"), Input(ids.ANALYSIS, "data"), Input(ids.TRAV_SEED, "value"))
     def _strip(tok, seed):

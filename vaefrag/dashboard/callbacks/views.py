@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 
 from dash import Input, Output, Patch, State, ctx, no_update
 
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard.layout import MAP_HEIGHT, MATRIX_HEIGHT
 from vaefrag.dashboard import selection as selmod
+from vaefrag.dashboard.callbacks import controls as cb_controls
+from vaefrag.dashboard.callbacks import url as cb_url
+from vaefrag.dashboard.callbacks.analysis import parse_query
 from vaefrag.figures import views
 
 
@@ -59,17 +63,28 @@ def matrix_view(tok, measure, sel, triggers, cfg):
     sel = _current(sel, tok)
     chans = sel["channels"] if sel else None
     hs = sel.get("hotspot") if sel else None
+    one = sel.get("channel") if sel and sel.get("kind") == "channel" else None
     if not _only_selection(triggers) or not len(a.kept):
         if chans is None and hs is None:
             return _unselected("matrix", str(cfg.cache_dir), tok["key"], measure or "nmi")
-        return views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs, height=MATRIX_HEIGHT)
+        return views.matrix_figure(a, measure or "nmi", selected=chans, hotspot=hs, channel=one, height=MATRIX_HEIGHT)
     patch = Patch()
-    patch["layout"]["shapes"] = views.matrix_selection(a, chans, hs)
+    patch["layout"]["shapes"] = views.matrix_selection(a, chans, hs, one)
     return patch
 
 
+def _revision(sel) -> str:
+    """The map's ``selectionrevision`` for a selection: its sequence number, a fresh value for none
+    (after a lasso, Clear must still replace the lasso plotly keeps)."""
+    return f"s{sel['n']}" if sel and sel.get("n") is not None else f"none-{time.time_ns()}"
+
+
 def map_view(tok, method, color, sel, triggers, cfg):
-    """The channel map figure, or a Patch of the traces' ``selectedpoints`` when only the selection changed."""
+    """The channel map figure, or a Patch of the traces' ``selectedpoints`` when only the selection changed.
+
+    Both set ``selectionrevision`` (`_revision`) and drop plotly's lasso / box outline, so the map
+    follows every selection, not only the ones made on it.
+    """
     a = _analysis(tok, cfg)
     if a is None:
         return views.empty_figure("", 300)
@@ -81,12 +96,16 @@ def map_view(tok, method, color, sel, triggers, cfg):
             patch = Patch()
             for i, pts in enumerate(views.map_selection(a, color, chans)):
                 patch["data"][i]["selectedpoints"] = pts
+            patch["layout"]["selections"] = []
+            patch["layout"]["selectionrevision"] = _revision(sel)
             return patch
         if chans is None:
             return _unselected("map", str(cfg.cache_dir), tok["key"], method or "umap", color)
-        return views.map_figure(a, method or "umap", color, selected=chans, height=MAP_HEIGHT)
+        return views.map_figure(a, method or "umap", color, selected=chans, height=MAP_HEIGHT,
+                                revision=_revision(sel))
     except (ValueError, IndexError):
-        return views.map_figure(a, method or "umap", "hotspot", selected=chans, height=MAP_HEIGHT)
+        return views.map_figure(a, method or "umap", "hotspot", selected=chans, height=MAP_HEIGHT,
+                                revision=_revision(sel))
 
 
 def color_options(tok, cfg) -> list[dict]:
@@ -101,70 +120,134 @@ def color_options(tok, cfg) -> list[dict]:
 
 
 def tables(tok, cfg) -> tuple[list[dict], list[dict]]:
-    """Rows of the hotspot table and the model table (each row has an ``id``)."""
+    """Rows of the hotspot table (with each hotspot's ``color``) and the model table (each row has an ``id``)."""
     a = _analysis(tok, cfg)
     if a is None:
         return [], []
-    hs = views.hotspot_table_rows(a)
+    hs = [{**r, "color": views.hotspot_color(r["id"])} for r in views.hotspot_table_rows(a)]
     models = [{**r, "id": r["model"]} for r in views.model_table_rows(a)]
     return hs, models
 
 
-_HS_COLS = ["size", "models", "info", "nmi", "factor", "factor_nmi", "stability", "medoid"]
+_PLAIN = {"backgroundColor": "white", "fontWeight": "400"}
+_CHOSEN = {"backgroundColor": "#e0e7ff", "fontWeight": "600"}
 
 
-def table_styles(tok, sel, cfg) -> tuple[list[dict], list[dict]]:
-    """Conditional styles: hotspot id cells in their colour; the selected hotspot / model rows bold."""
+def table_styles(tok, sel, cfg) -> tuple[dict, dict]:
+    """AG Grid ``getRowStyle`` of the two tables: the selected hotspot's row, and the rows of the
+    models the selection has channels in, highlighted (the chosen model's bold)."""
     a = _analysis(tok, cfg)
+    plain = {"styleConditions": [], "defaultStyle": _PLAIN}
     if a is None:
-        return [], []
+        return plain, plain
     sel = _current(sel, tok)
-    hs_style, model_style = [], []
+    hs_cond, model_cond = [], []
     if sel and sel.get("hotspot") is not None:
-        hs_style.append({"if": {"filter_query": f"{{id}} = {sel['hotspot']}", "column_id": _HS_COLS},
-                         "backgroundColor": "#e0e7ff", "fontWeight": "600"})
-    hs_style += [{"if": {"filter_query": f"{{id}} = {h.id}", "column_id": "number"},
-                  "color": "white", "backgroundColor": views.hotspot_color(h.id), "fontWeight": "700"}
-                 for h in a.hotspots]
-    if sel:
-        models = sorted({int(m) for m in a.channel_ids[a.kept[sel["channels"]], 0]}) if sel["channels"] else []
-        for m in models:
-            model_style.append({"if": {"filter_query": f"{{model}} = {m}"}, "backgroundColor": "#e0e7ff",
-                                "fontWeight": "600" if sel.get("model") == m else "400"})
-    return hs_style, model_style
+        hs_cond.append({"condition": f"params.data.id === {int(sel['hotspot'])}", "style": _CHOSEN})
+    if sel and sel["channels"]:
+        models = sorted({int(m) for m in a.channel_ids[a.kept[sel["channels"]], 0]})
+        if sel.get("model") is not None:
+            model_cond.append({"condition": f"params.data.id === {int(sel['model'])}", "style": _CHOSEN})
+        if models:
+            model_cond.append({"condition": " || ".join(f"params.data.id === {m}" for m in models),
+                               "style": {**_CHOSEN, "fontWeight": "400"}})
+    return ({"styleConditions": hs_cond, "defaultStyle": _PLAIN},
+            {"styleConditions": model_cond, "defaultStyle": _PLAIN})
 
 
-def update_selection(event, matrix_click, map_click, map_sel, hs_cell, model_cell, tok, current, cfg):
-    """The new shared selection after ``event`` (the triggering ``"<id>.<property>"``)."""
+def _query_matches(q: dict, tok: dict) -> bool:
+    """Whether URL parameters ``q`` name the ensemble and analysis parameters of ``tok``."""
+    if q.get("ensemble") not in (None, tok.get("ensemble")):
+        return False
+    try:
+        want = data.clean_params(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"))
+    except ValueError:
+        return False
+    return want == tok.get("params")
+
+
+def _from_query(a, search, tok) -> tuple[bool, dict | None]:
+    """(the query is about this analysis, the selection it names)."""
+    q = parse_query(search)
+    if not _query_matches(q, tok):
+        return False, None
+    return True, selmod.from_query(a, q)
+
+
+def update_selection(event: str, inputs: dict, tok, current, cfg, *, search=None, pop=None) -> tuple:
+    """The new shared selection after ``event`` (the triggering ``"<id>.<property>"``), and the
+    message beside the channel search.
+
+    inputs : the event values by id/property: ``matrix`` (clickData), ``annotation``
+        (clickAnnotationData), ``map_click``, ``map_select`` (selectedData), ``hotspot_cell``,
+        ``model_cell`` (AG Grid cellClicked), ``search_text`` (the channel search).
+    current : the selection now (None); ``search`` : the URL query; ``pop`` : {"search"} after Back / Forward.
+    A new selection gets the next sequence number (`selection.stamp`) and its URL parameters
+    (``query``); one restored from the URL is marked ``from_url`` (the URL writer does not push it
+    again onto the history).
+    """
     a = _analysis(tok, cfg)
     if a is None:
-        return None
+        return None, no_update
     trigger, _, prop = (event or "").rpartition(".")
+    msg = no_update
+    from_url = False
     if trigger == ids.ANALYSIS:
         if current and current.get("key") == tok.get("key"):
-            return no_update
-        hid = tok.get("hotspot")
-        sel = selmod.hotspot(a, hid) if hid is not None else None
+            return no_update, no_update
+        about, sel = _from_query(a, (pop or {}).get("search") if pop else search, tok)
+        from_url = about and sel is not None
+        if not from_url:
+            old = data.analysis_from_token({"key": current.get("key")}, cfg.cache_dir) if current else None
+            if old is not None and old.ensemble_name == a.ensemble_name:
+                sel = selmod.carry_over(old, a, current)           # a recompute: the same channels
+            else:
+                hid = tok.get("hotspot")
+                sel = selmod.hotspot(a, hid) if hid is not None else None
         if sel is None and not current:
-            return no_update          # nothing to clear: the first page's matrix and map need not wait
-                                      # for selection -> traversal -> highlight
+            return no_update, no_update   # nothing to clear: the first page's matrix and map need not wait
+                                          # for selection -> traversal -> highlight
+    elif trigger in (ids.URL, ids.URL_POP):
+        about, sel = _from_query(a, search if trigger == ids.URL else (pop or {}).get("search"), tok)
+        if not about or (sel is None and not current) or selmod.same(sel, _strip(current)):
+            return no_update, no_update          # another analysis (opened by the URL), or nothing new
+        from_url = True
     elif trigger == ids.CLEAR:
         sel = None
+    elif trigger == ids.MATRIX and prop == "clickAnnotationData":
+        sel = selmod.from_annotation(a, inputs.get("annotation"))
     elif trigger == ids.MATRIX:
-        sel = selmod.from_matrix_click(a, matrix_click)
+        sel = selmod.from_matrix_click(a, inputs.get("matrix"))
     elif trigger == ids.MAP and prop == "selectedData":
-        sel = selmod.from_map(a, map_sel)
+        sel = selmod.from_map(a, inputs.get("map_select"))
     elif trigger == ids.MAP:
-        sel = selmod.from_map(a, map_click)
+        sel = selmod.from_map(a, inputs.get("map_click"))
     elif trigger == ids.HOTSPOTS:
-        sel = selmod.from_table(a, "hotspot", hs_cell)
+        sel = selmod.from_grid(a, "hotspot", inputs.get("hotspot_cell"))
     elif trigger == ids.MODELS:
-        sel = selmod.from_table(a, "model", model_cell)
+        sel = selmod.from_grid(a, "model", inputs.get("model_cell"))
+    elif trigger == ids.CHANNEL_SEARCH:
+        text = str(inputs.get("search_text") or "").strip()
+        if not text:
+            return no_update, ""
+        try:
+            sel, msg = selmod.by_label(a, text), ""
+        except ValueError as exc:
+            return no_update, str(exc)
     else:
-        return no_update
-    if sel is None and trigger not in (ids.CLEAR, ids.ANALYSIS):
-        return no_update
-    return None if sel is None else {**sel, "key": tok.get("key")}
+        return no_update, no_update
+    if sel is None and trigger not in (ids.CLEAR, ids.ANALYSIS, ids.URL, ids.URL_POP):
+        return no_update, msg
+    out = selmod.stamp(sel, current, tok.get("key"))
+    if out is not None:
+        out["query"] = selmod.to_query(a, sel)
+        if from_url:
+            out["from_url"] = True
+    return out, msg
+
+
+def _strip(sel):
+    return None if sel is None else {k: v for k, v in sel.items() if k not in ("key", "query", "from_url")}
 
 
 def _triggers() -> set[str]:
@@ -229,19 +312,34 @@ def register(app, cfg) -> None:
     def _colors(tok):
         return color_options(tok, cfg)
 
-    @app.callback(Output(ids.HOTSPOTS, "data"), Output(ids.MODELS, "data"), Input(ids.ANALYSIS, "data"))
+    @app.callback(Output(ids.HOTSPOTS, "rowData"), Output(ids.MODELS, "rowData"), Input(ids.ANALYSIS, "data"))
     def _tables(tok):
         return tables(tok, cfg)
 
-    @app.callback(Output(ids.HOTSPOTS, "style_data_conditional"), Output(ids.MODELS, "style_data_conditional"),
+    @app.callback(Output(ids.HOTSPOTS, "getRowStyle"), Output(ids.MODELS, "getRowStyle"),
                   Input(ids.ANALYSIS, "data"), Input(ids.HIGHLIGHT, "data"))
     def _styles(tok, sel):
         return table_styles(tok, sel, cfg)
 
-    @app.callback(Output(ids.SELECTION, "data"),
-                  Input(ids.MATRIX, "clickData"), Input(ids.MAP, "clickData"), Input(ids.MAP, "selectedData"),
-                  Input(ids.HOTSPOTS, "active_cell"), Input(ids.MODELS, "active_cell"), Input(ids.CLEAR, "n_clicks"),
+    @app.callback(Output(ids.MODELS, "dashGridOptions"), Input(ids.MODEL_FILTER, "value"), prevent_initial_call=True)
+    def _model_filter(text):
+        patch = Patch()
+        patch["quickFilterText"] = str(text or "")
+        return patch
+
+    @app.callback(Output(ids.SELECTION, "data"), Output(ids.CHANNEL_SEARCH_MSG, "children"),
+                  Input(ids.MATRIX, "clickData"), Input(ids.MATRIX, "clickAnnotationData"),
+                  Input(ids.MAP, "clickData"), Input(ids.MAP, "selectedData"),
+                  Input(ids.HOTSPOTS, "cellClicked"), Input(ids.MODELS, "cellClicked"), Input(ids.CLEAR, "n_clicks"),
+                  Input(ids.CHANNEL_SEARCH, "value"), Input(ids.URL, "search"), Input(ids.URL_POP, "data"),
                   Input(ids.ANALYSIS, "data"), State(ids.SELECTION, "data"), prevent_initial_call=True)
-    def _selection(mclick, pclick, psel, hcell, mcell, _clear, tok, current):
-        event = ctx.triggered[0]["prop_id"] if ctx.triggered else ""
-        return update_selection(event, mclick, pclick, psel, hcell, mcell, tok, current, cfg)
+    def _selection(mclick, annot, pclick, psel, hcell, mcell, _clear, text, search, pop, tok, current):
+        props = [t["prop_id"] for t in ctx.triggered if t.get("prop_id") not in (None, ".")]
+        # plotly sends clickData and selectedData together for a click on the map: the selection wins
+        event = f"{ids.MAP}.selectedData" if f"{ids.MAP}.selectedData" in props else (props[0] if props else "")
+        inputs = {"matrix": mclick, "annotation": annot, "map_click": pclick, "map_select": psel,
+                  "hotspot_cell": hcell, "model_cell": mcell, "search_text": text}
+        return update_selection(event, inputs, tok, current, cfg, search=search, pop=pop)
+
+    cb_url.register(app, cfg)          # the URL writer and Back / Forward
+    cb_controls.register(app, cfg)     # errors beside the analysis inputs

@@ -197,3 +197,54 @@ def train_sweep(out, key: str, values, recipe: dict, *, group_size: int = 10, de
     if progress is not None:
         progress(len(values), len(values), "done")
     return out
+
+
+def track_ensembles(ensembles, labels, values, *, min_link: float | None = None, cache_dir=None,
+                    device="auto", progress=None, **analysis_params):
+    """Hotspots of each ensemble (in order) tracked from one to the next (:mod:`vaefrag.tracking`).
+
+    Parameters
+    ----------
+    ensembles : list of V `store.Ensemble` (or directories) on the same fingerprint points.
+    labels, values : V level labels and numbers.  min_link : link threshold
+        (default ``tracking.DEFAULT_MIN_LINK``).
+    analysis_params : hotspot parameters of ``analysis.analyze`` (measure, info_threshold,
+        min_samples, xi, min_nmi, n_bootstrap; default no bootstrap), the same for every level;
+        maps are not computed. Analyses come from (and go to) the analysis cache.
+
+    Returns
+    -------
+    (`tracking.Tracking`, list of V analyses)
+    """
+    from vaefrag import analysis as analysis_mod
+    from vaefrag import tracking
+    from vaefrag.crossrun import compare_ensembles
+
+    ens = [e if isinstance(e, store.Ensemble) else store.load_ensemble(e) for e in ensembles]
+    check_members(ens)
+    params = {"n_bootstrap": 0, **analysis_params, "maps": ()}
+    total = 2 * len(ens) - 1
+    analyses = []
+    for i, e in enumerate(ens):
+        analyses.append(analysis_mod.analyze(e, cache_dir=cache_dir, device=device, **params))
+        if progress is not None:
+            progress(i + 1, total, f"analysis of {labels[i]}")
+    weights = []
+    for i in range(len(ens) - 1):
+        if not analyses[i].hotspots or not analyses[i + 1].hotspots or not len(analyses[i].kept) \
+                or not len(analyses[i + 1].kept):
+            weights.append(np.full((len(analyses[i].hotspots), len(analyses[i + 1].hotspots)), np.nan))
+        else:
+            res = compare_ensembles(ens[i], ens[i + 1], cache_dir=cache_dir, device=device, **params)
+            weights.append(res.hotspot_nmi)
+        if progress is not None:
+            progress(len(ens) + i + 1, total, f"{labels[i]} -> {labels[i + 1]}")
+    levels = [tracking.summarize_level(a, labels[i], values[i]) for i, a in enumerate(analyses)]
+    kw = {} if min_link is None else {"min_link": min_link}
+    return tracking.track(levels, weights, **kw), analyses
+
+
+def analyze_sweep(sweep, **kw):
+    """:func:`track_ensembles` over the members of a sweep (a :class:`Sweep` or its directory)."""
+    sw = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
+    return track_ensembles(sw.paths, [sw.label(i) for i in range(len(sw.values))], sw.values, **kw)

@@ -323,9 +323,38 @@ _FRAGMENTS = ((0, 0, 0, 0, 1, 0), (0, 0, 0, 0, 0, 1), (0, 1, 0, 0, 0, 0), (1, 0,
               (0, 0, 0, 1, 0, 0), (0, 0, 0, 0, 1, 1), (0, 0, 0, 0, 1, -1), (1, 1, 0, 0, 0, 0), (0, 1, 0, 0, 1, 0))
 
 
+#: named fragments for ``make_fragment_ensemble(fragments=...)``
+FRAGMENT_NAMES = {"shape": (1, 0, 0, 0, 0, 0), "scale": (0, 1, 0, 0, 0, 0), "cos": (0, 0, 1, 0, 0, 0),
+                  "sin": (0, 0, 0, 1, 0, 0), "x": (0, 0, 0, 0, 1, 0), "y": (0, 0, 0, 0, 0, 1),
+                  "x+y": (0, 0, 0, 0, 1, 1), "x-y": (0, 0, 0, 0, 1, -1), "shape+scale": (1, 1, 0, 0, 0, 0),
+                  "scale+x": (0, 1, 0, 0, 1, 0)}
+
+
+def make_fragment_sweep(path, levels, *, key: str = "beta", values=None, seed: int = 0, **ensemble_kw) -> Path:
+    """Write a planted sweep: one fragment ensemble per level, all on the same fingerprint points.
+
+    Parameters
+    ----------
+    path : sweep directory (members at ``path/KEY-VALUE``).  levels : list of V fragment lists
+        (see ``make_fragment_ensemble(fragments=...)``).  values : V increasing numbers (default 1..V).
+    ensemble_kw : passed to :func:`make_fragment_ensemble` (models, latents, n_points, ...).
+    """
+    from vaefrag.sweep import make_sweep, member_dir_name
+
+    path = Path(path)
+    values = list(values) if values is not None else [float(i + 1) for i in range(len(levels))]
+    dirs = []
+    for i, (value, frags) in enumerate(zip(values, levels)):
+        d = path / member_dir_name(key, value)
+        make_fragment_ensemble(d, seed=seed + 1 + i, fingerprint_seed=seed, fragments=frags, **ensemble_kw)
+        dirs.append(d)
+    return make_sweep(path, dirs, key, values=values)
+
+
 def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points: int = 200, seed: int = 0,
                            resolution: int = 32, empty_fraction: float = 0.2, width: int = 8,
-                           hidden: int = 64, weights: bool = True, overwrite: bool = False) -> Path:
+                           hidden: int = 64, weights: bool = True, overwrite: bool = False,
+                           fragments=None, fingerprint_seed: int | None = None) -> Path:
     """Write a synthetic ensemble whose channels carry known sprites factors.
 
     Each model's latents carry distinct fragments of the fingerprint's factors (a random permutation
@@ -334,6 +363,11 @@ def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points:
     models, with a random sign and posterior noise; with probability ``empty_fraction`` a channel
     carries nothing (prior-like).
     Member weights are untrained networks of the sprites architecture (``weights=False``: none).
+    ``fragments`` (a list of weight 6-vectors over [shape, scale, cos orientation, sin orientation,
+    x, y], or names of :data:`FRAGMENT_NAMES`) replaces that list: every model then carries each
+    given fragment in one latent (random slots; the other latents, and with probability
+    ``empty_fraction`` a fragment's latent, carry nothing). ``fingerprint_seed`` (default ``seed``)
+    draws the fingerprint points, so ensembles of different ``seed`` can share them.
 
     Parameters
     ----------
@@ -350,29 +384,39 @@ def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points:
 
     rng = np.random.default_rng(seed)
     ds = make_dataset("sprites", resolution=resolution)
-    _, x, factors = fingerprint_sample(ds, n_points, seed)
+    fp_seed = seed if fingerprint_seed is None else int(fingerprint_seed)
+    _, x, factors = fingerprint_sample(ds, n_points, fp_seed)
     f = factors.astype(np.float64)
     feats = np.c_[f[:, 0], f[:, 1], np.cos(2 * np.pi * f[:, 2] / 40.0), np.sin(2 * np.pi * f[:, 2] / 40.0),
                   f[:, 3], f[:, 4]]
     feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1.0)
-    n_frag = min(latents, len(_FRAGMENTS))
+    table = _FRAGMENTS
+    if fragments is not None:
+        table = tuple(FRAGMENT_NAMES[f] if isinstance(f, str) else tuple(f) for f in fragments)
+        if not table or len(table) > latents or any(len(w) != 6 or not any(w) for w in table):
+            raise ValueError(f"fragments: expected 1..{latents} non-zero weight 6-vectors or names of "
+                             f"{sorted(FRAGMENT_NAMES)}, got {fragments!r}")
+    n_frag = min(latents, len(table))
     mu = np.zeros((models, n_points, latents), dtype=np.float32)
     logvar = np.zeros_like(mu)
     for k in range(models):
         frag = rng.permutation(n_frag)
+        if fragments is not None:                       # every fragment once, in random latent slots
+            frag = np.full(latents, -1)
+            frag[rng.permutation(latents)[:n_frag]] = rng.permutation(n_frag)
         for j in range(latents):
-            if rng.random() < empty_fraction or j >= n_frag:
+            if rng.random() < empty_fraction or j >= len(frag) or frag[j] < 0:
                 mu[k, :, j] = rng.normal(0, 0.02, n_points)
                 logvar[k, :, j] = rng.normal(0, 0.02, n_points)
                 continue
-            w = np.asarray(_FRAGMENTS[frag[j]], dtype=np.float64)
+            w = np.asarray(table[frag[j]], dtype=np.float64)
             sigma = rng.uniform(0.08, 0.3)
             mu[k, :, j] = rng.choice([-1, 1]) * feats @ (w / np.linalg.norm(w)) + rng.normal(0, 0.05, n_points)
             logvar[k, :, j] = 2 * np.log(sigma) + rng.normal(0, 0.05, n_points)
     manifest = {"name": Path(path).name, "source": {"kind": "synthetic fragments", "seed": seed},
                 "dataset": {"name": "sprites", "params": ds.params(), "shape": list(ds.shape),
                             "factor_names": list(ds.factor_names)},
-                "fingerprint": {"size": n_points, "seed": seed},
+                "fingerprint": {"size": n_points, "seed": fp_seed},
                 "members": [{"id": k, "seed": s} for k, s in enumerate(member_seeds(seed, models))]}
     state = None
     if weights:
@@ -392,4 +436,4 @@ def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points:
 
 __all__ = ["N_POINTS", "SPACE_NAMES", "SyntheticSpace", "synthetic_spaces", "pad_dims", "cka", "linear_cka",
            "rbf_kernel", "rbf_cka", "bhattacharyya_cka", "MEASURES", "MeasureBenchmark", "rank_correlations",
-           "benchmark_measures", "make_fragment_ensemble"]
+           "benchmark_measures", "make_fragment_ensemble", "make_fragment_sweep", "FRAGMENT_NAMES"]

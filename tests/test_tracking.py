@@ -72,3 +72,25 @@ def test_event_rules_on_hand_made_weights():
     assert sorted(e.kind for e in ev) == ["appears", "fades", "fades"]
     with pytest.raises(ValueError, match="expected 1 matrices"):
         tracking.find_events([], [2, 1])
+
+
+def test_cli_sweep_analyze_prints_events_and_writes_figure_and_csvs(tmp_path, capsys):
+    import csv
+
+    from vaefrag.cli import main
+
+    make_fragment_sweep(tmp_path / "sw", LEVELS[:2], models=6, latents=5, n_points=200, weights=False,
+                        empty_fraction=0.0)
+    out = tmp_path / "out"
+    assert main(["sweep", "analyze", str(tmp_path / "sw"), "--cache", str(tmp_path / "c"), "--device", "cpu",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "splits   beta=1 #" in text and "merges   beta=1 #" in text and "appears  beta=1 -> beta=2 #" in text
+    for name in ("tracking.pdf", "tracking.svg", "tracking.png"):
+        assert (out / name).stat().st_size > 1000
+    levels = list(csv.DictReader(open(out / "levels.csv")))
+    assert [int(r["hotspots"]) for r in levels] == [3, 4]
+    events = sorted(r["event"] for r in csv.DictReader(open(out / "events.csv")) if r["event"] != "continues")
+    assert events == ["appears", "merges", "splits"]
+    assert main(["sweep", "analyze", str(tmp_path / "nope")]) == 2
+    assert "no such sweep" in capsys.readouterr().err

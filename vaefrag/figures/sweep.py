@@ -160,3 +160,43 @@ def tracking_plotly(tracking, factor_names=None, title: str = "", x_label: str =
                       title={"text": title or f"hotspots linked by mean cross NMI >= {tracking.min_link:g} "
                                               "(click a hotspot to open it)", "font": {"size": 13}})
     return fig
+
+
+def dynamics_figure(dyn, title: str = ""):
+    """Matplotlib figure of `dynamics.Dynamics`: mean full-space NMI and VI between repeat runs
+    against the training step (bars: spread over pairs; caps: Monte Carlo error of the mean), with
+    the hotspot count when tracked. Returns the Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.asarray(dyn.steps)
+    fig, axes = plt.subplots(1, 3 if dyn.tracking is not None else 2, figsize=(11, 3.6))
+    for ax, mean, sd, mc, name, color in ((axes[0], dyn.nmi_mean, dyn.nmi_sd, dyn.nmi_mc_err, "NMI", "#1f77b4"),
+                                          (axes[1], dyn.vi_mean, dyn.vi_sd, dyn.vi_mc_err, "VI (bits)", "#d62728")):
+        ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.15, lw=0, label="spread over pairs (sd)")
+        ax.errorbar(steps, mean, yerr=2 * mc, fmt="o-", color=color, capsize=3, label="mean, 2 x MC error")
+        ax.set_xlabel("training step")
+        ax.set_xticks(steps, [str(int(v)) for v in steps], fontsize=7)
+        ax.set_ylabel(f"full-space {name} between runs")
+        ax.legend(fontsize=7)
+    axes[0].set_ylim(0, 1.05)
+    if dyn.tracking is not None:
+        lv = dyn.tracking.levels
+        axes[2].plot(steps, [v.n_hotspots for v in lv], "o-", color="#2ca02c", label="hotspots")
+        axes[2].set_xlabel("training step")
+        axes[2].set_xticks(steps, [str(int(v)) for v in steps], fontsize=7)
+        axes[2].set_ylabel("channel hotspots", color="#2ca02c")
+        axes[2].set_ylim(bottom=0)
+        twin = axes[2].twinx()
+        twin.plot(steps, [v.fraction_in_hotspots for v in lv], "s--", color="#7f7f7f",
+                  label="informative channels in hotspots")
+        twin.set_ylim(0, 1.05)
+        twin.set_ylabel("fraction")
+        lines = axes[2].get_lines() + twin.get_lines()
+        axes[2].legend(lines, [ln.get_label() for ln in lines], fontsize=6, loc="lower right")
+    fig.suptitle(title or f"{dyn.ensemble_name}: repeat runs over training ({dyn.n_samples} Monte Carlo draws)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -105,3 +105,27 @@ def test_spaces_cli_and_figure(tmp_path):
     np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), res.nmi)
     np.testing.assert_allclose(fig.data[1].y, res.info)
     assert main(["spaces", str(path), "--samples", "1"]) == 2
+
+
+def test_spaces_cli_reencodes_a_larger_sample_where_weights_exist(tmp_path, capsys):
+    import csv
+
+    from vaefrag.cli import main
+    from vaefrag.commands.spaces import DEFAULT_SAMPLE_SIZE
+    from vaefrag.datasets import make_dataset
+    from vaefrag.training import train_ensemble
+
+    path = train_ensemble(tmp_path / "ens", dataset="digits", models=2, latents=2, steps=3, batch_size=8, width=4,
+                          hidden=8, fingerprint_size=30)
+    n_all = min(DEFAULT_SAMPLE_SIZE, len(make_dataset("digits")))
+    out = tmp_path / "s.csv"
+    assert main(["spaces", str(path), "--samples", "100", "--no-cache", "--device", "cpu", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"dataset sample: {n_all} points, re-encoded" in text
+    ref = spaces.ensemble_spaces(path, n_samples=100, sample_size=DEFAULT_SAMPLE_SIZE, use_cache=False, device="cpu")
+    assert ref.n_points == n_all
+    rows = list(csv.DictReader(open(out)))
+    np.testing.assert_allclose([float(r["info_a_bits"]) for r in rows if r["model_a"] == r["model_b"]], ref.info,
+                               rtol=1e-6)
+    assert main(["spaces", str(path), "--samples", "100", "--no-cache", "--device", "cpu", "--sample-size", "0"]) == 0
+    assert "dataset sample: 30 points, the stored fingerprint posteriors" in capsys.readouterr().out

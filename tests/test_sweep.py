@@ -30,6 +30,17 @@ def test_sweep_train_writes_members_on_shared_points_and_resumes(tmp_path, capsy
     assert (sw.paths[0] / "posteriors.npz").stat().st_mtime_ns == stamp
 
 
+def test_sweep_train_into_an_ensembles_dir_and_bad_checkpoints(tmp_path, capsys):
+    out, ens = tmp_path / "sweeps" / "sw", tmp_path / "ensembles"
+    assert main(["sweep", "train", *TINY, "--values", "1,2", "--out", str(out), "--ensembles", str(ens)]) == 0
+    sw = load_sweep(out)
+    assert [p.resolve() for p in sw.paths] == [(ens / "sw-beta-1").resolve(), (ens / "sw-beta-2").resolve()]
+    assert [p.name for p in store.list_ensembles(ens)] == ["sw-beta-1", "sw-beta-2"]
+    assert main(["sweep", "train", *TINY, "--values", "1,2", "--checkpoints", "9", "--out", str(tmp_path / "x")]) == 2
+    assert "checkpoints (9) must not exceed steps (3)" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "sweep.json").exists()
+
+
 def test_sweep_make_and_its_errors(tmp_path, capsys):
     from vaefrag.training import train_ensemble
 

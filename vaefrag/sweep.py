@@ -161,8 +161,10 @@ def load_sweep(path) -> Sweep:
 
 
 def train_sweep(out, key: str, values, recipe: dict, *, group_size: int = 10, device="cpu",
-                checkpoints: int = 0, progress=None, member_progress=None) -> Path:
-    """Train one ensemble per value of ``key`` (other recipe fields from ``recipe``) inside ``out``.
+                checkpoints: int = 0, ensembles_dir=None, progress=None, member_progress=None) -> Path:
+    """Train one ensemble per value of ``key`` (other recipe fields from ``recipe``) inside ``out``
+    (``out/KEY-VALUE``), or with ``ensembles_dir`` as ``ensembles_dir/OUTNAME-KEY-VALUE`` (e.g.
+    data/ensembles, where the dashboard opens them).
 
     Resumable: finished member ensembles are kept, an interrupted one resumes
     (:func:`vaefrag.training.train_ensemble`). ``sweep.json`` is written once all are done.
@@ -174,7 +176,8 @@ def train_sweep(out, key: str, values, recipe: dict, *, group_size: int = 10, de
     values = sorted(values, key=float)
     if len(values) < 2 or len(set(map(float, values))) != len(values):
         raise SweepError(f"sweep: needs >= 2 distinct values of {key!r}, got {list(values)}")
-    dirs = [out / member_dir_name(key, v) for v in values]
+    dirs = [out / member_dir_name(key, v) if ensembles_dir is None else
+            Path(ensembles_dir) / store.safe_name(f"{out.name}-{member_dir_name(key, v)}") for v in values]
     order = [0, len(values) - 1] + list(range(1, len(values) - 1))   # the ends first: an early stop still spans
     for done, i in enumerate(order):
         value = values[i]
@@ -193,7 +196,7 @@ def train_sweep(out, key: str, values, recipe: dict, *, group_size: int = 10, de
         train_ensemble(d, **r, group_size=group_size, device=device, checkpoints=checkpoints,
                        progress=None, member_progress=member_progress)
     check_members([store.load_ensemble(d) for d in dirs], where=str(out))
-    _write_sweep_file(out, out.name, key, list(values), [d.name for d in dirs])
+    _write_sweep_file(out, out.name, key, list(values), [os.path.relpath(d.resolve(), out.resolve()) for d in dirs])
     if progress is not None:
         progress(len(values), len(values), "done")
     return out

@@ -50,6 +50,9 @@ def register(subparsers) -> None:
     t.add_argument("--values", "--beta", dest="values", type=_values, required=True,
                    help="comma-separated values of --key, e.g. 1,2,4,8")
     t.add_argument("--out", required=True, help="sweep directory, e.g. data/sweeps/NAME")
+    t.add_argument("--ensembles", metavar="DIR", help="write the member ensembles to DIR/NAME-KEY-VALUE (e.g. "
+                                                      "data/ensembles, where the dashboard opens them) instead of "
+                                                      "inside the sweep directory")
     t.set_defaults(func=run_train)
 
     m = sub.add_parser("make", help="a sweep from existing ensembles on the same points",
@@ -177,6 +180,7 @@ def run_train(args) -> int:
     with tqdm(desc="sweep", unit="ensemble") as bar:
         out = train_sweep(args.out, args.key, args.values, recipe, group_size=args.group_size,
                           device=resolve_device(args.device), checkpoints=args.checkpoints,
+                          ensembles_dir=args.ensembles,
                           progress=bar_progress(bar))
     print(f"wrote {out / 'sweep.json'}")
     return 0

@@ -86,3 +86,62 @@ def test_the_page_has_the_sweep_tab():
 
     text = str(beyond_panel())
     assert dsw.SWEEP_GRAPH in text and dsw.SWEEP_TRACK in text and "'Sweep'" in text
+
+
+@pytest.fixture(scope="module")
+def browser_env(tmp_path_factory):
+    import subprocess
+    import sys
+
+    from vaefrag.sweep import make_sweep
+
+    tmp = tmp_path_factory.mktemp("bsweep")
+    root, cache = tmp / "ensembles", tmp / "cache"
+    dirs = [make_fragment_ensemble(root / f"planted-{i + 1}", models=6, latents=5, n_points=160, seed=10 + i,
+                                   fingerprint_seed=0, fragments=frags, empty_fraction=0.0, weights=True)
+            for i, frags in enumerate(LEVELS)]
+    make_sweep(tmp / "sweeps" / "planted", dirs, "beta", values=[1.0, 2.0])
+    code = ("import sys; from vaefrag.dashboard import data; "
+            "[data.compute_analysis(p, data.clean_params(), sys.argv[1]) for p in sys.argv[2:]]")
+    subprocess.run([sys.executable, "-c", code, str(cache), *map(str, dirs)], check=True, timeout=900)
+    return Config(root=root, cache_dir=cache, default="planted-1")
+
+
+@pytest.mark.browser
+def test_sweep_tab_in_the_browser_tracks_and_a_node_click_opens_the_member(dash_duo, browser_env):
+    import time
+
+    from browser_helpers import _js, _wait
+
+    from vaefrag.dashboard import create_app, ids
+
+    cfg = browser_env
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(create_app(cfg.root, default="planted-1", cache_dir=cfg.cache_dir))
+    _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
+          timeout=240, msg="first render")
+    dash_duo.driver.find_element("xpath", f"//*[@id='{ids.BEYOND_TABS}']//*[normalize-space()='Sweep']").click()
+    _wait(dash_duo, lambda: "planted" in dash_duo.find_element(f"#{dsw.SWEEP_NAME}").text, msg="sweep offered")
+    dash_duo.find_element(f"#{dsw.SWEEP_TRACK}").click()
+    nodes = ("const gd = document.querySelector('#" + dsw.SWEEP_GRAPH + " .js-plotly-plot');"
+             "if (!gd || !gd.data) return null; const t = gd.data.filter(d => d.mode === 'markers+text');"
+             "return t.length ? t.reduce((n, d) => n + d.customdata.length, 0) : null;")
+    _wait(dash_duo, lambda: _js(dash_duo, nodes) is not None, timeout=180, msg="tracking tree")
+    assert _js(dash_duo, nodes) == 3 + 4
+    assert "1 splits" in dash_duo.find_element(f"#{dsw.SWEEP_STATUS}").text
+    # a click on the second level's first hotspot (plotly's click event, as the graph emits it)
+    _js(dash_duo, "const gd = document.querySelector('#" + dsw.SWEEP_GRAPH + " .js-plotly-plot');"
+                  "const c = gd.data.findIndex(d => d.mode === 'markers+text' && d.customdata.some(v => v[0] === 1 && v[1] === 0));"
+                  "const p = gd.data[c].customdata.findIndex(v => v[0] === 1 && v[1] === 0);"
+                  "gd.emit('plotly_click', {points: [{curveNumber: c, pointNumber: p, customdata: [1, 0],"
+                  " x: 1, y: 0.5}]});")
+    _wait(dash_duo, lambda: "ensemble=planted-2" in dash_duo.driver.current_url, timeout=60, msg="URL of the member")
+    assert "hotspot=1" in dash_duo.driver.current_url
+    _wait(dash_duo, lambda: "planted-2" in dash_duo.find_element(f"#{ids.ENSEMBLE}").text, timeout=120,
+          msg="member opened")
+    # the page's URL writer keeps the hotspot once the member's analysis is open: it is the selection
+    _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
+          timeout=120, msg="member drawn")
+    time.sleep(1.0)
+    assert "ensemble=planted-2" in dash_duo.driver.current_url and "hotspot=1" in dash_duo.driver.current_url
+    assert dash_duo.get_logs() == []

@@ -49,14 +49,14 @@ def test_mig_closed_form_two_latents():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_sap_perfect_code_near_one_rotation_lower(seed):
+def test_sap_tree_perfect_code_near_one_rotation_lower(seed):
     z, f = factor_copy(seed=seed)
-    perfect = metrics.sap(z, f)
-    rotated = metrics.sap(z @ random_rotation(3, seed), f)
+    perfect = metrics.sap_tree(z, f)
+    rotated = metrics.sap_tree(z @ random_rotation(3, seed), f)
     assert perfect > 0.9
     assert rotated < perfect - 0.3
     # uncorrected accuracies: a perfect code scores 1 - chance of the runner-up latent
-    raw = metrics.sap_matrix(z, f, chance_correct=False)
+    raw = metrics.sap_tree_matrix(z, f, chance_correct=False)
     assert np.all(np.diag(raw) > 0.97)
 
 
@@ -64,11 +64,14 @@ def test_sap_continuous_is_squared_correlation():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(300, 3))
     f = np.stack([z[:, 0] + 0.5 * rng.normal(size=300), z[:, 2]], 1)
-    m = metrics.sap_matrix(z, f, discrete=False)
+    m = metrics.sap_tree_matrix(z, f, discrete=False)
     ref = np.array([[np.corrcoef(z[:, i], f[:, j])[0, 1] ** 2 for j in range(2)] for i in range(3)])
     np.testing.assert_allclose(m, ref, atol=1e-12)
     top = np.sort(ref, 0)[::-1]
-    assert metrics.sap(z, f, discrete=False) == pytest.approx(np.mean(top[0] - top[1]))
+    assert metrics.sap_tree(z, f, discrete=False) == pytest.approx(np.mean(top[0] - top[1]))
+    # the published SAP treats these real-valued factors as continuous: the same R^2 matrix
+    np.testing.assert_allclose(metrics.sap_matrix(z, f), ref, atol=1e-12)
+    assert metrics.sap(z, f) == pytest.approx(np.mean(top[0] - top[1]))
 
 
 def test_scores_need_factors():
@@ -113,3 +116,42 @@ def test_udr_ignores_uninformative_channels():
     assert metrics.udr_pairwise(nmi, ids)[0, 1] == pytest.approx(1.0)
     # with the dead channels counted as informative but unmatched, the score drops to 4/6
     assert metrics.udr_pairwise(nmi, ids, informative=np.ones(6, bool))[0, 1] == pytest.approx(4 / 6)
+
+
+def _best_threshold_by_brute_force(z, y):
+    """Balanced accuracy of every threshold t (predict y where z > t, or where z <= t), the best."""
+    best = 0.5
+    for t in np.unique(z):
+        pred = z > t
+        tpr, tnr = np.mean(pred[y]), np.mean(~pred[~y])
+        best = max(best, 0.5 * (tpr + tnr), 1 - 0.5 * (tpr + tnr))
+    return best
+
+
+def test_published_sap_threshold_accuracy_against_brute_force_and_sklearn():
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(3)
+    z = np.round(rng.normal(size=300), 1)                      # ties included
+    y = (z + rng.normal(0, 0.7, 300)) > 0.3
+    got = metrics.threshold_balanced_accuracy(z, y)
+    assert got == pytest.approx(_best_threshold_by_brute_force(z, y), abs=1e-12)
+    t = np.unique(z)[np.argmax([balanced_accuracy_score(y, z > t) for t in np.unique(z)])]
+    assert got == pytest.approx(max(balanced_accuracy_score(y, z > t), 0.5), abs=1e-12)
+    assert metrics.threshold_balanced_accuracy(z, np.ones(300, bool)) == 0.5
+
+
+def test_published_sap_closed_forms():
+    # a binary factor copied into latent 0, latent 1 noise-free constant: gap = 1 - 0.5
+    f = np.array([0, 1] * 50)[:, None]
+    z = np.stack([f[:, 0].astype(float), np.zeros(100)], 1)
+    np.testing.assert_allclose(metrics.sap_matrix(z, f), [[1.0], [0.5]])
+    assert metrics.sap(z, f) == pytest.approx(0.5)
+    # three classes on an ordered latent: one-vs-rest thresholds separate the end classes (1.0) but
+    # not the middle one (best: 0.75), so the latent scores (1 + 0.75 + 1) / 3
+    f3 = np.repeat([0, 1, 2], 40)[:, None]
+    z3 = np.stack([f3[:, 0].astype(float), np.zeros(120)], 1)
+    assert metrics.sap_matrix(z3, f3)[0, 0] == pytest.approx((1 + 0.75 + 1) / 3)
+    # ground truth mixing: the published SAP of a perfect copy beats a rotation
+    zc, fc = factor_copy(n=600)
+    assert metrics.sap(zc, fc) > 0.95 and metrics.sap(zc @ random_rotation(3, 1), fc) < metrics.sap(zc, fc) - 0.2

@@ -125,3 +125,25 @@ def test_one_estimator_pair_and_ensemble_forms_agree_and_hit_the_exact_value():
     # spaces of different sizes: a 2-D space against a 1-D one
     other = measures.compare_spaces(mu[0], lv[0], mu[2][:, :1], lv[2][:, :1], n_samples=500, seed=0, device="cpu")
     assert np.isfinite(other.nmi) and 0 <= other.info_b <= np.log2(mu.shape[1]) + 1e-9
+def test_spaces_cli_reencodes_a_larger_sample_where_weights_exist(tmp_path, capsys):
+    import csv
+
+    from vaefrag.cli import main
+    from vaefrag.commands.spaces import DEFAULT_SAMPLE_SIZE
+    from vaefrag.datasets import make_dataset
+    from vaefrag.training import train_ensemble
+
+    path = train_ensemble(tmp_path / "ens", dataset="digits", models=2, latents=2, steps=3, batch_size=8, width=4,
+                          hidden=8, fingerprint_size=30)
+    n_all = min(DEFAULT_SAMPLE_SIZE, len(make_dataset("digits")))
+    out = tmp_path / "s.csv"
+    assert main(["spaces", str(path), "--samples", "100", "--no-cache", "--device", "cpu", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"dataset sample: {n_all} points, re-encoded" in text
+    ref = spaces.ensemble_spaces(path, n_samples=100, sample_size=DEFAULT_SAMPLE_SIZE, use_cache=False, device="cpu")
+    assert ref.n_points == n_all
+    rows = list(csv.DictReader(open(out)))
+    np.testing.assert_allclose([float(r["info_a_bits"]) for r in rows if r["model_a"] == r["model_b"]], ref.info,
+                               rtol=1e-6)
+    assert main(["spaces", str(path), "--samples", "100", "--no-cache", "--device", "cpu", "--sample-size", "0"]) == 0
+    assert "dataset sample: 30 points, the stored fingerprint posteriors" in capsys.readouterr().out

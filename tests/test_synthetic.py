@@ -111,3 +111,59 @@ def test_benchmark_measures_cli(tmp_path):
     rho = list(csv.reader(open(tmp_path / "rank_correlations.csv")))
     assert rho[0][1:] == list(synthetic.MEASURES) and float(rho[1][1]) == 1.0
     assert main(["benchmark-measures", "--out", str(tmp_path), "--samples", "1"]) == 2
+
+
+def test_fingerprint_jsd_equals_the_definition_row_by_row():
+    from scipy.spatial.distance import jensenshannon
+
+    spaces = {s.name: s for s in synthetic.synthetic_spaces()}
+    bc = {k: measures.bhattacharyya(s.mu, s.logvar) for k, s in spaces.items()}
+    for a, b in (("spiral", "line"), ("two_clusters", "four_clusters"), ("square", "square_wide")):
+        p = bc[a] / bc[a].sum(1, keepdims=True)
+        q = bc[b] / bc[b].sum(1, keepdims=True)
+        ref = np.mean([jensenshannon(p[i], q[i], base=2) ** 2 for i in range(len(p))])
+        assert synthetic.fingerprint_jsd(bc[a], bc[b]) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert synthetic.fingerprint_jsd(bc["line"], bc["line"]) == pytest.approx(0.0, abs=1e-12)
+    # disjoint rows: point i overlaps only itself in A, only another point in B -> 1 bit
+    eye, perm = np.eye(4), np.eye(4)[[1, 0, 3, 2]]
+    assert synthetic.fingerprint_jsd(eye + 1e-300, perm + 1e-300) == pytest.approx(1.0, abs=1e-9)
+
+
+def _w2_definition(mu_a, var_a, mu_b, var_b, q):
+    """Mean W2^2 between Gaussians with full covariance algebra (scipy sqrtm), point by point."""
+    from scipy.linalg import sqrtm
+
+    total = 0.0
+    for i in range(len(mu_a)):
+        sa, sb = np.diag(var_a[i]), q @ np.diag(var_b[i]) @ q.T
+        ra = sqrtm(sa)
+        bures = np.trace(sa + sb - 2 * np.real(sqrtm(ra @ sb @ ra)))
+        total += np.sum((mu_a[i] - q @ mu_b[i]) ** 2) + bures
+    return total / len(mu_a)
+
+
+def test_stochastic_shape_distance_equals_a_direct_minimisation_of_its_definition():
+    spaces = {s.name: s for s in synthetic.synthetic_spaces()}
+    a, b = spaces["spiral_growing"], spaces["square"]
+    ma, mb = a.mu - a.mu.mean(0), b.mu - b.mu.mean(0)
+    va, vb = np.exp(a.logvar), np.exp(b.logvar)
+    best = np.inf
+    for reflect in (1.0, -1.0):
+        for t in np.linspace(0, 2 * np.pi, 241):
+            q = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ np.diag([1.0, reflect])
+            best = min(best, _w2_definition(ma, va, mb, vb, q))
+    got = synthetic.stochastic_shape_distance(a.mu, a.logvar, b.mu, b.logvar)
+    assert got <= np.sqrt(best) + 1e-9 and got == pytest.approx(np.sqrt(best), rel=2e-3)
+    # invariance: a rotated, reflected and shifted copy is at distance 0; a space from itself too
+    q = np.array([[0.6, 0.8], [0.8, -0.6]])                     # a reflection
+    rng = np.random.default_rng(0)
+    lv = np.log(rng.uniform(0.1, 1.0, (64, 2)))
+    mu = rng.normal(size=(64, 2))
+    iso = np.log(np.full((64, 2), 0.3))                          # isotropic: Q S Q^T stays diagonal
+    assert synthetic.stochastic_shape_distance(mu, iso, mu @ q.T + 5.0, iso) == pytest.approx(0.0, abs=1e-4)
+    assert synthetic.stochastic_shape_distance(mu, lv, mu, lv) == pytest.approx(0.0, abs=1e-6)
+    # means equal, variances differ by a constant: W2 = Bures term = sum_d (sqrt(v1) - sqrt(v2))^2
+    d = synthetic.stochastic_shape_distance(mu, np.log(np.full((64, 2), 0.25)), mu, np.log(np.full((64, 2), 1.0)))
+    assert d == pytest.approx(np.sqrt(2 * (0.5 - 1.0) ** 2), rel=1e-6)
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        synthetic.stochastic_shape_distance(np.zeros((5, 3)), np.zeros((5, 3)), np.zeros((5, 3)), np.zeros((5, 3)))

@@ -149,3 +149,41 @@ def test_shards_share_the_work(tmp_path):
     np.testing.assert_allclose(e.mu, whole.mu, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="shard"):
         train_ensemble(tmp_path / "x", **TINY, shard=(2, 2))
+
+
+def test_checkpoints_store_posteriors_during_training(tmp_path):
+    """Checkpoint posteriors equal an independent re-training stopped at that step, in any group size."""
+    from vaefrag.training import checkpoint_steps, encode_all, member_seeds
+
+    path = train_ensemble(tmp_path / "ens", **{**TINY, "steps": 6}, group_size=2, checkpoints=3)
+    e = store.load_ensemble(path)
+    ck = store.load_checkpoints(e)
+    assert ck["steps"].tolist() == [2, 4, 6] == checkpoint_steps(6, 3)
+    assert ck["mu"].shape == ck["logvar"].shape == (3, 3, 16, 2) and ck["mu"].dtype == np.float32
+    ds = make_dataset("digits")
+    spec = make_spec(ds.shape, 2, width=4, hidden=8, likelihood=ds.likelihood)
+    obj = make_objective("beta-vae")
+    for k in (0, 2):
+        for c, s in enumerate((2, 4)):
+            net = EnsembleVAE(spec, 1)
+            seed = member_seeds(0, 3)[k]
+            net.init_members([seed])
+            train_group(net, obj, ds, [seed], steps=s, batch_size=8, lr=1e-3)
+            mu, lv = encode_all(net, e.x)
+            np.testing.assert_allclose(ck["mu"][c, k], mu[0], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(ck["logvar"][c, k], lv[0], rtol=1e-4, atol=1e-5)
+    # an ensemble without checkpoints has none; a checkpoint count above the steps is one clear error
+    assert store.load_checkpoints(train_ensemble(tmp_path / "plain", **TINY)) is None
+    with pytest.raises(ValueError, match=r"checkpoints \(5\) must not exceed steps \(4\)"):
+        train_ensemble(tmp_path / "bad", **TINY, checkpoints=5)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.partial").exists()
+
+
+def test_cli_train_checkpoints(tmp_path, capsys):
+    out = tmp_path / "ens"
+    assert main(["train", "--dataset", "digits", "--models", "2", "--latents", "2", "--steps", "3", "--width", "4",
+                 "--hidden", "8", "--fingerprint-size", "12", "--checkpoints", "3", "--out", str(out)]) == 0
+    assert store.load_checkpoints(out)["steps"].tolist() == [1, 2, 3]
+    assert main(["train", "--dataset", "digits", "--steps", "3", "--checkpoints", "4", "--out",
+                 str(tmp_path / "x")]) != 0
+    assert "checkpoints (4) must not exceed steps (3)" in capsys.readouterr().err

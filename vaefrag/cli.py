@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spaces": ("spaces", "compare full latent spaces of an ensemble's models"),
     "fuse": ("fuse", "fuse a set of channels into one representation"),
     "benchmark-measures": ("benchmark_measures", "NMI/VI against CKA on synthetic spaces"),
+    "sweep": ("sweep", "ensembles along one recipe value: train, make, track hotspots"),
+    "dynamics": ("dynamics", "full-space NMI/VI between repeat runs and hotspots over training"),
 }
 
 

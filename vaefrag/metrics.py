@@ -5,12 +5,17 @@ Numpy in, numpy out. Information in bits where it is information; the scores are
 - MIG (Chen et al. 2018, as in disentanglement_lib): latent means discretised into equal-width
   bins; per factor, the gap between the two latents with the highest mutual information with
   it, divided by the factor's entropy; averaged over factors.
-- SAP (Kumar et al. 2018): per (latent, factor), how well that one latent predicts the factor
-  (test accuracy of a one-latent classifier for discrete factors, as in disentanglement_lib;
-  R^2 of a linear fit for continuous ones); per factor, the gap between the two best latents;
-  averaged over factors. A one-dimensional decision tree is the classifier (a linear SVM on one
-  input cannot carve out the middle values of an ordered factor). With ``chance_correct`` the
-  accuracies are rescaled so that the majority-class rate maps to 0 and perfect prediction to 1.
+- SAP (Kumar et al. 2018, "Variational inference of disentangled latent concepts from unlabeled
+  observations", the published definition; `sap`, `sap_matrix`): per (latent, factor), R^2 of a
+  linear fit of the factor on that one latent (squared correlation) for continuous factors, and
+  for discrete ones the balanced classification accuracy of the best threshold on that latent
+  (a multi-class factor: the mean over its classes of the one-vs-rest best-threshold balanced
+  accuracy); per factor, the difference between the two best latents; averaged over factors.
+  A factor is discrete when it has at most ``max_discrete`` (4) distinct values (sprites: shape).
+- SAP, tree variant (`sap_tree`, `sap_tree_matrix`): test accuracy of a one-dimensional decision
+  tree per (latent, factor) for discrete factors (a linear SVM on one input cannot carve out the
+  middle values of an ordered factor), optionally rescaled so that the majority-class rate maps to
+  0 and perfect prediction to 1 (``chance_correct``); same gap and average.
 - UDR (Duan et al. 2020, "Unsupervised model selection for variational disentangled
   representation learning"): two runs that learned the same factorisation have a one-to-one
   matching between their informative channels. The similarity matrix is the channel NMI of
@@ -21,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["discretize", "mutual_info_matrix", "mig", "sap_matrix", "sap", "udr_pairwise", "udr",
-           "model_scores"]
+__all__ = ["discretize", "mutual_info_matrix", "mig", "sap_matrix", "sap", "sap_tree_matrix", "sap_tree",
+           "threshold_balanced_accuracy", "udr_pairwise", "udr", "model_scores"]
 
 
 def _check_latents_factors(latents, factors, name="latents"):
@@ -108,9 +113,75 @@ def mig(latents, factors, n_bins: int = 20) -> float:
     return float(np.mean(gaps))
 
 
-def sap_matrix(latents, factors, *, discrete: bool = True, chance_correct: bool = True, test_size: float = 0.5,
-               random_state: int = 0) -> np.ndarray:
-    """[L, F] how well each single latent predicts each factor (see module docstring)."""
+def threshold_balanced_accuracy(z, y) -> float:
+    """Best balanced accuracy of a threshold on one latent for a binary target.
+
+    z [N] float, y [N] bool: max over cuts between distinct sorted values of z and both
+    orientations of (TPR + TNR) / 2; 0.5 when y is constant or z cannot separate anything.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(y, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return 0.5
+    order = np.argsort(z, kind="stable")
+    zs, ys = z[order], y[order]
+    pos_below = np.cumsum(ys)[:-1]                     # positives at or below each cut
+    neg_below = np.cumsum(~ys)[:-1]
+    cut = zs[1:] > zs[:-1]                              # only between distinct values
+    if not cut.any():
+        return 0.5
+    # predict "positive" above the cut: TPR = positives above / n_pos, TNR = negatives below / n_neg
+    bal = 0.5 * ((n_pos - pos_below[cut]) / n_pos + neg_below[cut] / n_neg)
+    return float(max(bal.max(), (1 - bal).max()))
+
+
+def sap_matrix(latents, factors, *, max_discrete: int = 4, discrete=None) -> np.ndarray:
+    """[L, F] the published SAP score matrix (Kumar et al. 2018; module docstring).
+
+    discrete : None (factors with at most ``max_discrete`` distinct values are discrete) or a
+    sequence of F bools.
+    """
+    z, f = _check_latents_factors(latents, factors)
+    l_, n_f = z.shape[1], f.shape[1]
+    if discrete is None:
+        discrete = [len(np.unique(f[:, j])) <= max_discrete for j in range(n_f)]
+    discrete = list(discrete)
+    if len(discrete) != n_f:
+        raise ValueError(f"discrete: expected {n_f} flags (one per factor), got {len(discrete)}")
+    out = np.zeros((l_, n_f))
+    for j in range(n_f):
+        y = f[:, j]
+        if discrete[j]:
+            classes = np.unique(y)
+            for i in range(l_):
+                if len(classes) < 2:
+                    out[i, j] = 0.5
+                elif len(classes) == 2:
+                    out[i, j] = threshold_balanced_accuracy(z[:, i], y == classes[1])
+                else:
+                    out[i, j] = np.mean([threshold_balanced_accuracy(z[:, i], y == c) for c in classes])
+            continue
+        y = y.astype(np.float64)
+        for i in range(l_):
+            cov = np.cov(z[:, i], y, ddof=1)
+            out[i, j] = 0.0 if cov[0, 0] <= 0 or cov[1, 1] <= 0 else cov[0, 1] ** 2 / (cov[0, 0] * cov[1, 1])
+    return out
+
+
+def sap(latents, factors, *, max_discrete: int = 4, discrete=None) -> float:
+    """The published SAP: mean over factors of the difference between the two best latents'
+    scores (`sap_matrix`). latents [N, L] (L >= 2), factors [N, F]."""
+    m = sap_matrix(latents, factors, max_discrete=max_discrete, discrete=discrete)
+    if m.shape[0] < 2:
+        raise ValueError(f"latents: SAP needs at least 2 latents, got {m.shape[0]}")
+    top = np.sort(m, axis=0)[::-1]
+    return float(np.mean(top[0] - top[1]))
+
+
+def sap_tree_matrix(latents, factors, *, discrete: bool = True, chance_correct: bool = True,
+                    test_size: float = 0.5, random_state: int = 0) -> np.ndarray:
+    """[L, F] the tree variant of SAP's score matrix (see module docstring)."""
     z, f = _check_latents_factors(latents, factors)
     if not 0 < test_size < 1:
         raise ValueError(f"test_size: expected a number in (0, 1), got {test_size}")
@@ -144,11 +215,11 @@ def sap_matrix(latents, factors, *, discrete: bool = True, chance_correct: bool 
     return np.clip(out, 0.0, 1.0) if chance_correct else out
 
 
-def sap(latents, factors, *, discrete: bool = True, chance_correct: bool = True, test_size: float = 0.5,
-        random_state: int = 0) -> float:
-    """Separated attribute predictability: mean over factors of the gap between the best two
-    latents' prediction scores (`sap_matrix`). latents [N, L] (L >= 2), factors [N, F]."""
-    m = sap_matrix(latents, factors, discrete=discrete, chance_correct=chance_correct, test_size=test_size,
+def sap_tree(latents, factors, *, discrete: bool = True, chance_correct: bool = True, test_size: float = 0.5,
+             random_state: int = 0) -> float:
+    """SAP, tree variant: mean over factors of the gap between the best two latents' prediction
+    scores (`sap_tree_matrix`). latents [N, L] (L >= 2), factors [N, F]."""
+    m = sap_tree_matrix(latents, factors, discrete=discrete, chance_correct=chance_correct, test_size=test_size,
                    random_state=random_state)
     if m.shape[0] < 2:
         raise ValueError(f"latents: SAP needs at least 2 latents, got {m.shape[0]}")
@@ -216,11 +287,12 @@ def udr(nmi, channel_ids, informative=None) -> np.ndarray:
 
 
 def model_scores(mu, factors=None, *, n_bins: int = 20, random_state: int = 0) -> dict[str, np.ndarray]:
-    """MIG and SAP of every model. mu: [K, N, L] posterior means; factors [N, F] -> {"mig": [K], "sap": [K]}."""
+    """MIG and the published SAP of every model. mu: [K, N, L] posterior means; factors [N, F] ->
+    {"mig": [K], "sap": [K]} (``random_state`` is kept for the API; the published SAP is deterministic)."""
     mu = np.asarray(mu)
     if mu.ndim != 3:
         raise ValueError(f"mu: expected posterior means shaped [K, N, L], got {mu.shape}")
     if factors is None:
         raise ValueError("factors: MIG and SAP need ground-truth factors; the ensemble has none")
     return {"mig": np.array([mig(m, factors, n_bins) for m in mu]),
-            "sap": np.array([sap(m, factors, random_state=random_state) for m in mu])}
+            "sap": np.array([sap(m, factors) for m in mu])}

@@ -7,6 +7,8 @@
 - ``members/*.safetensors`` (optional): model weights, needed only for traversals / re-encoding;
   or ``members/decoder_KKK.onnx`` (and ``encoder_KKK.onnx``) for models trained elsewhere
   (`vaefrag.models.onnx`), named in the members' ``decoder`` / ``encoder`` fields.
+- ``checkpoints/posteriors.npz`` (optional): ``steps`` int [C] and ``mu``/``logvar`` float32
+  [C checkpoints, K, N, L], the posteriors on the fingerprint during training (``train --checkpoints``).
 
 Ensembles live under one root (`ensembles_root`: ``--ensembles``, ``$VAEFRAG_ENSEMBLES``,
 ``./data/ensembles``, ...); every command takes a name under it or a path (`resolve_ensemble`).
@@ -38,6 +40,7 @@ MEMBERS_DIR = "members"
 MEMBER_FILES = ("weights", "decoder", "encoder")
 #: environment variable naming the ensembles root
 ENSEMBLES_ENV = "VAEFRAG_ENSEMBLES"
+CHECKPOINTS = "checkpoints/posteriors.npz"
 
 
 class EnsembleError(ValueError):
@@ -230,7 +233,8 @@ def _atomic_npz(path: Path, compressed: bool = True, **arrays) -> None:
 
 
 def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, factor_names=None,
-                   weights=None, overwrite: bool = False, extra_files=None) -> Path:
+                   weights=None, overwrite: bool = False, extra_files=None,
+                   checkpoints: dict | None = None) -> Path:
     """Write an ensemble directory atomically (temporary sibling directory renamed into place).
 
     Parameters
@@ -251,6 +255,9 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
         Replace an existing directory; otherwise an existing target raises FileExistsError.
     extra_files : dict relative path -> source file, or None
         Files copied into the ensemble (e.g. ``members/decoder_000.onnx``), written with the rest.
+    checkpoints : dict or None
+        ``steps`` int [C] and ``mu``/``logvar`` [C, K, N, L]: posteriors during training, saved as
+        ``checkpoints/posteriors.npz``.
 
     Returns
     -------
@@ -266,6 +273,8 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
             if len(x) != n:
                 raise EnsembleError(f"{where}: 'x' has {len(x)} items, expected N={n}")
         factors, names = check_factors(where, factors, factor_names, n)
+        if checkpoints is not None:
+            checkpoints = _check_checkpoints(where, checkpoints, (k, n, lat))
     if weights is not None and len(weights) != k:
         raise EnsembleError(f"{where}: 'weights' has {len(weights)} entries, expected K={k}")
     if path.exists() and not overwrite:
@@ -308,6 +317,9 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
                 arrays["factors"] = factors
                 arrays["factor_names"] = np.asarray(names, dtype=str)
             _atomic_npz(tmp / FINGERPRINT, **arrays)
+        if checkpoints is not None:
+            (tmp / CHECKPOINTS).parent.mkdir()
+            _atomic_npz(tmp / CHECKPOINTS, **checkpoints)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
@@ -320,6 +332,36 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _check_checkpoints(where, checkpoints: dict, kns: tuple[int, int, int]) -> dict:
+    steps = np.asarray(checkpoints.get("steps"))
+    mu = check_numeric(where, "checkpoints.mu", np.asarray(checkpoints.get("mu")), ndims=(4,))
+    logvar = check_numeric(where, "checkpoints.logvar", np.asarray(checkpoints.get("logvar")), ndims=(4,))
+    if mu.shape != logvar.shape or mu.shape[1:] != kns:
+        raise EnsembleError(f"{where}: checkpoint 'mu' {mu.shape} / 'logvar' {logvar.shape} must both be "
+                            f"[C, K, N, L] with [K, N, L] = {list(kns)}")
+    if steps.shape != (mu.shape[0],) or not np.issubdtype(steps.dtype, np.integer) or \
+            (len(steps) > 1 and not np.all(np.diff(steps) > 0)) or (len(steps) and steps[0] < 1):
+        raise EnsembleError(f"{where}: checkpoint 'steps' must be {mu.shape[0]} increasing ints >= 1, got {steps.tolist()}")
+    return {"steps": steps.astype(np.int64), "mu": mu.astype(np.float32), "logvar": logvar.astype(np.float32)}
+
+
+def load_checkpoints(ensemble) -> dict | None:
+    """Posteriors during training (``checkpoints/posteriors.npz``) of an ensemble, or None if absent.
+
+    Returns
+    -------
+    dict with ``steps`` int64 [C] and ``mu``, ``logvar`` float32 [C, K, N, L] (validated against the
+    ensemble's [K, N, L]).
+    """
+    ens = ensemble if isinstance(ensemble, Ensemble) else load_ensemble(ensemble)
+    path = ens.path / CHECKPOINTS
+    if not path.is_file():
+        return None
+    with _with_error():
+        data = load_npz(path, required=("steps", "mu", "logvar"))
+        return _check_checkpoints(path, data, ens.mu.shape)
 
 
 def import_posteriors(npz_path, name: str, root=None, *, decoders=None, encoders=None,

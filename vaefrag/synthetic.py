@@ -214,17 +214,98 @@ def bhattacharyya_cka(bc_a, bc_b) -> float:
     return cka(bc_a, bc_b)
 
 
+def fingerprint_jsd(bc_a, bc_b) -> float:
+    """Jensen-Shannon divergence between two fingerprints, in bits (0 = same, 1 = disjoint).
+
+    Row i of a Bhattacharyya-coefficient fingerprint [n, n], normalised to sum 1, is a distribution
+    over the points that point i's posterior overlaps (whom it is confused with); the divergence is
+    the mean over points of JSD(p_i^A, p_i^B) = H((p + q) / 2) - (H(p) + H(q)) / 2 (base 2).
+    Coordinate-free, like NMI/VI on fingerprints.
+    """
+    a, b = _check_gram(bc_a, "bc_a"), _check_gram(bc_b, "bc_b")
+    if a.shape != b.shape:
+        raise ValueError(f"bc_b: expected the shape of bc_a {a.shape}, got {b.shape}")
+    p = a / a.sum(1, keepdims=True)
+    q = b / b.sum(1, keepdims=True)
+    m = 0.5 * (p + q)
+
+    def h(x):
+        return -(x * np.log2(np.where(x > 0, x, 1.0))).sum(1)
+
+    return float(np.mean(h(m) - 0.5 * (h(p) + h(q))))
+
+
+def _gaussian_w2_terms(mu_a, var_a, mu_b, var_b, q) -> float:
+    """Mean over points of W2^2(N(mu_a, diag var_a), N(Q mu_b, Q diag var_b Q^T)) for 2-D spaces.
+
+    tr sqrt(M) of a 2 x 2 PSD matrix M is sqrt(tr M + 2 sqrt(det M)); here M = S_a^1/2 S_b' S_a^1/2
+    has tr M = tr(S_a S_b') and det M = det S_a det S_b.
+    """
+    mb = mu_b @ q.T
+    sb = np.einsum("ij,nj,kj->nik", q, var_b, q)                                  # [n, 2, 2]
+    tr_m = var_a[:, 0] * sb[:, 0, 0] + var_a[:, 1] * sb[:, 1, 1]
+    det_m = var_a.prod(1) * var_b.prod(1)
+    bures = var_a.sum(1) + var_b.sum(1) - 2 * np.sqrt(np.maximum(tr_m + 2 * np.sqrt(det_m), 0.0))
+    return float(np.mean(((mu_a - mb) ** 2).sum(1) + bures))
+
+
+def _rotation(theta: float, reflect: bool) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    r = np.array([[c, -s], [s, c]])
+    return r @ np.diag([1.0, -1.0]) if reflect else r
+
+
+def stochastic_shape_distance(mu_a, logvar_a, mu_b, logvar_b, *, n_angles: int = 720) -> float:
+    """Stochastic shape metric of Duong et al. (ICLR 2023) with alpha = 1: the 2-Wasserstein
+    Procrustes distance between two spaces of Gaussian posteriors on the same n points,
+
+        d(A, B) = min over orthogonal Q of sqrt( (1/n) sum_i W2^2(N(mu_a_i, S_a_i), N(Q mu_b_i, Q S_b_i Q^T)) )
+
+    after centring each space's means (translation invariance; no rescaling). Q ranges over
+    rotations and reflections, found by a grid of ``n_angles`` angles per reflection refined by a
+    bounded scalar search. For 1-D or 2-D spaces ([n, 1] or [n, 2]; 1-D spaces are padded with a
+    zero-variance dimension).
+    """
+    from scipy.optimize import minimize_scalar
+
+    def prep(mu, lv, name):
+        mu = _means(mu, name)
+        var = np.exp(np.asarray(lv, dtype=np.float64).reshape(mu.shape))
+        if mu.shape[1] > 2:
+            raise ValueError(f"{name}: the stochastic shape metric here takes 1-D or 2-D spaces, got {mu.shape[1]}-D")
+        if mu.shape[1] == 1:
+            mu, var = np.c_[mu, np.zeros(len(mu))], np.c_[var, np.zeros(len(var))]
+        return mu - mu.mean(0), var
+
+    ma, va = prep(mu_a, logvar_a, "mu_a")
+    mb, vb = prep(mu_b, logvar_b, "mu_b")
+    if ma.shape[0] != mb.shape[0]:
+        raise ValueError(f"mu_b: expected {ma.shape[0]} points (those of mu_a), got {mb.shape[0]}")
+    best = np.inf
+    step = 2 * np.pi / n_angles
+    for reflect in (False, True):
+        f = lambda t: _gaussian_w2_terms(ma, va, mb, vb, _rotation(t, reflect))
+        grid = np.arange(n_angles) * step
+        vals = [f(t) for t in grid]
+        t0 = grid[int(np.argmin(vals))]
+        res = minimize_scalar(f, bounds=(t0 - step, t0 + step), method="bounded", options={"xatol": 1e-9})
+        best = min(best, float(res.fun), float(np.min(vals)))
+    return float(np.sqrt(max(best, 0.0)))
+
+
 # --------------------------------------------------------------------------- benchmark
 
 #: measure name -> (label, "similarity" or "distance")
 MEASURES = {
     "nmi_fingerprint": ("NMI (fingerprint)", "similarity"),
     "nmi_mc": ("NMI (Monte Carlo)", "similarity"),
-    "vi_fingerprint": ("VI (fingerprint, bits)", "distance"),
-    "vi_mc": ("VI (Monte Carlo, bits)", "distance"),
+    "vi_fingerprint": ("VI (fingerprint, bits; x ln 2 = the paper's nats)", "distance"),
+    "vi_mc": ("VI (Monte Carlo, bits; x ln 2 = nats)", "distance"),
     "cka_linear": ("linear CKA", "similarity"),
     "cka_bhattacharyya": ("CKA on BC", "similarity"),
     "cka_rbf": ("RBF CKA", "similarity"),
+    "jsd_fingerprint": ("JSD (fingerprint rows, bits)", "distance"),
+    "shape_stochastic": ("stochastic shape (2-Wasserstein)", "distance"),
 }
 
 
@@ -290,7 +371,7 @@ def benchmark_measures(spaces=None, *, n_samples: int = 4000, seed: int = 0, dev
     s = len(spaces)
     comp = measures.compare_channels(mu, lv, info_threshold=0.0, device=device, dtype="float64")
     bc = measures.bhattacharyya(mu, lv)                                      # [S, n, n]
-    mats = {m: np.eye(s) for m in MEASURES}
+    mats = {m: np.eye(s) if MEASURES[m][1] == "similarity" else np.zeros((s, s)) for m in MEASURES}
     mats["nmi_fingerprint"], mats["vi_fingerprint"] = comp.nmi.copy(), comp.vi.copy()
     mats["vi_mc"] = np.zeros((s, s))
     errors = {"nmi_mc": np.zeros((s, s)), "vi_mc": np.zeros((s, s))}
@@ -308,6 +389,9 @@ def benchmark_measures(spaces=None, *, n_samples: int = 4000, seed: int = 0, dev
         mats["cka_bhattacharyya"][i, j] = mats["cka_bhattacharyya"][j, i] = bhattacharyya_cka(bc[i], bc[j])
         mats["cka_rbf"][i, j] = mats["cka_rbf"][j, i] = rbf_cka(spaces[i].mu, spaces[i].logvar,
                                                                 spaces[j].mu, spaces[j].logvar)
+        mats["jsd_fingerprint"][i, j] = mats["jsd_fingerprint"][j, i] = fingerprint_jsd(bc[i], bc[j])
+        mats["shape_stochastic"][i, j] = mats["shape_stochastic"][j, i] = stochastic_shape_distance(
+            spaces[i].mu, spaces[i].logvar, spaces[j].mu, spaces[j].logvar)
         if progress is not None:
             progress(done + 1, len(pairs), f"{spaces[i].name} x {spaces[j].name}")
     names = list(MEASURES)
@@ -323,9 +407,38 @@ _FRAGMENTS = ((0, 0, 0, 0, 1, 0), (0, 0, 0, 0, 0, 1), (0, 1, 0, 0, 0, 0), (1, 0,
               (0, 0, 0, 1, 0, 0), (0, 0, 0, 0, 1, 1), (0, 0, 0, 0, 1, -1), (1, 1, 0, 0, 0, 0), (0, 1, 0, 0, 1, 0))
 
 
+#: named fragments for ``make_fragment_ensemble(fragments=...)``
+FRAGMENT_NAMES = {"shape": (1, 0, 0, 0, 0, 0), "scale": (0, 1, 0, 0, 0, 0), "cos": (0, 0, 1, 0, 0, 0),
+                  "sin": (0, 0, 0, 1, 0, 0), "x": (0, 0, 0, 0, 1, 0), "y": (0, 0, 0, 0, 0, 1),
+                  "x+y": (0, 0, 0, 0, 1, 1), "x-y": (0, 0, 0, 0, 1, -1), "shape+scale": (1, 1, 0, 0, 0, 0),
+                  "scale+x": (0, 1, 0, 0, 1, 0)}
+
+
+def make_fragment_sweep(path, levels, *, key: str = "beta", values=None, seed: int = 0, **ensemble_kw) -> Path:
+    """Write a planted sweep: one fragment ensemble per level, all on the same fingerprint points.
+
+    Parameters
+    ----------
+    path : sweep directory (members at ``path/KEY-VALUE``).  levels : list of V fragment lists
+        (see ``make_fragment_ensemble(fragments=...)``).  values : V increasing numbers (default 1..V).
+    ensemble_kw : passed to :func:`make_fragment_ensemble` (models, latents, n_points, ...).
+    """
+    from vaefrag.sweep import make_sweep, member_dir_name
+
+    path = Path(path)
+    values = list(values) if values is not None else [float(i + 1) for i in range(len(levels))]
+    dirs = []
+    for i, (value, frags) in enumerate(zip(values, levels)):
+        d = path / member_dir_name(key, value)
+        make_fragment_ensemble(d, seed=seed + 1 + i, fingerprint_seed=seed, fragments=frags, **ensemble_kw)
+        dirs.append(d)
+    return make_sweep(path, dirs, key, values=values)
+
+
 def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points: int = 200, seed: int = 0,
                            resolution: int = 32, empty_fraction: float = 0.2, width: int = 8,
-                           hidden: int = 64, weights: bool = True, overwrite: bool = False) -> Path:
+                           hidden: int = 64, weights: bool = True, overwrite: bool = False,
+                           fragments=None, fingerprint_seed: int | None = None) -> Path:
     """Write a synthetic ensemble whose channels carry known sprites factors.
 
     Each model's latents carry distinct fragments of the fingerprint's factors (a random permutation
@@ -334,6 +447,11 @@ def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points:
     models, with a random sign and posterior noise; with probability ``empty_fraction`` a channel
     carries nothing (prior-like).
     Member weights are untrained networks of the sprites architecture (``weights=False``: none).
+    ``fragments`` (a list of weight 6-vectors over [shape, scale, cos orientation, sin orientation,
+    x, y], or names of :data:`FRAGMENT_NAMES`) replaces that list: every model then carries each
+    given fragment in one latent (random slots; the other latents, and with probability
+    ``empty_fraction`` a fragment's latent, carry nothing). ``fingerprint_seed`` (default ``seed``)
+    draws the fingerprint points, so ensembles of different ``seed`` can share them.
 
     Parameters
     ----------
@@ -350,29 +468,39 @@ def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points:
 
     rng = np.random.default_rng(seed)
     ds = make_dataset("sprites", resolution=resolution)
-    _, x, factors = fingerprint_sample(ds, n_points, seed)
+    fp_seed = seed if fingerprint_seed is None else int(fingerprint_seed)
+    _, x, factors = fingerprint_sample(ds, n_points, fp_seed)
     f = factors.astype(np.float64)
     feats = np.c_[f[:, 0], f[:, 1], np.cos(2 * np.pi * f[:, 2] / 40.0), np.sin(2 * np.pi * f[:, 2] / 40.0),
                   f[:, 3], f[:, 4]]
     feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1.0)
-    n_frag = min(latents, len(_FRAGMENTS))
+    table = _FRAGMENTS
+    if fragments is not None:
+        table = tuple(FRAGMENT_NAMES[f] if isinstance(f, str) else tuple(f) for f in fragments)
+        if not table or len(table) > latents or any(len(w) != 6 or not any(w) for w in table):
+            raise ValueError(f"fragments: expected 1..{latents} non-zero weight 6-vectors or names of "
+                             f"{sorted(FRAGMENT_NAMES)}, got {fragments!r}")
+    n_frag = min(latents, len(table))
     mu = np.zeros((models, n_points, latents), dtype=np.float32)
     logvar = np.zeros_like(mu)
     for k in range(models):
         frag = rng.permutation(n_frag)
+        if fragments is not None:                       # every fragment once, in random latent slots
+            frag = np.full(latents, -1)
+            frag[rng.permutation(latents)[:n_frag]] = rng.permutation(n_frag)
         for j in range(latents):
-            if rng.random() < empty_fraction or j >= n_frag:
+            if rng.random() < empty_fraction or j >= len(frag) or frag[j] < 0:
                 mu[k, :, j] = rng.normal(0, 0.02, n_points)
                 logvar[k, :, j] = rng.normal(0, 0.02, n_points)
                 continue
-            w = np.asarray(_FRAGMENTS[frag[j]], dtype=np.float64)
+            w = np.asarray(table[frag[j]], dtype=np.float64)
             sigma = rng.uniform(0.08, 0.3)
             mu[k, :, j] = rng.choice([-1, 1]) * feats @ (w / np.linalg.norm(w)) + rng.normal(0, 0.05, n_points)
             logvar[k, :, j] = 2 * np.log(sigma) + rng.normal(0, 0.05, n_points)
     manifest = {"name": Path(path).name, "source": {"kind": "synthetic fragments", "seed": seed},
                 "dataset": {"name": "sprites", "params": ds.params(), "shape": list(ds.shape),
                             "factor_names": list(ds.factor_names)},
-                "fingerprint": {"size": n_points, "seed": seed},
+                "fingerprint": {"size": n_points, "seed": fp_seed},
                 "members": [{"id": k, "seed": s} for k, s in enumerate(member_seeds(seed, models))]}
     state = None
     if weights:
@@ -391,5 +519,5 @@ def make_fragment_ensemble(path, *, models: int = 6, latents: int = 5, n_points:
 
 
 __all__ = ["N_POINTS", "SPACE_NAMES", "SyntheticSpace", "synthetic_spaces", "pad_dims", "cka", "linear_cka",
-           "rbf_kernel", "rbf_cka", "bhattacharyya_cka", "MEASURES", "MeasureBenchmark", "rank_correlations",
-           "benchmark_measures", "make_fragment_ensemble"]
+           "rbf_kernel", "rbf_cka", "bhattacharyya_cka", "fingerprint_jsd", "stochastic_shape_distance", "MEASURES", "MeasureBenchmark", "rank_correlations",
+           "benchmark_measures", "make_fragment_ensemble", "make_fragment_sweep", "FRAGMENT_NAMES"]

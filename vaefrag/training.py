@@ -82,14 +82,29 @@ def dataset_of(ens: "store.Ensemble"):
         raise store.EnsembleError(f"{ens.path / store.MANIFEST}: field 'dataset.name' names no dataset to draw new "
                                   "points from (import with --dataset NAME --data-file/--data-dir)")
     return make_dataset(dsinfo["name"], **(dsinfo.get("params") or {}))
+def checkpoint_steps(steps: int, count: int) -> list[int]:
+    """The ``count`` training steps at which checkpoints are taken: ``round(steps * i / count)``,
+    i = 1..count (evenly spaced, the last one is the end of training).
+
+    Raises ValueError unless 0 <= count <= steps.
+    """
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"checkpoints must be an int >= 0, got {count!r}")
+    if count > steps:
+        raise ValueError(f"checkpoints ({count}) must not exceed steps ({steps}): one checkpoint per step at most")
+    return [int(round(steps * i / count)) for i in range(1, count + 1)]
 
 
 def train_group(net: EnsembleVAE, objective, dataset, seeds, *, steps: int, batch_size: int, lr: float,
-                device="cpu", progress=None) -> list[float]:
+                device="cpu", progress=None, checkpoint_at=(), on_checkpoint=None) -> list[float]:
     """Train the K members of ``net`` in place; member k draws data and noise from ``seeds[k]``.
+
+    ``on_checkpoint(step, net)`` is called after each step listed in ``checkpoint_at`` (steps done,
+    1-based); the network is back in training mode afterwards and the training stream is unchanged.
 
     Returns the final loss of each member (mean over the last 10% of steps, nats per item).
     """
+    checkpoint_at = set(int(s) for s in checkpoint_at)
     K, L = net.n_members, net.latents
     net.to(device).train()
     rngs = [np.random.default_rng(s) for s in seeds]
@@ -115,6 +130,9 @@ def train_group(net: EnsembleVAE, objective, dataset, seeds, *, steps: int, batc
         opt.step()
         if step >= steps - tail:
             acc += losses.detach().cpu().double()
+        if on_checkpoint is not None and step + 1 in checkpoint_at:
+            on_checkpoint(step + 1, net)
+            net.train()
         if progress is not None:
             progress(step + 1, steps, f"loss {losses.detach().mean().item():.2f}")
     return (acc / tail).tolist()
@@ -149,7 +167,8 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
                    fingerprint_size: int = 1000,
                    fingerprint_seed: int = 0, weights_dtype: str = "float32", group_size: int = 10,
                    device="cpu", name: str | None = None, overwrite: bool = False,
-                   progress=None, member_progress=None, shard: tuple[int, int] | None = None) -> Path | None:
+                   progress=None, member_progress=None, shard: tuple[int, int] | None = None,
+                   checkpoints: int = 0) -> Path | None:
     """Train ``models`` VAEs and write them as an ensemble at ``out``.
 
     Parameters
@@ -171,6 +190,11 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
         Train only the groups ``g`` with ``g % n == i`` (groups of ``group_size`` consecutive
         members) and return None without writing the ensemble, so that n processes can share the
         work; a final call without ``shard`` finds all members done and writes the ensemble.
+    checkpoints : int
+        Store every member's posteriors on the fingerprint at this many points of training
+        (:func:`checkpoint_steps`; full-precision weights, before the final ``weights_dtype``
+        rounding) as ``checkpoints/posteriors.npz`` (see :func:`vaefrag.store.load_checkpoints`).
+        Not part of the recipe; a resumed run must ask for the same count.
 
     Returns
     -------
@@ -190,6 +214,7 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
         raise ValueError(f"lr must be finite and > 0, got {lr!r}")
     if weights_dtype not in DTYPES:
         raise ValueError(f"weights_dtype must be one of {sorted(DTYPES)}, got {weights_dtype!r}")
+    ckpt_steps = checkpoint_steps(steps, checkpoints)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (use --overwrite to replace it)")
     ds = make_dataset(dataset, **recipe["dataset_params"])
@@ -209,6 +234,15 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
             raise ValueError(f"{partial}: holds members of a different recipe; remove it to start afresh")
     else:
         _write_json(rpath, recipe)
+    cpath = partial / "checkpoints.json"
+    if cpath.is_file():
+        if json.loads(cpath.read_text()) != {"steps": ckpt_steps}:
+            raise ValueError(f"{partial}: holds members trained with other checkpoints "
+                             f"({cpath.read_text().strip()}); ask for the same --checkpoints or remove it")
+    elif any(partial.glob("member_*.json")) and ckpt_steps:
+        raise ValueError(f"{partial}: holds members trained without checkpoints; remove it to start afresh")
+    else:
+        _write_json(cpath, {"steps": ckpt_steps})
 
     def done_member(k):
         return (partial / f"member_{k:03d}.json").is_file()
@@ -228,8 +262,14 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
         t0 = time.time()
         net = EnsembleVAE(spec, len(group))
         net.init_members([seeds[k] for k in group])
+        taken = []
+
+        def take_checkpoint(step, trained):
+            taken.append(encode_all(trained, fp_x, device=device))
+
         losses = train_group(net, objective, ds, [seeds[k] for k in group], steps=steps, batch_size=batch_size,
-                             lr=lr, device=device, progress=member_progress)
+                             lr=lr, device=device, progress=member_progress, checkpoint_at=ckpt_steps,
+                             on_checkpoint=take_checkpoint)
         net.cpu()
         _round_weights(net, DTYPES[weights_dtype])
         mu, logvar = encode_all(net, fp_x)
@@ -244,6 +284,10 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
             tmp = partial / f"member_{k:03d}.npz.tmp.npz"
             np.savez(tmp, mu=mu[j], logvar=logvar[j])
             os.replace(tmp, partial / f"member_{k:03d}.npz")
+            if ckpt_steps:
+                tmp = partial / f"member_{k:03d}.ckpt.tmp.npz"
+                np.savez(tmp, mu=np.stack([c[0][j] for c in taken]), logvar=np.stack([c[1][j] for c in taken]))
+                os.replace(tmp, partial / f"member_{k:03d}.ckpt.npz")
             _write_json(partial / f"member_{k:03d}.json",
                         {"id": k, "seed": seeds[k], "final_loss": float(losses[j]),
                          "train_time_s": round(elapsed / len(group), 3), "group_size": len(group)})
@@ -252,12 +296,16 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     if shard is not None:
         return None
 
-    members, mus, lvs, weights = [], [], [], []
+    members, mus, lvs, weights, ck_mus, ck_lvs = [], [], [], [], [], []
     for k in range(models):
         info = json.loads((partial / f"member_{k:03d}.json").read_text())
         with np.load(partial / f"member_{k:03d}.npz", allow_pickle=False) as d:
             mus.append(d["mu"])
             lvs.append(d["logvar"])
+        if ckpt_steps:
+            with np.load(partial / f"member_{k:03d}.ckpt.npz", allow_pickle=False) as d:
+                ck_mus.append(d["mu"])
+                ck_lvs.append(d["logvar"])
         members.append(info)
         weights.append(partial / f"member_{k:03d}.safetensors")
     manifest = {
@@ -273,9 +321,13 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
         "recipe": recipe,
         "members": members,
     }
+    ckpt = None
+    if ckpt_steps:  # [models, C, N, L] -> [C, models, N, L]
+        ckpt = {"steps": np.asarray(ckpt_steps, dtype=np.int64), "mu": np.stack(ck_mus).transpose(1, 0, 2, 3),
+                "logvar": np.stack(ck_lvs).transpose(1, 0, 2, 3)}
     path = store.write_ensemble(out, manifest, np.stack(mus), np.stack(lvs), x=fp_x, factors=fp_factors,
                                 factor_names=ds.factor_names if fp_factors is not None else None,
-                                weights=weights, overwrite=overwrite)
+                                weights=weights, overwrite=overwrite, checkpoints=ckpt)
     shutil.rmtree(partial, ignore_errors=True)
     return path
 

@@ -9,7 +9,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "benchmark-measures", help="NMI/VI against CKA on synthetic spaces",
         description="Compare the nine synthetic 64-point representation spaces pairwise with fingerprint and "
-                    "Monte Carlo NMI/VI, linear CKA, CKA on Bhattacharyya matrices and RBF CKA; write the "
+                    "Monte Carlo NMI/VI, linear CKA, CKA on Bhattacharyya matrices, RBF CKA, the Jensen-Shannon "
+                    "divergence of fingerprint rows and the stochastic shape metric (2-Wasserstein Procrustes, "
+                    "Duong et al. 2023); VI and JSD in bits (the paper gives VI in nats = bits x ln 2); write the "
                     "matrices (measures.csv), the Spearman rank correlations between measures "
                     "(rank_correlations.csv) and a figure (benchmark.png) to --out.")
     p.add_argument("--out", required=True, help="output directory")
@@ -53,5 +55,6 @@ def run(args) -> int:
             w.writerow([a, f"{bench.info_fingerprint[i]:.4f}", f"{bench.info_mc[i]:.4f}", f"{bench.info_mc_err[i]:.4f}"])
     fig = benchmark_figure(bench)
     fig.savefig(out / "benchmark.png", dpi=110)
+    print("VI and JSD are in bits; the paper reports VI in nats (nats = bits x ln 2 = bits x 0.693)")
     print(f"wrote {out}/measures.csv, rank_correlations.csv, information.csv, benchmark.png")
     return 0

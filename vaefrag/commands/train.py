@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--shard", help="I/N: train only every N-th group of members starting at I (parallel "
                                    "processes); rerun without --shard to write the ensemble")
+    p.add_argument("--checkpoints", type=int, default=0,
+                   help="store each member's posteriors on the fingerprint at this many evenly spaced points "
+                        "of training (ENSEMBLE/checkpoints/posteriors.npz, for `vaefrag dynamics`; default 0)")
     p.add_argument("--out", required=True, help="ensemble to write: a name (under --ensembles) or a directory path")
     p.add_argument("--overwrite", action="store_true", help="replace an existing ensemble at --out")
     p.set_defaults(func=run)
@@ -165,7 +168,7 @@ def run(args) -> int:
     try:
         path = train_ensemble(out, **recipe, group_size=args.group_size, device=resolve_device(args.device),
                               overwrite=args.overwrite, progress=ens_progress, member_progress=member_progress,
-                              shard=shard)
+                              shard=shard, checkpoints=args.checkpoints)
     except FileExistsError as exc:
         raise CLIError(str(exc)) from None
     finally:

@@ -22,6 +22,7 @@ import diskcache
 import flask
 
 from vaefrag.dashboard import data
+from vaefrag.dashboard import sweep as sweep_view
 from vaefrag.dashboard.callbacks import analysis as cb_analysis
 from vaefrag.dashboard.callbacks import beyond as cb_beyond
 from vaefrag.dashboard.callbacks import export as cb_export
@@ -100,7 +101,7 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         return serve_layout(names, default_name, first)
 
     app.layout = layout
-    for module in (cb_analysis, cb_views, cb_traversal, cb_export, cb_beyond):
+    for module in (cb_analysis, cb_views, cb_traversal, cb_export, cb_beyond, sweep_view):
         module.register(app, cfg)
     _server_timing(app.server)
     # load the default analysis and build its first page while the server starts and the browser loads

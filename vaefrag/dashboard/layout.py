@@ -280,6 +280,8 @@ def beyond_panel() -> html.Section:
         return dcc.Graph(id=graph_id, figure=empty_figure("", BEYOND_HEIGHT), config=graph_config(kind, filename),
                          style={"height": f"{BEYOND_HEIGHT}px"})
 
+    from vaefrag.dashboard.sweep import sweep_tab
+
     tab = {"className": "vf-tab", "selected_className": "vf-tab-selected"}
     spaces = dcc.Tab(label="Full latent spaces", value="spaces", **tab, children=[
         html.Div([radio(ids.SPACES_MEASURE, {"nmi": "NMI", "vi": "VI"}),
@@ -307,7 +309,8 @@ def beyond_panel() -> html.Section:
         html.Div(id=ids.COMPARE_STATUS, className="vf-beyond-status"),
         graph(ids.COMPARE_GRAPH, "matrix", "vaefrag-compare")])
     return _panel("Beyond channels", [dcc.Store(id=ids.SPACES_DONE), dcc.Store(id=ids.FUSION),
-                                      dcc.Tabs(id=ids.BEYOND_TABS, value="spaces", children=[spaces, fuse, compare],
+                                      dcc.Tabs(id=ids.BEYOND_TABS, value="spaces",
+                                               children=[spaces, fuse, compare, sweep_tab()],
                                                className="vf-beyond-tabs")],
                   extra=html.Span("whole latent spaces of the models; the selection fused into 2-D; "
                                   "the hotspots two ensembles share", className="vf-hint"),

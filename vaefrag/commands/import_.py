@@ -17,10 +17,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from vaefrag.store import import_posteriors, load_ensemble
+    from vaefrag.store import check_archive, import_posteriors, load_ensemble
 
     from vaefrag.cli import CLIError
 
+    check_archive(args.file)            # sizes from the zip directory and .npy headers, before reading
     try:
         path = import_posteriors(args.file, args.name, args.root, overwrite=args.overwrite)
     except FileExistsError as exc:

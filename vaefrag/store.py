@@ -6,7 +6,11 @@
 - ``fingerprint.npz`` (optional): ``x`` fingerprint inputs, ``factors`` int [N, F], ``factor_names``.
 - ``members/*.safetensors`` (optional): model weights, needed only for traversals / re-encoding.
 
-Writing is atomic: everything goes to a temporary sibling directory that is renamed into place.
+Writing is crash-safe: everything goes to a temporary sibling directory ``.NAME.tmp-PID-*`` that is
+renamed into place; an overwrite swaps it with the old directory in one atomic exchange (Linux
+renameat2), or, where the file system cannot, renames the old one aside first and `recover` puts it
+back should the writer die between the two renames. A load after a crash at any point finds the old
+or the new ensemble; temporaries of dead writers are removed by the next write or load.
 Loading validates every field and never unpickles (``np.load(..., allow_pickle=False)``,
 safetensors for weights).
 """
@@ -106,6 +110,10 @@ def list_ensembles(root) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
+    for p in root.iterdir():          # an overwrite killed between its renames: put the old one back
+        m = _TEMP_RE.match(p.name)
+        if m and m["kind"] == "old" and not (root / m["name"]).exists():
+            recover(root / m["name"])
     return sorted(p for p in root.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
 
@@ -118,7 +126,18 @@ def _check_posteriors(where, mu, logvar) -> tuple[np.ndarray, np.ndarray]:
         raise EnsembleError(f"{where}: fields 'mu' {mu.shape} and 'logvar' {logvar.shape} must have the same shape [K, N, L]")
     if min(mu.shape) < 1:
         raise EnsembleError(f"{where}: field 'mu' has an empty axis, shape {mu.shape}")
-    return mu.astype(np.float32), logvar.astype(np.float32)
+    return _float32(where, "mu", mu), _float32(where, "logvar", logvar)
+
+
+def _float32(where, key: str, arr: np.ndarray) -> np.ndarray:
+    """``arr`` as float32; EnsembleError when a finite value overflows float32 (it would not load)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(arr).astype(np.float32)
+    if not np.isfinite(out).all():
+        big = float(np.abs(np.asarray(arr, dtype=np.float64)).max())
+        raise EnsembleError(f"{where}: field {key!r} has values beyond float32 (|value| up to {big:.3g}); "
+                            "rescale them")
+    return out
 
 
 def _check_manifest(path: Path, manifest) -> dict:
@@ -282,6 +301,8 @@ def load_ensemble(path) -> Ensemble:
         that disagree, non-finite values, ...).
     """
     path = Path(path)
+    if not path.exists():
+        recover(path)                       # a writer killed between the renames of an overwrite
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such ensemble directory")
     mpath = path / MANIFEST
@@ -320,6 +341,97 @@ def _atomic_npz(path: Path, compressed: bool = True, **arrays) -> None:
     (np.savez_compressed if compressed else np.savez)(path, **arrays)
 
 
+#: longest ensemble directory name (file systems allow 255 bytes; the temporaries add ~25)
+MAX_NAME_BYTES = 200
+#: environment variable naming a step of `write_ensemble` at which the process exits at once
+#: (the reliability suite's kill test: "before-swap", "after-swap", "between-renames")
+CRASH_ENV = "VAEFRAG_CRASH_AT"
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[^.]+$")
+
+
+def _crash_point(step: str) -> None:
+    if os.environ.get(CRASH_ENV) == step:
+        os._exit(97)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (the new ensemble is on disk before it is swapped in)."""
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap directories ``a`` and ``b`` (Linux renameat2 RENAME_EXCHANGE). False when the
+    system or file system cannot (then `write_ensemble` renames twice and `recover` repairs a crash)."""
+    import ctypes
+    import errno
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(path) -> None:
+    """Repair what a writer of ensemble ``path`` killed mid-write left in its parent directory.
+
+    Temporary siblings ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` of writers that are no longer
+    running are removed; if ``path`` itself is missing because a writer died between the two
+    renames of an overwrite (file systems without an atomic exchange), the old ensemble it moved
+    aside is put back first. Writers that are still running are left alone.
+    """
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        return
+    for entry in sorted(parent.iterdir()):
+        m = _TEMP_RE.match(entry.name)
+        if not m or m["name"] != path.name or _alive(int(m["pid"])) or not entry.is_dir():
+            continue
+        stranded = entry / "ensemble"
+        if m["kind"] == "old" and not path.exists() and (stranded / MANIFEST).is_file():
+            os.replace(stranded, path)
+            _fsync_dir(parent)
+        shutil.rmtree(entry, ignore_errors=True)
+
+
 def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, factor_names=None,
                    weights=None, overwrite: bool = False) -> Path:
     """Write an ensemble directory atomically (temporary sibling directory renamed into place).
@@ -347,11 +459,13 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
     """
     path = Path(path)
     where = f"{path}"
+    if len(path.name.encode()) > MAX_NAME_BYTES:
+        raise EnsembleError(f"{path.name[:40]}...: ensemble name longer than {MAX_NAME_BYTES} bytes")
     with _with_error():
         mu, logvar = _check_posteriors(where, mu, logvar)
         k, n, lat = mu.shape
         if x is not None:
-            x = check_numeric(where, "x", np.asarray(x), ndims=(2, 4)).astype(np.float32)
+            x = _float32(where, "x", check_numeric(where, "x", np.asarray(x), ndims=(2, 4)))
             if len(x) != n:
                 raise EnsembleError(f"{where}: 'x' has {len(x)} items, expected N={n}")
         factors, names = check_factors(where, factors, factor_names, n)
@@ -369,7 +483,12 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
     manifest["members"] = members
     manifest["n_points"] = n
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    recover(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
+    if path.exists() and not (path.is_dir() and not path.is_symlink()):
+        raise EnsembleError(f"{path}: exists and is not an ensemble directory; not replaced")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     try:
         tmp.chmod(0o755)
         if weights is not None:
@@ -395,13 +514,21 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
                 arrays["factor_names"] = np.asarray(names, dtype=str)
             _atomic_npz(tmp / FINGERPRINT, **arrays)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / "ensemble")
+        _fsync_tree(tmp)
+        _crash_point("before-swap")
+        if not path.exists():
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+        elif _rename_exchange(tmp, path):
+            _crash_point("after-swap")         # tmp now holds the old ensemble
+            shutil.rmtree(tmp, ignore_errors=True)
         else:
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
+            os.replace(path, old / "ensemble")
+            _crash_point("between-renames")    # `recover` puts the old one back
             os.replace(tmp, path)
+            _crash_point("after-swap")
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from vaefrag.cli import CLIError
+from vaefrag.commands._args import device, directory, float_in, int_in
 
 ENSEMBLE_ROOT = Path("data/ensembles")
 
@@ -20,7 +21,7 @@ def add_analysis_args(p) -> None:
     p.add_argument("--dask", default=None, metavar="SCHEDULER",
                    help="run the tiles as Dask tasks: 'local' for a local cluster of --workers processes, "
                         "or a scheduler address such as tcp://host:8786 (needs vaefrag[distributed])")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=int_in(1, 1024), default=None,
                    help="worker processes of a local Dask cluster (default: one per core)")
 
 
@@ -28,24 +29,24 @@ def add_hotspot_options(p) -> None:
     """The parameters of `analysis.analyze` (also used by `compare`)."""
     p.add_argument("--measure", choices=("nmi", "vi"), default="nmi",
                    help="distance for the hotspots: -ln NMI or VI (default nmi)")
-    p.add_argument("--threshold", type=float, default=0.01,
+    p.add_argument("--threshold", type=float_in(0, 64), default=0.01,
                    help="channels with less information (bits) are set aside (default 0.01)")
-    p.add_argument("--min-samples", type=int, default=None,
+    p.add_argument("--min-samples", type=int_in(2, 10**6), default=None,
                    help="OPTICS min_samples (>= 2; default about half the number of models)")
-    p.add_argument("--xi", type=float, default=None, help="OPTICS xi in (0, 1) (default 0.05)")
-    p.add_argument("--min-nmi", type=float, default=0.3,
+    p.add_argument("--xi", type=float_in(0, 1, open_lo=True), default=None, help="OPTICS xi in (0, 1) (default 0.05)")
+    p.add_argument("--min-nmi", type=float_in(0, 1), default=0.3,
                    help="smallest mean NMI between the members of a hotspot (default 0.3)")
-    p.add_argument("--bootstrap", type=int, default=20, metavar="N",
+    p.add_argument("--bootstrap", type=int_in(0, 10000), default=20, metavar="N",
                    help="bootstrap resamples for hotspot stability, 0 to skip (default 20)")
     p.add_argument("--maps", default="mds,umap", help="channel maps to compute: mds,umap / mds / none (default mds,umap)")
     p.add_argument("--scores", default=None,
                    help="model scores to require, e.g. mig,sap,udr (default: MIG/SAP when the ensemble has factors)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the maps (default 0)")
-    p.add_argument("--cache", default=None, metavar="DIR",
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="seed of the bootstrap and the maps (default 0)")
+    p.add_argument("--cache", type=directory, default=None, metavar="DIR",
                    help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--device", default="auto", help="torch device for the measures (default auto)")
-    p.add_argument("--tile", type=int, default=None, metavar="CHANNELS",
+    p.add_argument("--device", type=device, default="auto", help="torch device for the measures (default auto)")
+    p.add_argument("--tile", type=int_in(1, 10**6), default=None, metavar="CHANNELS",
                    help="compute the channel pairs in tiles of at most this many channels (default 2048)")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from vaefrag.commands._args import device, directory, int_in
 
 
 def register(subparsers) -> None:
@@ -11,13 +12,13 @@ def register(subparsers) -> None:
         description="Model x model matrix of NMI and VI between whole latent spaces (Monte Carlo over a "
                     "dataset sample, with standard errors) and each model's I(X;U). Cached like `analyze`.")
     p.add_argument("ensemble", help="ensemble directory")
-    p.add_argument("--samples", type=int, default=2000, help="Monte Carlo draws per estimate (default 2000)")
-    p.add_argument("--sample-size", type=int, help="re-encode this many dataset points with the members "
+    p.add_argument("--samples", type=int_in(1, 10**6), default=2000, help="Monte Carlo draws per estimate (default 2000)")
+    p.add_argument("--sample-size", type=int_in(2, 10**6), help="re-encode this many dataset points with the members "
                                                    "(default: use the stored fingerprint posteriors)")
-    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
-    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="Monte Carlo seed (default 0)")
+    p.add_argument("--device", type=device, default="auto", help="torch device (default auto)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--cache-dir", help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
+    p.add_argument("--cache-dir", type=directory, help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
     p.add_argument("--csv", help="write one row per model pair to this CSV file")
     p.add_argument("--figure", help="write the plotly figure (html) to this file")
     p.set_defaults(func=run)

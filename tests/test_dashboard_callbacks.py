@@ -676,32 +676,3 @@ def test_highlight_as_served_means_nothing_selected(env):
     assert cbv._current(ids.HIGHLIGHT_AS_SERVED, tok) is None
     assert cbv.table_styles(tok, ids.HIGHLIGHT_AS_SERVED, cfg) == cbv.table_styles(tok, None, cfg)
     assert cbv.matrix_view(tok, "nmi", ids.HIGHLIGHT_AS_SERVED, set(), cfg) is cbv.first_page(NAME, cfg)["matrix"]
-
-
-FORK_DURING_IMPORT = """
-import multiprocessing, sys, time, flask
-from vaefrag.dashboard import app as appmod
-assert "torch" not in sys.modules, "the dashboard should not import torch at start-up"
-appmod._import_numerics_when_idle(flask.Flask("t"), None, None, quiet=0.0, latest=0.0)
-time.sleep(0.3)
-assert "torch" in sys.modules                      # the server thread is inside `import torch`
-def job():                                         # what a background job does first
-    import torch
-    torch.set_num_threads(1)
-p = multiprocessing.get_context("fork").Process(target=job)   # Dash's DiskcacheManager forks
-p.start(); p.join(30)
-if p.exitcode is None:
-    p.kill()
-sys.exit(0 if p.exitcode == 0 else 3)
-"""
-
-
-def test_a_job_forked_while_the_server_imports_torch_does_not_hang():
-    """A fork while another thread is inside an import copies that module's import lock, held by a
-    thread the copy does not have: the job's own import waited forever (a click on Compare right
-    after the first render). Forks now wait for the server's start-up imports."""
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", FORK_DURING_IMPORT], timeout=120, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]

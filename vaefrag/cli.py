@@ -50,7 +50,9 @@ def add_ensembles_option(p) -> None:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``only`` names the one command whose module is imported and registered
     (the others get a one-line stub; ``only=""``: stubs only, for a fast ``vaefrag --help``)."""
-    parser = argparse.ArgumentParser(prog="vaefrag", description=__doc__.splitlines()[0])
+    from vaefrag.commands._args import OneLineParser
+
+    parser = OneLineParser(prog="vaefrag", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
@@ -69,6 +71,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of an error on one line; an OSError names its file and the system's reason."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, CLIError):
+        where = exc.filename if exc.filename is not None else ""
+        msg = f"{where}: {exc.strerror}" if where else exc.strerror
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(msg.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -82,8 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError) as exc:
-        print(f"vaefrag {args.command}: error: {exc}", file=sys.stderr)
+    except (CLIError, ValueError, OSError) as exc:
+        print(f"vaefrag {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"vaefrag {args.command}: error: input nested too deeply", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"vaefrag {args.command}: error: out of memory (use smaller sizes)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"vaefrag {args.command}: interrupted", file=sys.stderr)

@@ -13,7 +13,11 @@
 Ensembles live under one root (`ensembles_root`: ``--ensembles``, ``$VAEFRAG_ENSEMBLES``,
 ``./data/ensembles``, ...); every command takes a name under it or a path (`resolve_ensemble`).
 
-Writing is atomic: everything goes to a temporary sibling directory that is renamed into place.
+Writing is crash-safe: everything goes to a temporary sibling directory ``.NAME.tmp-PID-*`` that is
+renamed into place; an overwrite swaps it with the old directory in one atomic exchange (Linux
+renameat2), or, where the file system cannot, renames the old one aside first and `recover` puts it
+back should the writer die between the two renames. A load after a crash at any point finds the old
+or the new ensemble; temporaries of dead writers are removed by the next write or load.
 Loading validates every field and never unpickles (``np.load(..., allow_pickle=False)``,
 safetensors for weights).
 """
@@ -127,6 +131,10 @@ def list_ensembles(root) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
+    for p in root.iterdir():          # an overwrite killed between its renames: put the old one back
+        m = _TEMP_RE.match(p.name)
+        if m and m["kind"] == "old" and not (root / m["name"]).exists():
+            recover(root / m["name"])
     return sorted(p for p in root.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
 
@@ -139,7 +147,18 @@ def _check_posteriors(where, mu, logvar) -> tuple[np.ndarray, np.ndarray]:
         raise EnsembleError(f"{where}: fields 'mu' {mu.shape} and 'logvar' {logvar.shape} must have the same shape [K, N, L]")
     if min(mu.shape) < 1:
         raise EnsembleError(f"{where}: field 'mu' has an empty axis, shape {mu.shape}")
-    return mu.astype(np.float32), logvar.astype(np.float32)
+    return _float32(where, "mu", mu), _float32(where, "logvar", logvar)
+
+
+def _float32(where, key: str, arr: np.ndarray) -> np.ndarray:
+    """``arr`` as float32; EnsembleError when a finite value overflows float32 (it would not load)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(arr).astype(np.float32)
+    if not np.isfinite(out).all():
+        big = float(np.abs(np.asarray(arr, dtype=np.float64)).max())
+        raise EnsembleError(f"{where}: field {key!r} has values beyond float32 (|value| up to {big:.3g}); "
+                            "rescale them")
+    return out
 
 
 def _check_manifest(path: Path, manifest) -> dict:
@@ -180,7 +199,119 @@ def _with_error(exc_type=EnsembleError):
     return _Ctx()
 
 
+# --------------------------------------------------------------------------------------- archives
+#: default limits of `check_archive`: total decompressed bytes, and members of the zip
+MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS = 4 * 2**30, 64
+#: what each known key of an npz may be: dtype kinds and numbers of dimensions
+ARCHIVE_FIELDS = {"mu": ("iuf", (2, 3)), "logvar": ("iuf", (2, 3)), "x": ("iufb", (2, 3, 4)),
+                  "factors": ("iub", (1, 2)), "factor_names": ("US", (1,))}
+
+
+def _what_is(path: Path, head: bytes) -> str:
+    what = "expected a zip archive written by numpy.savez"
+    if head.startswith(b"\x93NUMPY"):
+        return f"not a readable npz file: it is a single .npy array (numpy.save); {what}"
+    if head.startswith(b"\x80"):
+        return f"not a readable npz file: it looks like a pickle (never loaded); {what}"
+    if head.startswith(b"PK"):
+        return f"not a readable npz file: a damaged or truncated zip archive; {what}"
+    if head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        return f"not a readable npz file: it is a text file; {what}"
+    return f"not a readable npz file ({what})"
+
+
+def check_archive(path, *, max_bytes: int = MAX_ARCHIVE_BYTES, max_members: int = MAX_ARCHIVE_MEMBERS,
+                  fields: dict = ARCHIVE_FIELDS) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Check an .npz file from its zip directory and .npy headers, before any array is read.
+
+    Refuses: a path that is a directory or not a zip (naming what it is: .npy, text, pickle),
+    more than ``max_members`` members, a decompressed total over ``max_bytes``, members that are not
+    .npy arrays, object dtypes (pickle), a declared shape whose size disagrees with the member's
+    stored size (a declared-huge array), and known keys (``fields``: mu, logvar, x, factors,
+    factor_names) of the wrong kind or number of dimensions.
+
+    Returns {key: (shape, dtype)}. Raises FileNotFoundError or EnsembleError naming the file and key.
+    """
+    import zipfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise EnsembleError(f"{path}: is a directory, expected an .npz file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+        if not zipfile.is_zipfile(path):
+            raise EnsembleError(f"{path}: {_what_is(path, head)}")
+        out = {}
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > max_members:
+                raise EnsembleError(f"{path}: {len(infos)} arrays in the archive, at most {max_members} expected")
+            total = sum(i.file_size for i in infos)
+            if total > max_bytes:
+                raise EnsembleError(f"{path}: the arrays take {total / 2**20:.0f} MiB decompressed, more than the "
+                                    f"limit of {max_bytes / 2**20:.0f} MiB")
+            for info in infos:
+                key = info.filename[:-4] if info.filename.endswith(".npy") else None
+                if key is None:
+                    raise EnsembleError(f"{path}: member {info.filename[:80]!r} is not an .npy array")
+                with zf.open(info) as member:
+                    try:
+                        version = np.lib.format.read_magic(member)
+                        read = {(1, 0): np.lib.format.read_array_header_1_0,
+                                (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                        if read is None:
+                            raise ValueError(f"unsupported .npy format version {version}")
+                        shape, fortran, dtype = read(member, max_header_size=10000)
+                    except (ValueError, SyntaxError, TypeError) as exc:
+                        raise EnsembleError(f"{path}: key {key!r} has no valid .npy header ({exc})") from None
+                    header = member.tell()
+                if dtype.hasobject:
+                    raise EnsembleError(f"{path}: key {key!r} holds Python objects (dtype {dtype}); pickled data "
+                                        "is never loaded")
+                count = 1
+                for d in shape:
+                    count *= int(d)
+                if count * dtype.itemsize != info.file_size - header:
+                    raise EnsembleError(f"{path}: key {key!r} declares shape {shape} of {dtype} "
+                                        f"({count * dtype.itemsize} bytes) but stores {info.file_size - header}")
+                if key in fields:
+                    kinds, ndims = fields[key]
+                    if dtype.kind not in kinds:
+                        raise EnsembleError(f"{path}: key {key!r} must be of kind {kinds!r} "
+                                            f"(numeric/str as documented), got dtype {dtype}")
+                    if len(shape) not in ndims:
+                        raise EnsembleError(f"{path}: key {key!r} must have {' or '.join(map(str, ndims))} "
+                                            f"dimensions, got shape {shape}")
+                out[key] = (tuple(int(d) for d in shape), dtype)
+        return out
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise EnsembleError(f"{path}: not a readable npz file ({exc})") from None
+    except OSError as exc:
+        raise EnsembleError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 # ------------------------------------------------------------------------------------------ load
+#: largest manifest read (bytes)
+MAX_MANIFEST_BYTES = 16 * 2**20
+
+
+def read_manifest(mpath) -> dict | list | str | int | float | None:
+    """The JSON value of a manifest file; EnsembleError for a file over `MAX_MANIFEST_BYTES`, invalid
+    UTF-8 / JSON, or nesting too deep to parse."""
+    mpath = Path(mpath)
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise EnsembleError(f"{mpath}: larger than {MAX_MANIFEST_BYTES // 2**20} MiB; not a manifest")
+    try:
+        return json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EnsembleError(f"{mpath}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise EnsembleError(f"{mpath}: JSON nested too deeply to be a manifest") from None
+
+
 def load_ensemble(path) -> Ensemble:
     """Load and validate an ensemble directory.
 
@@ -193,17 +324,17 @@ def load_ensemble(path) -> Ensemble:
         that disagree, non-finite values, ...).
     """
     path = Path(path)
+    if not path.exists():
+        recover(path)                       # a writer killed between the renames of an overwrite
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such ensemble directory")
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise FileNotFoundError(f"{mpath}: missing manifest")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EnsembleError(f"{mpath}: not valid JSON ({exc})") from None
+    manifest = read_manifest(mpath)
     manifest = _check_manifest(path, manifest)
     ppath = path / POSTERIORS
+    check_archive(ppath)
     with _with_error():
         data = load_npz(ppath, required=("mu", "logvar"))
         mu, logvar = _check_posteriors(ppath, data["mu"], data["logvar"])
@@ -217,6 +348,7 @@ def load_ensemble(path) -> Ensemble:
     names: list[str] = []
     fpath = path / FINGERPRINT
     if fpath.is_file():
+        check_archive(fpath)
         with _with_error():
             fp = load_npz(fpath, optional=("x", "factors", "factor_names"))
             if "x" in fp:
@@ -230,6 +362,97 @@ def load_ensemble(path) -> Ensemble:
 # ----------------------------------------------------------------------------------------- write
 def _atomic_npz(path: Path, compressed: bool = True, **arrays) -> None:
     (np.savez_compressed if compressed else np.savez)(path, **arrays)
+
+
+#: longest ensemble directory name (file systems allow 255 bytes; the temporaries add ~25)
+MAX_NAME_BYTES = 200
+#: environment variable naming a step of `write_ensemble` at which the process exits at once
+#: (the reliability suite's kill test: "before-swap", "after-swap", "between-renames")
+CRASH_ENV = "VAEFRAG_CRASH_AT"
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[^.]+$")
+
+
+def _crash_point(step: str) -> None:
+    if os.environ.get(CRASH_ENV) == step:
+        os._exit(97)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (the new ensemble is on disk before it is swapped in)."""
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap directories ``a`` and ``b`` (Linux renameat2 RENAME_EXCHANGE). False when the
+    system or file system cannot (then `write_ensemble` renames twice and `recover` repairs a crash)."""
+    import ctypes
+    import errno
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(path) -> None:
+    """Repair what a writer of ensemble ``path`` killed mid-write left in its parent directory.
+
+    Temporary siblings ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` of writers that are no longer
+    running are removed; if ``path`` itself is missing because a writer died between the two
+    renames of an overwrite (file systems without an atomic exchange), the old ensemble it moved
+    aside is put back first. Writers that are still running are left alone.
+    """
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        return
+    for entry in sorted(parent.iterdir()):
+        m = _TEMP_RE.match(entry.name)
+        if not m or m["name"] != path.name or _alive(int(m["pid"])) or not entry.is_dir():
+            continue
+        stranded = entry / "ensemble"
+        if m["kind"] == "old" and not path.exists() and (stranded / MANIFEST).is_file():
+            os.replace(stranded, path)
+            _fsync_dir(parent)
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, factor_names=None,
@@ -265,11 +488,13 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
     """
     path = Path(path)
     where = f"{path}"
+    if len(path.name.encode()) > MAX_NAME_BYTES:
+        raise EnsembleError(f"{path.name[:40]}...: ensemble name longer than {MAX_NAME_BYTES} bytes")
     with _with_error():
         mu, logvar = _check_posteriors(where, mu, logvar)
         k, n, lat = mu.shape
         if x is not None:
-            x = check_numeric(where, "x", np.asarray(x), ndims=(2, 4)).astype(np.float32)
+            x = _float32(where, "x", check_numeric(where, "x", np.asarray(x), ndims=(2, 4)))
             if len(x) != n:
                 raise EnsembleError(f"{where}: 'x' has {len(x)} items, expected N={n}")
         factors, names = check_factors(where, factors, factor_names, n)
@@ -289,7 +514,12 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
     manifest["members"] = members
     manifest["n_points"] = n
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    recover(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
+    if path.exists() and not (path.is_dir() and not path.is_symlink()):
+        raise EnsembleError(f"{path}: exists and is not an ensemble directory; not replaced")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     try:
         tmp.chmod(0o755)
         for rel, src in (extra_files or {}).items():
@@ -321,13 +551,21 @@ def write_ensemble(path, manifest: dict, mu, logvar, *, x=None, factors=None, fa
             (tmp / CHECKPOINTS).parent.mkdir()
             _atomic_npz(tmp / CHECKPOINTS, **checkpoints)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / "ensemble")
+        _fsync_tree(tmp)
+        _crash_point("before-swap")
+        if not path.exists():
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+        elif _rename_exchange(tmp, path):
+            _crash_point("after-swap")         # tmp now holds the old ensemble
+            shutil.rmtree(tmp, ignore_errors=True)
         else:
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
+            os.replace(path, old / "ensemble")
+            _crash_point("between-renames")    # `recover` puts the old one back
             os.replace(tmp, path)
+            _crash_point("after-swap")
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -351,19 +351,6 @@ def _mds(d: np.ndarray, random_state: int) -> np.ndarray:
         return np.asarray(mds.fit_transform(d), dtype=np.float64)
 
 
-def _fork_safe_numba() -> None:
-    """Run numba's parallel code on its own work queue, not GNU OpenMP, unless the user chose a layer
-    (NUMBA_THREADING_LAYER). A forked copy of a process that ran GNU-OpenMP code dies in its first
-    parallel region ("fork() called from a process already using GNU OpenMP"), and the dashboard's
-    background jobs are forked copies. It only takes effect before numba's first parallel launch."""
-    import os
-
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        import numba
-
-        numba.config.THREADING_LAYER = "workqueue"
-
-
 def _import_umap():
     """umap, imported with numba's on-disk cache on (`cache.use_numba_cache`): umap-learn compiles
     most of its functions without ``cache=True``, which costs 20 s or more in every fresh
@@ -401,7 +388,6 @@ def _import_umap():
 def _umap(d: np.ndarray, random_state: int, n_neighbors: int | None) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _fork_safe_numba()
         umap = _import_umap()
 
         m = d.shape[0]

@@ -10,6 +10,7 @@ once complete (``store.write_ensemble`` renames a temporary directory into place
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -21,6 +22,8 @@ import torch
 from vaefrag import store
 from vaefrag.datasets import make_dataset
 from vaefrag.models import EnsembleVAE, make_objective, make_spec
+
+log = logging.getLogger(__name__)
 
 #: keyword arguments of :func:`train_ensemble` that make up the recipe (recorded in the manifest)
 RECIPE_KEYS = ("dataset", "dataset_params", "family", "hyperparameters", "models", "latents", "steps",
@@ -229,10 +232,21 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     partial = out.parent / f".{out.name}.partial"
     partial.mkdir(parents=True, exist_ok=True)
     rpath = partial / "recipe.json"
-    if rpath.is_file():
-        if json.loads(rpath.read_text()) != recipe:
-            raise ValueError(f"{partial}: holds members of a different recipe; remove it to start afresh")
-    else:
+    try:
+        previous = json.loads(rpath.read_text()) if rpath.is_file() else None
+    except (ValueError, OSError):
+        previous = "unreadable"
+    if previous != recipe:
+        # finished members of another recipe are work a re-run must not lose silently (--overwrite
+        # discards them); a run that failed before its first member left nothing to keep
+        stale = sorted(partial.glob("member_*.json"))
+        if stale and not overwrite:
+            raise ValueError(f"{partial}: holds {len(stale)} finished members of a different recipe; run with the "
+                             "same recipe to resume, or pass --overwrite to discard them")
+        if stale:
+            log.warning("%s: discarding %d finished member(s) of a different recipe", partial, len(stale))
+        for f in partial.iterdir():
+            (shutil.rmtree if f.is_dir() else os.remove)(f)
         _write_json(rpath, recipe)
     cpath = partial / "checkpoints.json"
     if cpath.is_file():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from vaefrag.commands._args import int_in
 
 
 def register(subparsers) -> None:
@@ -15,8 +16,8 @@ def register(subparsers) -> None:
                     "matrices (measures.csv), the Spearman rank correlations between measures "
                     "(rank_correlations.csv) and a figure (benchmark.png) to --out.")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--samples", type=int, default=2000, help="Monte Carlo draws per estimate (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
+    p.add_argument("--samples", type=int_in(1, 10**6), default=2000, help="Monte Carlo draws per estimate (default 2000)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="Monte Carlo seed (default 0)")
     p.set_defaults(func=run)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from vaefrag.cli import CLIError
 from vaefrag.commands.analyze import _fmt, _table, add_hotspot_options, analysis_kwargs, resolve_ensemble
+from vaefrag.commands._args import float_in
 
 
 def register(subparsers) -> None:
@@ -21,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("ensemble_a", metavar="A", help="ensemble directory, or a name under --ensembles DIR")
     p.add_argument("ensemble_b", metavar="B", help="ensemble directory, or a name under --ensembles DIR")
     add_hotspot_options(p)
-    p.add_argument("--match-nmi", type=float, default=0.5,
+    p.add_argument("--match-nmi", type=float_in(0, 1), default=0.5,
                    help="a channel carries a hotspot when its NMI with the hotspot's medoid is at least this "
                         "(default 0.5)")
     p.add_argument("--same-points", action="store_true",

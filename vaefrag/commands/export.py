@@ -9,6 +9,7 @@ import numpy as np
 
 from vaefrag.cli import CLIError
 from vaefrag.commands.analyze import add_analysis_args, run_analysis
+from vaefrag.commands._args import float_in, int_in
 
 
 def register(subparsers) -> None:
@@ -27,9 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--traversals", choices=("auto", "yes", "no"), default="auto",
                    help="decode traversals of the hotspot medoids: auto = when the ensemble has weights; "
                         "yes = required (error without weights) (default auto)")
-    p.add_argument("--rows", type=int, default=3, help="base images per traversal (default 3)")
-    p.add_argument("--values", type=int, default=7, help="values along each traversal (default 7)")
-    p.add_argument("--width", type=float, default=7.0, help="figure width in inches (default 7, two columns)")
+    p.add_argument("--rows", type=int_in(1, 16), default=3, help="base images per traversal (default 3)")
+    p.add_argument("--values", type=int_in(2, 64), default=7, help="values along each traversal (default 7)")
+    p.add_argument("--width", type=float_in(1, 40), default=7.0, help="figure width in inches (default 7, two columns)")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="also write analysis.npz, channels.csv, hotspots.csv and models.csv to DIR")
     p.set_defaults(func=run)

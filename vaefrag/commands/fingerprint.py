@@ -1,5 +1,6 @@
 """`vaefrag fingerprint ENSEMBLE --size N`: re-encode a new fingerprint sample with every member."""
 from __future__ import annotations
+from vaefrag.commands._args import device, int_in
 
 
 def register(subparsers) -> None:
@@ -9,11 +10,11 @@ def register(subparsers) -> None:
                     "re-encode it with every member's stored weights (or ONNX encoders). Replaces the ensemble's posteriors "
                     "atomically, or writes a new ensemble with --out.")
     p.add_argument("ensemble", help="ensemble directory, or a name under --ensembles DIR")
-    p.add_argument("--size", type=int, required=True, help="number of fingerprint points")
-    p.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
+    p.add_argument("--size", type=int_in(2, 10**5), required=True, help="number of fingerprint points")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="sample seed (default 0)")
     p.add_argument("--out", help="write a new ensemble here (a name under --ensembles, or a path) instead of "
                                  "replacing ENSEMBLE")
-    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--device", type=device, default="auto", help="torch device (default auto)")
     p.set_defaults(func=run)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from vaefrag.commands._args import float_in, int_in
 
 
 def parse_channels(text: str, n_models: int, n_latents: int) -> list[tuple[int, int]]:
@@ -33,13 +34,13 @@ def register(subparsers) -> None:
                     "with each input and a figure.")
     p.add_argument("ensemble", help="ensemble directory, or a name under --ensembles DIR")
     p.add_argument("--channels", default="all", help="'all' or MODEL:LATENT,... (default all)")
-    p.add_argument("--k", type=int, default=2, help="dimensions of the fused space (default 2)")
+    p.add_argument("--k", type=int_in(1, 64), default=2, help="dimensions of the fused space (default 2)")
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="nmi", help="objective (default nmi)")
-    p.add_argument("--steps", type=int, default=1500, help="Adam steps (default 1500)")
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
+    p.add_argument("--steps", type=int_in(1, 10**6), default=1500, help="Adam steps (default 1500)")
+    p.add_argument("--lr", type=float_in(0, 10, open_lo=True), default=0.05, help="learning rate (default 0.05)")
     p.add_argument("--init", choices=("mds", "random"), default="mds",
                    help="start: classical MDS of the inputs' mean fingerprint, or random means (default mds)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random start (default 0)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="seed of the random start (default 0)")
     p.add_argument("--factor", help="factor name to colour the figure by (default the first factor)")
     p.add_argument("--out", required=True, help="output npz (mu, logvar, bc, nmi_inputs, vi_inputs, channels)")
     p.add_argument("--figure", help="write the fused-space figure (html) here")

@@ -36,13 +36,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from vaefrag.cli import CLIError
     from vaefrag.datasets import dataset_params
-    from vaefrag.store import import_posteriors, load_ensemble, member_metadata
+    from vaefrag.store import check_archive, import_posteriors, load_ensemble, member_metadata
 
     dataset = None
     if args.dataset:
         dataset = (args.dataset, dataset_params(args.dataset, args.data_file, args.data_dir))
     elif args.data_file or args.data_dir:
         raise CLIError("--data-file / --data-dir need --dataset NAME")
+    check_archive(args.file)            # sizes from the zip directory and .npy headers, before reading
     try:
         path = import_posteriors(args.file, args.name, args.ensembles, decoders=args.decoders, encoders=args.encoders,
                                  decoder_output=args.decoder_output, x_layout=args.x_layout, dataset=dataset,

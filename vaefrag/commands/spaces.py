@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from vaefrag.commands._args import device, directory, int_in
 
 
 #: points re-encoded by default (log2 8000 = 13 bits of headroom against log2 1000 = 10 for the fingerprint)
@@ -26,15 +27,15 @@ def register(subparsers) -> None:
         description="Model x model matrix of NMI and VI between whole latent spaces (Monte Carlo over a "
                     "dataset sample, with standard errors) and each model's I(X;U). Cached like `analyze`.")
     p.add_argument("ensemble", help="ensemble directory, or a name under --ensembles DIR")
-    p.add_argument("--samples", type=int, default=2000, help="Monte Carlo draws per estimate (default 2000)")
-    p.add_argument("--sample-size", type=int,
+    p.add_argument("--samples", type=int_in(1, 10**6), default=2000, help="Monte Carlo draws per estimate (default 2000)")
+    p.add_argument("--sample-size", type=int_in(0, 10**6),
                    help=f"re-encode this many dataset points with the members (default {DEFAULT_SAMPLE_SIZE} where "
                         "the members can encode (weights or ONNX encoders) and the dataset is known, else the stored fingerprint posteriors; "
                         "0: always the fingerprint). The fingerprint's N points cap information at log2 N bits")
-    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
-    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="Monte Carlo seed (default 0)")
+    p.add_argument("--device", type=device, default="auto", help="torch device (default auto)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--cache-dir", help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
+    p.add_argument("--cache-dir", type=directory, help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
     p.add_argument("--csv", help="write one row per model pair to this CSV file")
     p.add_argument("--figure", help="write the plotly figure (html) to this file")
     p.set_defaults(func=run)

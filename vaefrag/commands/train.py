@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from vaefrag.cli import CLIError
+from vaefrag.commands._args import device, float_in, int_in
 
 
 def register(subparsers) -> None:
@@ -25,27 +26,27 @@ def register(subparsers) -> None:
                                       "saves them) or images (a folder of images, optional labels.csv)")
     p.add_argument("--resolution", type=int, choices=(32, 64), help="sprites image side (default 64)")
     p.add_argument("--family", choices=sorted(FAMILIES), help="objective (default beta-vae)")
-    p.add_argument("--beta", type=float, help="beta of beta-vae / beta-tcvae")
-    p.add_argument("--gamma", type=float, help="gamma of annealed-vae / beta-tcvae")
-    p.add_argument("--capacity", type=float, help="final KL capacity of annealed-vae (nats)")
-    p.add_argument("--models", type=int, help="number of members (default 10)")
-    p.add_argument("--latents", type=int, help="latent dimensions per model (default 10)")
-    p.add_argument("--steps", type=int, help="Adam steps per member (default 1000)")
-    p.add_argument("--batch-size", type=int, help="minibatch per member (default 64)")
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, help="base seed (default 0)")
-    p.add_argument("--width", type=int, help="conv channels (default 32)")
-    p.add_argument("--hidden", type=int, help="hidden units (default 256)")
+    p.add_argument("--beta", type=float_in(0, 1e4), help="beta of beta-vae / beta-tcvae")
+    p.add_argument("--gamma", type=float_in(0, 1e6), help="gamma of annealed-vae / beta-tcvae")
+    p.add_argument("--capacity", type=float_in(0, 1e4), help="final KL capacity of annealed-vae (nats)")
+    p.add_argument("--models", type=int_in(1, 10000), help="number of members (default 10)")
+    p.add_argument("--latents", type=int_in(1, 4096), help="latent dimensions per model (default 10)")
+    p.add_argument("--steps", type=int_in(1, 10**8), help="Adam steps per member (default 1000)")
+    p.add_argument("--batch-size", type=int_in(1, 65536), help="minibatch per member (default 64)")
+    p.add_argument("--lr", type=float_in(0, 10, open_lo=True), help="learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), help="base seed (default 0)")
+    p.add_argument("--width", type=int_in(1, 1024), help="conv channels (default 32)")
+    p.add_argument("--hidden", type=int_in(1, 65536), help="hidden units (default 256)")
     p.add_argument("--decoder", choices=("mirror", "broadcast"),
                    help="image decoder: transposed convolutions mirroring the encoder, or the spatial "
                         "broadcast decoder (Watters et al. 2019; a per-pixel MLP of width --width) that "
                         "separates position and size into their own channels (default mirror)")
-    p.add_argument("--fingerprint-size", type=int, help="fingerprint points (default 1000)")
-    p.add_argument("--fingerprint-seed", type=int, help="fingerprint sample seed (default 0)")
+    p.add_argument("--fingerprint-size", type=int_in(2, 10**5), help="fingerprint points (default 1000)")
+    p.add_argument("--fingerprint-seed", type=int_in(0, 2**32 - 1), help="fingerprint sample seed (default 0)")
     p.add_argument("--weights-dtype", choices=("float16", "float32"), help="stored weights (default float32)")
-    p.add_argument("--group-size", type=int, default=10, help="members trained together as one network (default 10)")
-    p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--group-size", type=int_in(1, 10000), default=10, help="members trained together as one network (default 10)")
+    p.add_argument("--device", type=device, default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--threads", type=int_in(1, 1024), help="torch CPU threads")
     p.add_argument("--shard", help="I/N: train only every N-th group of members starting at I (parallel "
                                    "processes); rerun without --shard to write the ensemble")
     p.add_argument("--checkpoints", type=int, default=0,

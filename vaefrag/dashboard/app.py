@@ -2,8 +2,10 @@
 
 The layout is rebuilt on every page load (so uploaded ensembles appear in the list); callbacks
 are registered once, by theme (`callbacks.analysis`, `.views`, `.traversal`, `.export`, `.beyond`). Long
-work (a first analysis, a recompute, an upload's analysis) runs in background callbacks on a
-`DiskcacheManager` whose jobs live in ``cache_dir / "jobs"``. Nothing imports UMAP here: maps
+work (an analysis, full spaces, fusion, a comparison) runs as jobs of a `jobs.JobRunner`: spawned
+worker processes, never forks of the server. The server refuses requests for other hosts (DNS
+rebinding), bodies over `MAX_REQUEST_BYTES`, and sends security headers; a callback that fails on a
+malformed request answers 400 / no update, never a 500 page. Nothing imports UMAP here: maps
 come precomputed from the cached `analysis.analyze`. While the server starts, the default ensemble's cached
 analysis is loaded and its first-page figures are built (memoised, shared by every user) and the
 layout carries them, so the first page draws without waiting for a callback; torch,
@@ -13,26 +15,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import os
+import logging
 import threading
 import time
 
 import dash
-import diskcache
 import flask
 
 from vaefrag.dashboard import data
 from vaefrag.dashboard import sweep as sweep_view
+from vaefrag.dashboard.callbacks import jobs as jobs_ui
 from vaefrag.dashboard.callbacks import analysis as cb_analysis
 from vaefrag.dashboard.callbacks import beyond as cb_beyond
 from vaefrag.dashboard.callbacks import export as cb_export
 from vaefrag.dashboard.callbacks import traversal as cb_traversal
 from vaefrag.dashboard.callbacks import views as cb_views
 from vaefrag.dashboard.config import Config
-from vaefrag.dashboard.layout import serve_layout
+from vaefrag.dashboard.jobs import JobRunner
+from vaefrag.dashboard.layout import MAX_UPLOAD_BYTES, serve_layout
 
-#: CSS and static files (repository ``assets/``)
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+log = logging.getLogger(__name__)
+
+#: CSS and static files (package data, so a wheel install serves them)
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+#: host names answered by default (a page on another name reaching a local server is DNS rebinding)
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: largest request body accepted (an upload of `layout.MAX_UPLOAD_BYTES` travels base64 in JSON: 4/3)
+MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 2**20
+#: headers sent with every response
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Content-Security-Policy": "frame-ancestors 'none'", "Referrer-Policy": "same-origin"}
 #: version of the plotly.js partial bundle in assets/ (npm plotly.js-cartesian-dist-min: bar, heatmap,
 #: scatter, ... the trace types the dashboard draws). It is 1.5 MB against the full bundle's 4.8 MB, so
 #: the browser parses plotly in a third of the time; dcc.Graph uses it because it defines window.Plotly.
@@ -63,15 +75,20 @@ def pick_default(names: list[str], default: str | None = None) -> str | None:
 
 
 def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache_dir=None,
-               torch_threads: int | None = None) -> dash.Dash:
+               torch_threads: int | None = None, *, allowed_hosts=LOCAL_HOSTS, runner: JobRunner | None = None,
+               **runner_options) -> dash.Dash:
     """Build the dashboard for the ensembles under ``ensembles_dir``.
 
     Parameters
     ----------
     ensembles_dir : directory holding one directory per ensemble (uploads are written there too).
     default : name of the ensemble opened first (default: the sprites one, else the first).
-    cache_dir : analysis cache (default `analysis.default_cache_dir()`); jobs go to ``cache_dir/jobs``.
+    cache_dir : analysis cache (default `analysis.default_cache_dir()`).
     torch_threads : torch CPU threads, set when torch is imported (None: torch's default).
+    allowed_hosts : host names (without port) the server answers; None or "*" in it: any.
+    runner : the job runner (default: a new `jobs.JobRunner` with ``runner_options``, e.g.
+        scheduler, n_workers, time_limit, max_jobs, max_per_client, memory_limit); it starts its
+        workers with the first job. ``app.vaefrag_runner`` holds it (close it to stop the jobs).
 
     Raises ValueError when ``default`` names no ensemble under ``ensembles_dir`` or that is not a
     directory, FileNotFoundError when its parent does not exist.
@@ -83,11 +100,11 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         raise FileNotFoundError(f"ensembles_dir: {root.parent} does not exist")
     root.mkdir(exist_ok=True)                 # uploads go here
     cache = Path(cache_dir) if cache_dir else data.default_cache_dir()
-    cfg = Config(root=root, cache_dir=cache, default=pick_default(data.ensemble_names(root), default))
-    manager = dash.DiskcacheManager(diskcache.Cache(str(cache / "jobs")))
+    runner = runner or JobRunner(root, cache, **runner_options)
+    cfg = Config(root=root, cache_dir=cache, default=pick_default(data.ensemble_names(root), default), runner=runner)
     app = dash.Dash(__name__, title="vaefrag", assets_folder=str(ASSETS), assets_ignore=assets_ignore(),
-                    background_callback_manager=manager,
-                    update_title=None, suppress_callback_exceptions=False)
+                    update_title=None, suppress_callback_exceptions=False, on_error=_callback_error)
+    app.vaefrag_runner = runner
 
     def layout():
         names = data.ensemble_names(cfg.root)
@@ -98,15 +115,18 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         # server starts and the browser loads the scripts; only the layout request waits for them.
         wanted = flask.has_request_context() and flask.request.path.endswith("_dash-layout")
         first = cb_views.first_page(default_name, cfg) if wanted else None
-        return serve_layout(names, default_name, first)
+        page = serve_layout(names, default_name, first)
+        page.children = [*page.children, *jobs_ui.components()]
+        return page
 
     app.layout = layout
     for module in (cb_analysis, cb_views, cb_traversal, cb_export, cb_beyond, sweep_view):
         module.register(app, cfg)
     _server_timing(app.server)
+    _guard(app.server, allowed_hosts)
     # load the default analysis and build its first page while the server starts and the browser loads
     # the scripts (~0.5 s); the first layout request waits for it
-    threading.Thread(target=_importing, args=(cb_views.first_page, cfg.default, cfg), name="vaefrag-first-page",
+    threading.Thread(target=cb_views.first_page, args=(cfg.default, cfg), name="vaefrag-first-page",
                      daemon=True).start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
@@ -114,19 +134,45 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     return app
 
 
-#: held while a server thread imports modules at start-up (torch above all, 1.5-3 s). Background
-#: jobs run in forked copies of the server, and a copy forked while another thread is inside an
-#: import inherits that module's import lock held by a thread that does not exist there: the job's
-#: own import of the module then waits forever. Every fork in this process waits for the lock.
-_IMPORTING = threading.Lock()
-os.register_at_fork(before=_IMPORTING.acquire, after_in_parent=_IMPORTING.release,
-                    after_in_child=_IMPORTING.release)
+def _callback_error(exc: Exception):
+    """Dash's handler of an exception in a callback: one log line, and no update for the page (Dash
+    answers 204) instead of a 500. Callbacks validate their inputs; this is the net under them."""
+    log.warning("callback %s failed: %s: %s", dash.callback_context.triggered_id, type(exc).__name__,
+                str(exc)[:300])
+    return None
 
 
-def _importing(fn, *args):
-    """Run fn(*args) holding `_IMPORTING` (a thread target)."""
-    with _IMPORTING:
-        fn(*args)
+def _guard(server, allowed_hosts) -> None:
+    """Host allow-list, body limit, security headers, and 400 (not 500) for malformed requests."""
+    hosts = None if allowed_hosts is None or "*" in allowed_hosts else {h.lower().strip("[]") for h in allowed_hosts}
+    server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+
+    @server.before_request
+    def _host():
+        if hosts is None:
+            return None
+        host = flask.request.host.lower()
+        name = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+        if name not in hosts:
+            return flask.Response(f"host {name!r} is not served here (see --allowed-hosts)\n", status=400,
+                                  mimetype="text/plain")
+        return None
+
+    @server.after_request
+    def _headers(response):
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    @server.errorhandler(Exception)
+    def _error(exc):
+        from werkzeug.exceptions import HTTPException
+
+        if isinstance(exc, HTTPException):
+            return exc
+        # Dash's dispatcher raises on a malformed callback request (missing keys, wrong types)
+        log.warning("request %s failed: %s: %s", flask.request.path, type(exc).__name__, str(exc)[:300])
+        return flask.Response("bad request\n", status=400, mimetype="text/plain")
 
 
 def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, quiet: float = 0.3,
@@ -149,7 +195,7 @@ def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, 
             if seen["callback"] and time.perf_counter() - seen["last"] > quiet:
                 break
             time.sleep(0.05)
-        _importing(data.import_numerics, torch_threads, preload)
+        data.import_numerics(torch_threads, preload)
 
     threading.Thread(target=run, name="vaefrag-import", daemon=True).start()
 

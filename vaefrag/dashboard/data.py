@@ -8,6 +8,7 @@ server; the browser holds only small tokens (`AnalysisToken` dicts) in ``dcc.Sto
 from __future__ import annotations
 
 import functools
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -110,9 +111,17 @@ def _analysis_by_key(cache_dir: str, key: str):
 
 
 def _lookup(cache_dir, key: str):
+    """The cached analysis of ``key`` or None; a damaged or unreadable entry reads as a miss."""
+    if not isinstance(key, str) or len(key) > 128:
+        return None
     try:
         return _analysis_by_key(str(_cache_dir(cache_dir)), key)
     except KeyError:
+        return None
+    except (ValueError, OSError, TypeError, EOFError, zipfile.BadZipFile) as exc:   # damaged entry
+        import logging
+
+        logging.getLogger(__name__).warning("analysis cache entry %s unreadable: %s", key[:16], exc)
         return None
 
 
@@ -158,16 +167,6 @@ def load_member(path, k: int):
     """`store.load_member`, memoised per (ensemble path, posteriors mtime, member)."""
     path = Path(path)
     return _member(str(path.resolve()), _stamp(path), int(k))
-
-
-def one_torch_thread_in_job() -> None:
-    """Called first in every background job. Jobs run in a forked copy of the server, and a copy of a
-    process whose torch already ran OpenMP-parallel code hangs in its first parallel region (a
-    notebook that trained a model, a test session). One torch thread is safe. `vaefrag serve` runs
-    the server itself on one torch thread, so its jobs had one already."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def import_numerics(torch_threads: int | None = None, preload=None) -> None:

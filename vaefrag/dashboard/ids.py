@@ -18,6 +18,9 @@ HIGHLIGHT = "vf-highlight"          # dcc.Store: the selection the linked views 
 HIGHLIGHT_AS_SERVED = {"as_served": True}
 URL_STATE = "vf-url-state"          # dcc.Store: dummy output of the clientside URL writer
 URL_POP = "vf-url-pop"              # dcc.Store: the query string after Back / Forward (popstate listener)
+CLIENT = "vf-client"                # dcc.Store: this page's client id (random; names its job subscriptions)
+#: each job panel also has "vf-job-<kind>" (store of its job id) and "vf-job-<kind>-poll" (dcc.Interval),
+#: made by `callbacks.jobs.components` for kind in analysis, spaces, fusion, compare
 
 # --- header / controls ------------------------------------------------------------------------
 ENSEMBLE = "vf-ensemble"            # dcc.Dropdown of ensembles

@@ -2,7 +2,9 @@
 
 Flow: URL / ensemble / "Recompute" -> `open_analysis` (`request_from`: ensemble + parameters, then
 `resolve_request`): a cached analysis becomes the ``ANALYSIS`` token at once; otherwise the request
-goes to ``PENDING`` and `compute_job` (a background callback with progress bar and cancel) computes it.
+goes to ``PENDING`` and `start_job` hands it to the app's job runner (`dashboard.jobs`: a worker process,
+not the server); `callbacks.jobs` polls it (progress bar) and `finish_job` turns its result into the
+token; Cancel (`cancelled_job`) returns the controls to the analysis on screen.
 The layout already carries the default ensemble's token and figures when its analysis is cached.
 Uploads are validated, imported with `store.import_posteriors`, and then opened the same way.
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -21,10 +24,10 @@ from dash import Input, Output, State, ctx, html, no_update
 
 from vaefrag import store
 from vaefrag.dashboard import data, ids
+from vaefrag.dashboard.callbacks import jobs as jobs_ui
 from vaefrag.dashboard.layout import MAX_UPLOAD_BYTES
 
-SHOW = {"display": "block"}
-HIDE = {"display": "none"}
+SHOW, HIDE = jobs_ui.SHOW, jobs_ui.HIDE
 
 
 def alert(message: str, kind: str = "error") -> html.Div:
@@ -35,7 +38,9 @@ def alert(message: str, kind: str = "error") -> html.Div:
 # ----------------------------------------------------------------------------------- URL state
 def parse_query(search: str | None) -> dict:
     """``?ensemble=a&measure=vi&thr=0.02&ms=3&xi=0.1&hotspot=2&view=vi&map=mds`` -> dict of strings."""
-    q = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
+    if not isinstance(search, str):
+        return {}
+    q = parse_qs(search[:4000].lstrip("?"), keep_blank_values=False)
     return {k: v[-1] for k, v in q.items() if v}
 
 
@@ -55,23 +60,23 @@ def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg) -> tuple:
             return None, alert(f"No ensembles under {cfg.root}: upload a posteriors .npz or train one "
                                "(vaefrag train).", "info"), *keep
         try:
-            params = data.clean_params(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"))
+            params = _clean(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"))
         except ValueError as exc:
             params = data.clean_params()
             status = alert(f"Ignored the parameters in the URL: {exc}")
         else:
             status = None
         req = {"ensemble": name, "params": params}
-        if q.get("hotspot", "").isdigit() and int(q["hotspot"]) >= 1:
+        if re.fullmatch(r"[0-9]{1,6}", q.get("hotspot", "")) and int(q["hotspot"]) >= 1:
             req["hotspot"] = int(q["hotspot"]) - 1          # the URL numbers hotspots from 1, as the page
         view = q.get("view") if q.get("view") in ("nmi", "vi") else no_update
         mmap = q.get("map") if q.get("map") in ("umap", "mds") else no_update
         return (req, status, name, params["measure"], params["info_threshold"], params["min_samples"],
                 params["xi"], view, mmap)
-    if ensemble not in names:
-        return no_update, alert(f"No ensemble named {ensemble!r} under {cfg.root}."), *keep
+    if not isinstance(ensemble, str) or ensemble not in names:
+        return no_update, alert(f"No ensemble named {str(ensemble)[:80]!r} under {cfg.root}."), *keep
     try:
-        params = data.clean_params(measure, thr, ms, xi)
+        params = _clean(measure, thr, ms, xi)
     except ValueError as exc:
         return no_update, alert(str(exc)), *keep
     return ({"ensemble": ensemble, "params": params}, None, *keep)
@@ -87,7 +92,8 @@ def resolve_request(req: dict | None, cfg) -> tuple:
     except (ValueError, FileNotFoundError) as exc:
         return no_update, no_update, alert(str(exc))
     if found is not None:
-        return data.token(req["ensemble"], req["params"], found.key) | _extra(req), no_update, None
+        extra = _extra(req) if req.get("hotspot", 0) < len(found.hotspots) else {}
+        return data.token(req["ensemble"], req["params"], found.key) | extra, no_update, None
     msg = f"Computing the analysis of {req['ensemble']} (cached afterwards) ..."
     return no_update, req, alert(msg, "info")
 
@@ -116,8 +122,67 @@ def _extra(req: dict) -> dict:
     return {"hotspot": req["hotspot"]} if "hotspot" in req else {}
 
 
+def job_params(pending) -> dict:
+    """The analysis job's parameters from a pending request: {"ensemble", measure, info_threshold,
+    min_samples, xi}, re-validated (the request passed through the browser). ValueError when malformed."""
+    if not isinstance(pending, dict) or not isinstance(pending.get("params"), dict):
+        raise ValueError("analysis request: expected {'ensemble': name, 'params': {...}}")
+    p = pending["params"]
+    if set(p) - set(data.DEFAULT_PARAMS):
+        raise ValueError(f"analysis request: unexpected parameters {sorted(set(p) - set(data.DEFAULT_PARAMS))}")
+    params = _clean(p.get("measure"), p.get("info_threshold"), p.get("min_samples"), p.get("xi"))
+    return {"ensemble": pending.get("ensemble"), **params}
+
+
+def _clean(measure, thr, ms, xi) -> dict:
+    """`data.clean_params` with every malformed value (wrong type, inf, huge) as a ValueError."""
+    for name, v in (("measure", measure), ("information threshold", thr), ("min_samples", ms), ("xi", xi)):
+        if v is not None and (isinstance(v, (bool, list, dict)) or (isinstance(v, str) and len(v) > 40)):
+            raise ValueError(f"{name}: expected a number, got {type(v).__name__}")
+    try:
+        return data.clean_params(measure, thr, ms, xi)
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(f"analysis parameters: {exc}") from None
+
+
+def _hotspot_hint(hints) -> dict:
+    h = hints.get("hotspot") if isinstance(hints, dict) else None
+    return {"hotspot": h} if type(h) is int and 0 <= h < 10**6 else {}
+
+
+def finish_job(result, params: dict, hints: dict, cfg) -> tuple:
+    """(status, analysis token, upload status) once an analysis job is done: the token of the
+    analysis the job cached (the job's own parameters, from the server), the hotspot of the URL if
+    the analysis has it; the upload's "analysing it ..." note is cleared."""
+    key = result.get("key") if isinstance(result, dict) else None
+    found = data.analysis_from_token({"key": key}, cfg.cache_dir) if key else None
+    if found is None:
+        return alert(f"The analysis of {params.get('ensemble')} finished but is not in the cache "
+                     f"({cfg.cache_dir}): is it writable?"), no_update, None
+    aparams = {k: params[k] for k in data.DEFAULT_PARAMS}
+    extra = _hotspot_hint(hints)
+    if extra and extra["hotspot"] >= len(found.hotspots):
+        extra = {}
+    return None, data.token(params["ensemble"], aparams, key) | extra, None
+
+
+def cancelled_job(current: dict | None, ensemble) -> tuple:
+    """(status, ensemble, measure, threshold, min_samples, xi, upload status) after Cancel: the
+    controls return to the parameters of the analysis on screen."""
+    if not isinstance(current, dict) or not isinstance(current.get("params"), dict):
+        return (alert("Cancelled.", "info"),) + (no_update,) * 5 + (None,)
+    p = current["params"]
+    name = current.get("ensemble")
+    msg = alert(f"Cancelled. The controls show the analysis on screen ({name}).", "info")
+    return (msg, name if name != ensemble else no_update, p.get("measure"), p.get("info_threshold"),
+            p.get("min_samples"), p.get("xi"), None)
+
+
 def compute_job(set_progress, pending: dict | None, cfg) -> tuple:
-    """Background job: compute (or load) the pending analysis with a progress bar."""
+    """The analysis job run here, in this process (what a worker runs, for tests and scripts):
+    (token, status) like the page gets it."""
+    from vaefrag.dashboard import tasks
+
     if not pending:
         return no_update, no_update
 
@@ -125,12 +190,24 @@ def compute_job(set_progress, pending: dict | None, cfg) -> tuple:
         set_progress((str(done), str(max(total, 1)), f"{message} ({done}/{total})"))
 
     try:
-        path = data.ensemble_path(cfg.root, pending["ensemble"])
-        set_progress(("0", "1", "loading the ensemble ..."))
-        result = data.compute_analysis(path, pending["params"], cfg.cache_dir, progress=progress)
+        params = job_params(pending)
+        result = tasks.run("analysis", params, cfg.root, cfg.cache_dir, progress)
     except (ValueError, FileNotFoundError) as exc:
-        return no_update, alert(f"Analysis of {pending['ensemble']} failed: {exc}")
-    return data.token(pending["ensemble"], pending["params"], result.key) | _extra(pending), None
+        return no_update, alert(f"Analysis of {pending.get('ensemble')} failed: {exc}")
+    status, tok, _ = finish_job(result, tasks.check_params("analysis", params), _hotspot_hint(pending), cfg)
+    return tok, status
+
+
+def start_job(pending, client, runner) -> tuple:
+    """Submit the pending request to the runner (`jobs_ui.start` outputs)."""
+    if not pending:
+        return jobs_ui.idle()
+    try:
+        params = job_params(pending)
+    except ValueError as exc:
+        return jobs_ui.idle(alert(str(exc)))
+    msg = alert(f"Computing the analysis of {params['ensemble']} (cached afterwards) ...", "info")
+    return jobs_ui.start(runner, jobs_ui.ANALYSIS, params, client, _hotspot_hint(pending), status=msg)
 
 
 # ------------------------------------------------------------------------------------- upload
@@ -151,7 +228,9 @@ def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
     """
     if not contents:
         return no_update, no_update, no_update
-    fname = Path(str(filename or "upload.npz")).name
+    if not isinstance(contents, str) or not isinstance(filename, (str, type(None))):
+        return alert("Upload rejected: expected one file"), no_update, no_update
+    fname = Path(str(filename or "upload.npz")[:200]).name
     try:
         if not fname.lower().endswith(".npz"):
             raise ValueError(f"{fname}: expected a .npz file (numpy savez) with 'mu' and 'logvar' [K, N, L]")
@@ -168,6 +247,7 @@ def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
         with tempfile.TemporaryDirectory(prefix="vaefrag-upload-") as tmp:
             src = Path(tmp) / "posteriors.npz"
             src.write_bytes(raw)
+            store.check_archive(src)                 # sizes from the zip directory and .npy headers
             store.import_posteriors(src, name, cfg.root)
     except (ValueError, OSError) as exc:
         msg = str(exc).replace(str(Path(tempfile.gettempdir())), "<upload>")
@@ -205,17 +285,17 @@ def register(app, cfg) -> None:
     def _open(search, ensemble, _n, measure, thr, ms, xi, current):
         return open_analysis(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, current, cfg)
 
-    @app.callback(Output(ids.ANALYSIS, "data", allow_duplicate=True),
-                  Output(ids.STATUS, "children", allow_duplicate=True),
-                  Input(ids.PENDING, "data"), background=True, prevent_initial_call=True, interval=500,
-                  progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "max"),
-                            Output(ids.PROGRESS_TEXT, "children")],
-                  running=[(Output(ids.JOB_PANEL, "style"), SHOW, HIDE), (Output(ids.APPLY, "disabled"), True, False),
-                           (Output(ids.CANCEL, "disabled"), False, True)],
-                  cancel=[Input(ids.CANCEL, "n_clicks")])
-    def _compute(set_progress, pending):
-        data.one_torch_thread_in_job()
-        return compute_job(set_progress, pending, cfg)
+    runner = cfg.runner
+    jobs_ui.register_start(app, jobs_ui.ANALYSIS, [Input(ids.PENDING, "data"), State(ids.CLIENT, "data")],
+                           lambda pending, client: start_job(pending, client, runner))
+    jobs_ui.register(app, runner, jobs_ui.ANALYSIS,
+                     outputs=[Output(ids.ANALYSIS, "data"), Output(ids.UPLOAD_STATUS, "children")],
+                     finish=lambda result, params, hints: finish_job(result, params, hints, cfg),
+                     cancelled=cancelled_job,
+                     cancel_outputs=[Output(ids.ENSEMBLE, "value"), Output(ids.MEASURE, "value"),
+                                     Output(ids.INFO_THRESHOLD, "value"), Output(ids.MIN_SAMPLES, "value"),
+                                     Output(ids.XI, "value"), Output(ids.UPLOAD_STATUS, "children")],
+                     cancel_states=[State(ids.ANALYSIS, "data"), State(ids.ENSEMBLE, "value")])
 
     @app.callback(Output(ids.UPLOAD_STATUS, "children"), Output(ids.ENSEMBLE, "options"),
                   Output(ids.ENSEMBLE, "value", allow_duplicate=True),

@@ -1,12 +1,16 @@
 """Callbacks of the "beyond channels" panel: full latent spaces of the models, fusion of the selection,
 and the hotspots the open ensemble shares with another (`crossrun`).
 
-Full latent spaces: `spaces_view` draws `spaces.ensemble_spaces` of the open ensemble when it is in
-the cache (``cfg.cache_dir``; it never computes there); the "Compute" button runs `spaces_job`, a
-background callback with progress bar and cancel, which fills the cache and then tells the view
-through the ``SPACES_DONE`` store.
+Each of the three runs its work as a job of the app's runner (`dashboard.jobs`, worker processes;
+`callbacks.jobs` polls it with a progress bar and cancel): ``*_request`` turns a click into the
+job's parameters, ``*_finish`` the job's result into what the page shows, and ``*_job`` does both
+around `tasks.run` in this process (tests, scripts).
 
-Fusion: "Fuse selection" runs `fuse_job`, a background callback that fuses the channels of the shared
+Full latent spaces: `spaces_view` draws `spaces.ensemble_spaces` of the open ensemble when it is in
+the cache (``cfg.cache_dir``; it never computes there); the "Compute" button runs the spaces job,
+which fills the cache and then tells the view through the ``SPACES_DONE`` store.
+
+Fusion: "Fuse selection" runs the fusion job, which fuses the channels of the shared
 selection (at most `MAX_INPUTS`, the most informative) with `fusion.fuse_selection` into `FUSE_K`
 dimensions and returns the fused-space and agreement figures. The fused posteriors are not kept on
 the server: a change of the colour choice patches the markers' colours (`recolor`), and the
@@ -20,19 +24,18 @@ from __future__ import annotations
 import numpy as np
 from dash import Input, Output, Patch, State, ctx, html, no_update
 
-from vaefrag.dashboard import data, ids
-from vaefrag.dashboard.callbacks.analysis import HIDE, SHOW, alert
+from vaefrag.dashboard import data, ids, tasks
+from vaefrag.dashboard.callbacks import jobs as jobs_ui
+from vaefrag.dashboard.callbacks.analysis import alert
 from vaefrag.dashboard.layout import BEYOND_HEIGHT
 from vaefrag.figures.fusion import (fused_marker_colors, fused_space_figure, fusion_agreement_figure,
                                    spaces_figure)
 from vaefrag.figures.views import empty_figure
 
 #: at most this many channels are fused (the most informative of a larger selection)
-MAX_INPUTS = 40
-#: fusion settings: dimensions, Adam steps and learning rate, seed. With lr 0.1 the objective is
-#: within 0.5 % of its 300-step value after 150 steps (sprites, N=1000); a step costs 0.1-0.2 s of
-#: one CPU core for 10-40 inputs, plus ~6 s to set up 40 inputs: about 20-35 s in all.
-FUSE_K, FUSE_STEPS, FUSE_LR, FUSE_SEED = 2, 150, 0.1, 0
+MAX_INPUTS = tasks.MAX_FUSE_INPUTS
+#: fusion settings (`tasks`): dimensions, Adam steps and learning rate, seed
+FUSE_K, FUSE_STEPS, FUSE_LR, FUSE_SEED = tasks.FUSE_K, tasks.FUSE_STEPS, tasks.FUSE_LR, tasks.FUSE_SEED
 #: index of the marker trace in `fused_space_figure` (drawn after the ellipses)
 _MARKERS = 1
 _MARGIN = {"l": 50, "r": 20, "t": 60, "b": 50}
@@ -40,6 +43,15 @@ _MARGIN = {"l": 50, "r": 20, "t": 60, "b": 50}
 
 def _blank(message: str = ""):
     return empty_figure(message, BEYOND_HEIGHT)
+
+
+def valid_token(tok) -> dict | None:
+    """The analysis token from the browser if it is well formed ({"ensemble": str, "params": dict,
+    "key": str, ...}), else None: the client's stores are never trusted."""
+    if (isinstance(tok, dict) and isinstance(tok.get("ensemble"), str) and len(tok["ensemble"]) <= 240
+            and isinstance(tok.get("params", {}), dict) and isinstance(tok.get("key", ""), str)):
+        return tok
+    return None
 
 
 def _ensemble(tok: dict, cfg):
@@ -82,22 +94,28 @@ def spaces_view(tok: dict | None, measure: str | None, cfg) -> tuple:
                           "(hover a cell for its standard error).", className="vf-hint")
 
 
+def spaces_request(n_clicks, tok) -> dict | None:
+    """The spaces job's parameters for a click on Compute (None: nothing to do)."""
+    tok = valid_token(tok)
+    return {"ensemble": tok["ensemble"]} if n_clicks and tok else None
+
+
+def spaces_finish(result, params: dict, _hints=None) -> tuple:
+    """(status, ``SPACES_DONE`` store) once the job cached the comparison; the view then reads the cache."""
+    return no_update, {"ensemble": params["ensemble"], "key": result["key"]}
+
+
 def spaces_job(set_progress, n_clicks, tok: dict | None, cfg) -> tuple:
-    """Background job: compute (or load) `spaces.ensemble_spaces` of the open ensemble.
-
-    Returns (``SPACES_DONE`` store {"ensemble", "key"}, status); the view then reads the cache.
-    """
-    from vaefrag import spaces
-
-    if not n_clicks or not tok:
+    """The spaces job run in this process (what a worker runs): (``SPACES_DONE`` store, status)."""
+    params = spaces_request(n_clicks, tok)
+    if params is None:
         return no_update, no_update
     try:
-        set_progress(("0", "1", "loading the ensemble ..."))
-        ens = _ensemble(tok, cfg)
-        res = spaces.ensemble_spaces(ens, cache_dir=cfg.cache_dir, progress=_progress(set_progress))
+        res = tasks.run("spaces", params, cfg.root, cfg.cache_dir, _progress(set_progress))
     except (ValueError, FileNotFoundError) as exc:
-        return no_update, alert(f"Full latent spaces of {tok['ensemble']} failed: {exc}")
-    return {"ensemble": tok["ensemble"], "key": res.key}, no_update
+        return no_update, alert(f"Full latent spaces of {params['ensemble']} failed: {exc}")
+    status, done = spaces_finish(res, params)
+    return done, status
 
 
 # ------------------------------------------------------------------------------------------ fusion
@@ -140,8 +158,12 @@ def _current(sel, tok):
 
 def selected_channels(a, sel) -> tuple[np.ndarray, str]:
     """(model, latent) pairs [C, 2] of the selection, capped at `MAX_INPUTS` (the most informative,
-    in selection order), and a note when the cap applied."""
-    kept = np.asarray(a.kept, dtype=np.int64)[np.asarray(sel["channels"], dtype=np.int64)]
+    in selection order), and a note when the cap applied. ValueError for positions outside the
+    analysis' kept channels."""
+    pos = sel.get("channels")
+    if not isinstance(pos, list) or not all(type(c) is int and 0 <= c < len(a.kept) for c in pos):
+        raise ValueError(f"selection: expected positions in [0, {len(a.kept)}) of the kept channels")
+    kept = np.asarray(a.kept, dtype=np.int64)[np.asarray(pos, dtype=np.int64)]
     note = ""
     if len(kept) > MAX_INPUTS:
         top = np.sort(np.argsort(-np.asarray(a.info)[kept], kind="stable")[:MAX_INPUTS])
@@ -151,46 +173,75 @@ def selected_channels(a, sel) -> tuple[np.ndarray, str]:
     return np.asarray(a.channel_ids, dtype=np.int64)[kept], note
 
 
-def fuse_job(set_progress, n_clicks, tok: dict | None, sel: dict | None, objective: str | None,
-             color: str | None, cfg, *, steps: int = FUSE_STEPS) -> tuple:
-    """Background job: fuse the selected channels into `FUSE_K` dimensions.
-
-    Returns (fused-space figure, agreement figure, status, ``FUSION`` store). An empty selection
-    gives blank figures and an alert; bad input an error alert (the app keeps serving).
-    """
+def fuse_request(n_clicks, tok, sel, objective, color, cfg, *, steps: int = FUSE_STEPS) -> tuple:
+    """A click on Fuse selection -> ("job", params, hints) for the fusion job, or ("answer",
+    (fused figure, agreement figure, status, ``FUSION`` store)) when there is nothing to run."""
     from vaefrag import fusion
 
     if not n_clicks:
-        return no_update, no_update, no_update, no_update
+        return "answer", (no_update,) * 4
+    tok = valid_token(tok)
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
-        return no_update, no_update, alert("No analysis loaded yet: wait for the matrix, then select.", "info"), \
-            no_update
-    sel = _current(sel, tok)
+        return "answer", (no_update, no_update, alert("No analysis loaded yet: wait for the matrix, then select.",
+                                                      "info"), no_update)
+    sel = _current(sel if isinstance(sel, dict) else None, tok)
     if not sel or not sel.get("channels"):
-        return (_blank("nothing to fuse"), _blank(), alert(
+        return "answer", (_blank("nothing to fuse"), _blank(), alert(
             "Nothing to fuse: select a hotspot (a band above the matrix, a row of the hotspot list) or "
             "channels on the map (lasso), then press Fuse selection.", "info"), None)
-    objective = objective if objective in fusion.OBJECTIVES else "nmi"
+    objective = objective if isinstance(objective, str) and objective in fusion.OBJECTIVES else "nmi"
     try:
         pairs, note = selected_channels(a, sel)
-        set_progress(("0", "1", f"fusing {len(pairs)} channels ..."))
-        ens = _ensemble(tok, cfg)
-        res = fusion.fuse_selection(ens.mu, ens.logvar, pairs, k=FUSE_K, objective=objective, steps=steps,
-                                    lr=FUSE_LR, seed=FUSE_SEED, progress=_progress(set_progress))
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
-        return no_update, no_update, alert(f"Fusion failed: {exc}"), no_update
+    except ValueError as exc:
+        return "answer", (no_update, no_update, alert(f"Fusion failed: {exc}"), no_update)
+    params = {"ensemble": tok["ensemble"], "channels": pairs.tolist(), "objective": objective, "steps": int(steps)}
+    hints = {"note": note, "color": color if isinstance(color, str) and len(color) < 40 else None,
+             "key": tok.get("key")}
+    return "job", params, hints
+
+
+def fuse_finish(res, params: dict, hints: dict, cfg) -> tuple:
+    """(status, fused-space figure, agreement figure, ``FUSION`` store) of a finished fusion."""
+    from vaefrag import fusion
+
+    try:
+        ens = _ensemble(params, cfg)
+    except (ValueError, FileNotFoundError) as exc:
+        return alert(f"Fusion failed: {exc}"), no_update, no_update, no_update
+    hints = hints if isinstance(hints, dict) else {}
+    color, note = hints.get("color"), hints.get("note") if isinstance(hints.get("note"), str) else ""
+    pairs = np.asarray(params["channels"], dtype=np.int64)
     factor, name = factor_values(ens, color)
     fused = fused_space_figure(res, factor=factor, factor_name=name)
     fused.update_layout(height=BEYOND_HEIGHT, margin=_MARGIN, title_font_size=13)
     agree = fusion_agreement_figure(res, [f"model {m}, channel {c}" for m, c in pairs])
     agree.update_layout(height=BEYOND_HEIGHT, margin=_MARGIN, title={"text": "agreement with each input",
                                                                      "font": {"size": 13}})
-    status = alert(f"Fused {len(pairs)} channels into {FUSE_K} dimensions ({fusion.OBJECTIVES[objective]}, "
-                   f"{steps} steps): mean NMI with the inputs {res.mean_nmi:.3f}, I(X;F) {res.info:.2f} bits."
-                   + note, "ok")
-    store = {"ensemble": tok["ensemble"], "key": tok.get("key"), "channels": pairs.tolist(),
+    status = alert(f"Fused {len(pairs)} channels into {FUSE_K} dimensions ({fusion.OBJECTIVES[params['objective']]}, "
+                   f"{params['steps']} steps): mean NMI with the inputs {res.mean_nmi:.3f}, I(X;F) {res.info:.2f} bits."
+                   + note[:200], "ok")
+    key = hints.get("key") if isinstance(hints.get("key"), str) else None
+    store = {"ensemble": params["ensemble"], "key": key, "channels": pairs.tolist(),
              "n_points": int(res.mu.shape[0]), "color": color}
+    return status, fused, agree, store
+
+
+def fuse_job(set_progress, n_clicks, tok: dict | None, sel: dict | None, objective: str | None,
+             color: str | None, cfg, *, steps: int = FUSE_STEPS) -> tuple:
+    """The fusion job run in this process (what a worker runs): (fused-space figure, agreement
+    figure, status, ``FUSION`` store). An empty selection gives blank figures and an alert; bad
+    input an error alert."""
+    what, *rest = fuse_request(n_clicks, tok, sel, objective, color, cfg, steps=steps)
+    if what == "answer":
+        return rest[0]
+    params, hints = rest
+    try:
+        set_progress(("0", "1", f"fusing {len(params['channels'])} channels ..."))
+        res = tasks.run("fusion", params, cfg.root, cfg.cache_dir, _progress(set_progress))
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+        return no_update, no_update, alert(f"Fusion failed: {exc}"), no_update
+    status, fused, agree, store = fuse_finish(res, params, hints, cfg)
     return fused, agree, status, store
 
 
@@ -251,29 +302,25 @@ def compare_options(tok: dict | None, current: str | None, cfg) -> tuple:
     return opts, current if current in names else (names[0] if names else None)
 
 
-def compare_job(set_progress, n_clicks, tok: dict | None, other: str | None, cfg) -> tuple:
-    """Background job: `crossrun.compare_ensembles` of the open ensemble (A) with ``other`` (B), with
-    the open analysis' parameters (both analyses from / into the cache).
+def compare_request(n_clicks, tok, other) -> tuple:
+    """A click on Compare -> ("job", params) or ("answer", (figure, status))."""
+    tok = valid_token(tok)
+    if not n_clicks or not tok:
+        return "answer", (no_update, no_update)
+    if not isinstance(other, str) or not other:
+        return "answer", (_blank(), alert("Pick another ensemble to compare with. Only ensembles fingerprinted on "
+                                          "the same points are offered (same dataset, fingerprint size and seed).",
+                                          "info"))
+    p = dict(data.DEFAULT_PARAMS)
+    p.update({k: v for k, v in tok.get("params", {}).items() if k in p})
+    return "job", {"ensemble": tok["ensemble"], "other": other, **p}
 
-    Returns (figure, status). Ensembles on different fingerprint points, or without hotspots, give
-    an alert and a blank figure (the app keeps serving).
-    """
+
+def compare_finish(res, params: dict, _hints=None) -> tuple:
+    """(status, figure) of a finished comparison."""
     from vaefrag import crossrun
     from vaefrag.figures.crossrun import ensemble_match_figure
 
-    if not n_clicks or not tok:
-        return no_update, no_update
-    if not other:
-        return _blank(), alert("Pick another ensemble to compare with. Only ensembles fingerprinted on the "
-                               "same points are offered (same dataset, fingerprint size and seed).", "info")
-    try:
-        set_progress(("0", "1", "loading the ensembles ..."))
-        path_a = data.ensemble_path(cfg.root, tok["ensemble"])
-        path_b = data.ensemble_path(cfg.root, other)
-        res = crossrun.compare_ensembles(path_a, path_b, cache_dir=cfg.cache_dir,
-                                         progress=_progress(set_progress), **tok.get("params", {}))
-    except (ValueError, FileNotFoundError) as exc:
-        return _blank(), alert(f"Comparing {tok['ensemble']} with {other} failed: {exc}")
     fig = ensemble_match_figure(res, crossrun.DEFAULT_MATCH_NMI, height=BEYOND_HEIGHT)
     fig.update_layout(margin=_MARGIN)
     found = sum(m.models_matched > 0 for m in res.matches_a)
@@ -281,6 +328,22 @@ def compare_job(set_progress, n_clicks, tok: dict | None, other: str | None, cfg
                    f"{found} of {res.name_a}'s are carried by at least one model of {res.name_b}. "
                    "Labels: in how many models of the other ensemble a channel has NMI >= "
                    f"{crossrun.DEFAULT_MATCH_NMI:g} with the hotspot's medoid.", "ok")
+    return status, fig
+
+
+def compare_job(set_progress, n_clicks, tok: dict | None, other: str | None, cfg) -> tuple:
+    """The comparison job run in this process (what a worker runs): `crossrun.compare_ensembles` of
+    the open ensemble (A) with ``other`` (B) with the open analysis' parameters. Returns (figure,
+    status); ensembles on different points, or without hotspots, give an alert and a blank figure."""
+    what, rest = compare_request(n_clicks, tok, other)
+    if what == "answer":
+        return rest
+    try:
+        set_progress(("0", "1", "loading the ensembles ..."))
+        res = tasks.run("compare", rest, cfg.root, cfg.cache_dir, _progress(set_progress))
+    except (ValueError, FileNotFoundError) as exc:
+        return _blank(), alert(f"Comparing {rest['ensemble']} with {other} failed: {exc}")
+    status, fig = compare_finish(res, rest)
     return fig, status
 
 
@@ -295,55 +358,53 @@ def register(app, cfg) -> None:
     def _spaces(tok, measure, _done):
         return spaces_view(tok, measure, cfg)
 
-    @app.callback(Output(ids.SPACES_DONE, "data"), Output(ids.SPACES_STATUS, "children", allow_duplicate=True),
-                  Input(ids.SPACES_COMPUTE, "n_clicks"), State(ids.ANALYSIS, "data"), background=True,
-                  prevent_initial_call=True, interval=500,
-                  progress=[Output(ids.SPACES_PROGRESS, "value"), Output(ids.SPACES_PROGRESS, "max"),
-                            Output(ids.SPACES_PROGRESS_TEXT, "children")],
-                  running=[(Output(ids.SPACES_JOB_PANEL, "style"), SHOW, HIDE),
-                           (Output(ids.SPACES_COMPUTE, "disabled"), True, False),
-                           (Output(ids.SPACES_CANCEL, "disabled"), False, True)],
-                  cancel=[Input(ids.SPACES_CANCEL, "n_clicks")])
-    def _spaces_job(set_progress, n_clicks, tok):
-        data.one_torch_thread_in_job()
-        return spaces_job(set_progress, n_clicks, tok, cfg)
+    runner = cfg.runner
+
+    def start_spaces(n_clicks, tok, client):
+        params = spaces_request(n_clicks, tok)
+        return jobs_ui.idle() if params is None else jobs_ui.start(runner, jobs_ui.SPACES, params, client)
+
+    jobs_ui.register_start(app, jobs_ui.SPACES, [Input(ids.SPACES_COMPUTE, "n_clicks"), State(ids.ANALYSIS, "data"),
+                                                 State(ids.CLIENT, "data")], start_spaces)
+    jobs_ui.register(app, runner, jobs_ui.SPACES, outputs=[Output(ids.SPACES_DONE, "data")], finish=spaces_finish)
 
     @app.callback(Output(ids.FUSE_COLOR, "options"), Output(ids.FUSE_COLOR, "value"),
                   Input(ids.ANALYSIS, "data"), State(ids.FUSE_COLOR, "value"))
     def _colors(tok, current):
         return color_options(tok, current, cfg)
 
-    @app.callback(Output(ids.FUSED, "figure"), Output(ids.FUSE_AGREEMENT, "figure"),
-                  Output(ids.FUSE_STATUS, "children"), Output(ids.FUSION, "data"),
-                  Input(ids.FUSE, "n_clicks"), State(ids.ANALYSIS, "data"), State(ids.SELECTION, "data"),
-                  State(ids.FUSE_OBJECTIVE, "value"), State(ids.FUSE_COLOR, "value"), background=True,
-                  prevent_initial_call=True, interval=500,
-                  progress=[Output(ids.FUSE_PROGRESS, "value"), Output(ids.FUSE_PROGRESS, "max"),
-                            Output(ids.FUSE_PROGRESS_TEXT, "children")],
-                  running=[(Output(ids.FUSE_JOB_PANEL, "style"), SHOW, HIDE), (Output(ids.FUSE, "disabled"), True, False),
-                           (Output(ids.FUSE_CANCEL, "disabled"), False, True)],
-                  cancel=[Input(ids.FUSE_CANCEL, "n_clicks")])
-    def _fuse(set_progress, n_clicks, tok, sel, objective, color):
-        data.one_torch_thread_in_job()
-        return fuse_job(set_progress, n_clicks, tok, sel, objective, color, cfg)
+    fuse_outputs = [Output(ids.FUSED, "figure"), Output(ids.FUSE_AGREEMENT, "figure"), Output(ids.FUSION, "data")]
+
+    def start_fusion(n_clicks, tok, sel, objective, color, client):
+        what, *rest = fuse_request(n_clicks, tok, sel, objective, color, cfg)
+        if what == "answer":
+            fused, agree, status, store = rest[0]
+            return (*jobs_ui.idle(status), fused, agree, store)
+        return (*jobs_ui.start(runner, jobs_ui.FUSION, rest[0], client, rest[1]), no_update, no_update, no_update)
+
+    jobs_ui.register_start(app, jobs_ui.FUSION, [Input(ids.FUSE, "n_clicks"), State(ids.ANALYSIS, "data"),
+                                                 State(ids.SELECTION, "data"), State(ids.FUSE_OBJECTIVE, "value"),
+                                                 State(ids.FUSE_COLOR, "value"), State(ids.CLIENT, "data")],
+                           start_fusion, extra_outputs=fuse_outputs)
+    jobs_ui.register(app, runner, jobs_ui.FUSION, outputs=fuse_outputs,
+                     finish=lambda res, params, hints: fuse_finish(res, params, hints, cfg))
 
     @app.callback(Output(ids.COMPARE_WITH, "options"), Output(ids.COMPARE_WITH, "value"),
                   Input(ids.ANALYSIS, "data"), State(ids.COMPARE_WITH, "value"))
     def _compare_options(tok, current):
         return compare_options(tok, current, cfg)
 
-    @app.callback(Output(ids.COMPARE_GRAPH, "figure"), Output(ids.COMPARE_STATUS, "children"),
-                  Input(ids.COMPARE, "n_clicks"), State(ids.ANALYSIS, "data"), State(ids.COMPARE_WITH, "value"),
-                  background=True, prevent_initial_call=True, interval=500,
-                  progress=[Output(ids.COMPARE_PROGRESS, "value"), Output(ids.COMPARE_PROGRESS, "max"),
-                            Output(ids.COMPARE_PROGRESS_TEXT, "children")],
-                  running=[(Output(ids.COMPARE_JOB_PANEL, "style"), SHOW, HIDE),
-                           (Output(ids.COMPARE, "disabled"), True, False),
-                           (Output(ids.COMPARE_CANCEL, "disabled"), False, True)],
-                  cancel=[Input(ids.COMPARE_CANCEL, "n_clicks")])
-    def _compare(set_progress, n_clicks, tok, other):
-        data.one_torch_thread_in_job()
-        return compare_job(set_progress, n_clicks, tok, other, cfg)
+    def start_compare(n_clicks, tok, other, client):
+        what, rest = compare_request(n_clicks, tok, other)
+        if what == "answer":
+            fig, status = rest
+            return (*jobs_ui.idle(status), fig)
+        return (*jobs_ui.start(runner, jobs_ui.COMPARE, rest, client), no_update)
+
+    jobs_ui.register_start(app, jobs_ui.COMPARE, [Input(ids.COMPARE, "n_clicks"), State(ids.ANALYSIS, "data"),
+                                                  State(ids.COMPARE_WITH, "value"), State(ids.CLIENT, "data")],
+                           start_compare, extra_outputs=[Output(ids.COMPARE_GRAPH, "figure")])
+    jobs_ui.register(app, runner, jobs_ui.COMPARE, outputs=[Output(ids.COMPARE_GRAPH, "figure")], finish=compare_finish)
 
     @app.callback(Output(ids.FUSED, "figure", allow_duplicate=True), Input(ids.FUSE_COLOR, "value"),
                   Input(ids.FUSION, "data"), prevent_initial_call=True)

@@ -9,8 +9,28 @@ from pathlib import Path
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, no_update
 
+from vaefrag import store
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard.callbacks.analysis import alert
+
+
+#: bounds of the paper figure's traversals (steps along a channel, base images), as the page's inputs
+MAX_STEPS, MAX_BASES = 15, 3
+
+
+def bounded_int(name: str, value, default: int, lo: int, hi: int) -> int:
+    """``value`` (from the browser) as an int in [lo, hi]; None / '' -> default; ValueError otherwise."""
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {type(value).__name__}")
+    try:
+        v = float(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {str(value)[:20]!r}") from None
+    if not (v == v and lo <= v <= hi and v == int(v)):
+        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {str(value)[:20]}")
+    return int(v)
 
 
 def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: int = 3, seed: int = 0,
@@ -20,16 +40,22 @@ def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: in
     from vaefrag import traversal
     from vaefrag.figures.paper import FORMATS, paper_figure, save_figure
 
-    if fmt not in FORMATS:
-        raise ValueError(f"format: expected one of {FORMATS}, got {fmt!r}")
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise ValueError(f"format: expected one of {FORMATS}, got {str(fmt)[:20]!r}")
+    if measure not in (None, "nmi", "vi"):
+        raise ValueError(f"matrix: expected 'nmi' or 'vi', got {str(measure)[:20]!r}")
+    steps = bounded_int("traversal steps", steps, 7, 2, MAX_STEPS)
+    n_bases = bounded_int("base images", n_bases, 3, 1, MAX_BASES)
+    seed = bounded_int("seed", seed, 0, 0, 2**31 - 1)
+    if not isinstance(sel, dict):
+        sel = None
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
         raise ValueError("no analysis loaded yet")
     ens = data.load_ensemble(data.ensemble_path(cfg.root, tok["ensemble"]))
     travs = None
     if ens.has_weights and ens.x is not None and a.hotspots:
-        travs = traversal.hotspot_traversals(ens, a, n_values=int(steps or 7), n_rows=int(n_bases or 3),
-                                             seed=int(seed or 0))
+        travs = traversal.hotspot_traversals(ens, a, n_values=steps, n_rows=n_bases, seed=seed)
     if sel and sel.get("key") not in (None, a.key):
         sel = None                                   # a selection left over from another analysis
     fig = paper_figure(a, travs, measure=measure or a.measure, selected=(sel or {}).get("channels"),
@@ -65,13 +91,15 @@ def matrices_npz(tok, cfg) -> bytes:
 
 def export(trigger, tok, fmt, measure, steps, n_bases, seed, cfg, sel=None) -> tuple:
     """(download dict or no_update, status) for an export button; ``sel``: the shared selection."""
-    if not tok:
+    if not (isinstance(tok, dict) and isinstance(tok.get("ensemble"), str) and isinstance(tok.get("params"), dict)
+            and isinstance(tok.get("key"), str)):
         return no_update, alert("Nothing to export yet: no analysis is loaded.")
-    stem = f"vaefrag-{tok['ensemble']}-{tok['params']['measure']}"
+    measure_name = tok["params"].get("measure") if tok["params"].get("measure") in ("nmi", "vi") else "nmi"
+    stem = f"vaefrag-{store.safe_name(tok['ensemble'][:100])}-{measure_name}"
     try:
         if trigger == ids.EXPORT_FIGURE:
-            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=steps, n_bases=min(int(n_bases or 3), 3),
-                               seed=seed, sel=sel)
+            n_bases = min(bounded_int("base images", n_bases, 3, 1, 6), MAX_BASES)   # the page offers 6
+            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=steps, n_bases=n_bases, seed=seed, sel=sel)
             return dcc.send_bytes(blob, f"{stem}.{fmt or 'pdf'}"), None
         if trigger == ids.EXPORT_CSV:
             return dcc.send_string(hotspots_csv(tok, cfg), f"{stem}-hotspots.csv"), None

@@ -24,8 +24,10 @@ def dsprites_arrays(n=60, side=16, seed=0):
     imgs = (rng.random((n, side, side)) < 0.3).astype(np.uint8)
     classes = np.c_[np.zeros(n, np.int64), rng.integers(0, 3, n), rng.integers(0, 6, n), rng.integers(0, 40, n),
                     rng.integers(0, 32, n), rng.integers(0, 32, n)]
-    meta = np.array({"latents_names": NAMES, "latents_sizes": np.array([1, 3, 6, 40, 32, 32]),
-                     "title": "dSprites dataset"}, dtype=object)
+    # as in DeepMind's file, the names are also keys of 'latents_possible_values', pickled first, so
+    # 'latents_names' refers to them through the pickle's memo
+    meta = np.array({"latents_possible_values": {n: np.arange(3.0) for n in NAMES}, "latents_names": NAMES,
+                     "latents_sizes": np.array([1, 3, 6, 40, 32, 32]), "title": "dSprites dataset"}, dtype=object)
     return imgs, classes, meta
 
 

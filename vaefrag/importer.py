@@ -125,6 +125,8 @@ def _metadata(where, data: dict, keys, k: int, n: int, notes: list):
                 raise ValueError(f"{where}: field {key!r} has non-finite values")
             for i, v in enumerate(a.tolist()):
                 per_model[i][key] = str(v) if a.dtype.kind in "US" else v
+        elif a.ndim == 1 and len(a) == k:
+            notes.append(f"{key}: ignored (K = N = {k}: cannot tell per-model metadata from per-point values)")
         else:
             notes.append(f"{key}: ignored (shape {list(a.shape)} is neither per-model [K={k}] nor a scalar)")
     return per_model, scalars

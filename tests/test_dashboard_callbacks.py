@@ -637,7 +637,10 @@ def test_serve_defaults_are_local_and_debug_off():
     p = argparse.ArgumentParser()
     serve.add_arguments(p)
     args = p.parse_args([])
-    assert (args.host, args.port, args.debug, args.ensembles) == ("127.0.0.1", 8050, False, "data/ensembles")
+    assert (args.host, args.port, args.debug, args.ensembles) == ("127.0.0.1", 8050, False, None)
+    from vaefrag.store import ensembles_root
+
+    assert ensembles_root(args.ensembles).parts[-2:] == ("data", "ensembles")   # resolved at start: the one root
 
 
 def test_import_numerics_preloads_the_members(env):

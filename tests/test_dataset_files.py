@@ -24,8 +24,10 @@ def dsprites_arrays(n=60, side=16, seed=0):
     imgs = (rng.random((n, side, side)) < 0.3).astype(np.uint8)
     classes = np.c_[np.zeros(n, np.int64), rng.integers(0, 3, n), rng.integers(0, 6, n), rng.integers(0, 40, n),
                     rng.integers(0, 32, n), rng.integers(0, 32, n)]
-    meta = np.array({"latents_names": NAMES, "latents_sizes": np.array([1, 3, 6, 40, 32, 32]),
-                     "title": "dSprites dataset"}, dtype=object)
+    # as in DeepMind's file, the names are also keys of 'latents_possible_values', pickled first, so
+    # 'latents_names' refers to them through the pickle's memo
+    meta = np.array({"latents_possible_values": {n: np.arange(3.0) for n in NAMES}, "latents_names": NAMES,
+                     "latents_sizes": np.array([1, 3, 6, 40, 32, 32]), "title": "dSprites dataset"}, dtype=object)
     return imgs, classes, meta
 
 
@@ -295,3 +297,12 @@ def test_train_on_mnist_files(tmp_path):
     assert main(["train", "--dataset", "mnist", "--out", str(tmp_path / "x")]) == 2      # no --data-dir
     assert not (tmp_path / "x").exists()
     assert os.path.isabs(ens.manifest["dataset"]["params"]["data_dir"])
+
+
+def test_npz_dataset_reads_channels_last_uint8(tmp_path):
+    x8 = np.random.default_rng(5).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=x8)
+    ds = make_dataset("npz", path=str(tmp_path / "d.npz"))
+    assert ds.shape == (3, 8, 8) and ds.likelihood == "bernoulli"
+    np.testing.assert_allclose(ds.get(np.array([4]))[0][0], np.moveaxis(x8[4], -1, 0) / 255.0, atol=1e-7)
+    assert any("uint8" in n for n in ds.notes) and any("channels-last" in n for n in ds.notes)

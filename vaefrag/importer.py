@@ -17,15 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from vaefrag import store
-from vaefrag.datasets.npz import check_factors, check_numeric, load_npz
+from vaefrag.datasets.npz import check_factors, check_numeric, images_channels_first, load_npz
 from vaefrag.models.onnx import DECODER_OUTPUTS, OnnxModelError, probe_decoder, probe_encoder
 
 log = logging.getLogger("vaefrag.import")
 
 #: keys with a meaning of their own; every other key is metadata or ignored
 KNOWN_KEYS = ("mu", "logvar", "x", "factors", "factor_names", "latent_mask")
-X_LAYOUTS = ("auto", "nchw", "nhwc")
-CHANNELS = (1, 3, 4)
 
 
 def npz_keys(path) -> list[str]:
@@ -80,33 +78,6 @@ def embedded(path: Path, tmp_dir: Path) -> Path:
     return out
 
 
-def images_channels_first(where, x: np.ndarray, layout: str, notes: list) -> np.ndarray:
-    """Fingerprint images as [N, C, H, W] float32 in [0, 1] when they were uint8.
-
-    ``layout`` "auto" reads [N, H, W, C] as channels-last when axis 3 has 1, 3 or 4 entries and
-    axis 1 does not; "nchw" / "nhwc" say it. Raises naming the axis when it cannot tell.
-    """
-    if layout not in X_LAYOUTS:
-        raise ValueError(f"x_layout: expected one of {X_LAYOUTS}, got {layout!r}")
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
-        notes.append("x: uint8 images scaled to [0, 1] (divided by 255)")
-    if x.ndim == 3:
-        if layout == "nhwc":
-            raise ValueError(f"{where}: field 'x' has shape {x.shape} [N, H, W]; it has no channel axis to be channels-last")
-        x = x[:, None]
-    elif x.ndim == 4:
-        first, last = x.shape[1] in CHANNELS, x.shape[3] in CHANNELS
-        if layout == "nhwc" or (layout == "auto" and last and not first):
-            x = np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
-            notes.append(f"x: channels-last images [N, H, W, C] transposed to channels-first {list(x.shape)}")
-        elif layout == "auto" and not first:
-            raise ValueError(f"{where}: field 'x' has shape {x.shape}: cannot tell the channel axis (axis 1 for "
-                             f"channels-first or axis 3 for channels-last must have 1, 3 or 4 entries); "
-                             "pass x_layout / --x-layout nchw or nhwc")
-    return x.astype(np.float32)
-
-
 def _metadata(where, data: dict, keys, k: int, n: int, notes: list):
     """Per-model metadata arrays [K] -> list of K dicts; scalars -> dict; others are noted and skipped."""
     per_model: list[dict] = [{} for _ in range(k)]
@@ -125,6 +96,8 @@ def _metadata(where, data: dict, keys, k: int, n: int, notes: list):
                 raise ValueError(f"{where}: field {key!r} has non-finite values")
             for i, v in enumerate(a.tolist()):
                 per_model[i][key] = str(v) if a.dtype.kind in "US" else v
+        elif a.ndim == 1 and len(a) == k:
+            notes.append(f"{key}: ignored (K = N = {k}: cannot tell per-model metadata from per-point values)")
         else:
             notes.append(f"{key}: ignored (shape {list(a.shape)} is neither per-model [K={k}] nor a scalar)")
     return per_model, scalars

@@ -372,8 +372,11 @@ def refingerprint(ensemble, size: int, seed: int = 0, *, out=None, device="cpu",
     if isinstance(manifest.get("recipe"), dict):
         manifest["recipe"].update(fingerprint_size=int(size), fingerprint_seed=int(seed))
     members = manifest["members"]
+    # our weights go through write_ensemble's `weights`; anything else (ONNX files, a mixed ensemble)
+    # is carried over file by file under the same relative paths
     weights = [ens.path / m["weights"] for m in members] if all(m.get("weights") for m in members) else None
-    extra = {m[f]: ens.path / m[f] for m in members for f in ("decoder", "encoder") if m.get(f)}
+    carried = ("decoder", "encoder") if weights is not None else store.MEMBER_FILES
+    extra = {m[f]: ens.path / m[f] for m in members for f in carried if m.get(f)}
     return store.write_ensemble(out or ens.path, manifest, np.stack(mus), np.stack(lvs), x=x, factors=factors,
                                 factor_names=ds.factor_names if factors is not None else None,
                                 weights=weights, overwrite=True if out is None else False, extra_files=extra or None)

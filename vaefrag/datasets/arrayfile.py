@@ -9,6 +9,7 @@ size and modification time) and that file is mapped. Object arrays (pickles) are
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
 import zipfile
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 _CHUNK = 1 << 22
+log = logging.getLogger("vaefrag.datasets")
 
 
 def _npy_header(fh):
@@ -103,6 +105,7 @@ def open_npz_array(path, key: str, cache_dir=None) -> np.ndarray:
         tag = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{key}".encode()).hexdigest()[:24]
         out = _cache_dir(cache_dir) / f"{path.stem}-{key}-{tag}.npy"
         if not out.is_file():
+            log.info("%s: decompressing %r (%.1f GB) once to %s", path, key, nbytes / 1e9, out)
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
             try:

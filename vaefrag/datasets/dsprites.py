@@ -27,16 +27,37 @@ _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHOR
 
 
 def names_from_metadata(raw: bytes, count: int) -> list[str] | None:
-    """The ``count`` strings after ``'latents_names'`` in a pickle's opcode stream (never executed)."""
+    """The ``count`` strings after ``'latents_names'`` in a pickle's opcode stream (never executed).
+
+    Strings pickled once and referenced again (memo PUT / GET, as when ``latents_possible_values``
+    has the names as keys) are followed through the memo.
+    """
+    memo: dict = {}
+    seq: list[str] = []
+    prev = None
+    n_memoized = 0
     try:
-        ops = list(pickletools.genops(io.BytesIO(raw)))
+        for op, arg, _ in pickletools.genops(io.BytesIO(raw)):
+            name = op.name
+            if name in _STRING_OPS:
+                prev = arg.decode("latin-1") if isinstance(arg, bytes) else str(arg)
+                seq.append(prev)
+                continue
+            if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                if prev is not None:
+                    memo[arg] = prev
+            elif name == "MEMOIZE":
+                if prev is not None:
+                    memo[n_memoized] = prev
+                n_memoized += 1
+            elif name in ("GET", "BINGET", "LONG_BINGET") and arg in memo:
+                seq.append(memo[arg])
+            prev = None
     except Exception:
         return None
-    strings = [(i, arg.decode("latin-1") if isinstance(arg, bytes) else arg)
-               for i, (op, arg, _) in enumerate(ops) if op.name in _STRING_OPS]
-    for j, (_, s) in enumerate(strings):
+    for j, s in enumerate(seq):
         if s == "latents_names":
-            names = [v for _, v in strings[j + 1:j + 1 + count]]
+            names = seq[j + 1:j + 1 + count]
             return names if len(names) == count else None
     return None
 

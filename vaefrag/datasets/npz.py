@@ -1,7 +1,8 @@
 """The user's own data from an ``.npz`` file: ``x`` plus optional ``factors`` and ``factor_names``.
 
-``x`` is [N, C, H, W] or [N, H, W] (images) or [N, D] (vectors), numeric and finite. Images whose
-values lie in [0, 1] get a Bernoulli likelihood, anything else a Gaussian one. ``factors`` is an
+``x`` is [N, C, H, W], [N, H, W, C] or [N, H, W] (images) or [N, D] (vectors), numeric and finite;
+channels-last images are transposed and uint8 images scaled to [0, 1] (`images_channels_first`).
+Images whose values lie in [0, 1] get a Bernoulli likelihood, anything else a Gaussian one. ``factors`` is an
 integer array [N, F] (>= 0) and ``factor_names`` F strings. The file is never unpickled.
 """
 from __future__ import annotations
@@ -90,6 +91,37 @@ def check_factors(path, factors, factor_names, n: int):
     return factors.astype(np.int64), names
 
 
+X_LAYOUTS = ("auto", "nchw", "nhwc")
+CHANNELS = (1, 3, 4)
+
+
+def images_channels_first(where, x: np.ndarray, layout: str, notes: list) -> np.ndarray:
+    """Fingerprint images as [N, C, H, W] float32 in [0, 1] when they were uint8.
+
+    ``layout`` "auto" reads [N, H, W, C] as channels-last when axis 3 has 1, 3 or 4 entries and
+    axis 1 does not; "nchw" / "nhwc" say it. Raises naming the axis when it cannot tell.
+    """
+    if layout not in X_LAYOUTS:
+        raise ValueError(f"x_layout: expected one of {X_LAYOUTS}, got {layout!r}")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+        notes.append("x: uint8 images scaled to [0, 1] (divided by 255)")
+    if x.ndim == 3:
+        if layout == "nhwc":
+            raise ValueError(f"{where}: field 'x' has shape {x.shape} [N, H, W]; it has no channel axis to be channels-last")
+        x = x[:, None]
+    elif x.ndim == 4:
+        first, last = x.shape[1] in CHANNELS, x.shape[3] in CHANNELS
+        if layout == "nhwc" or (layout == "auto" and last and not first):
+            x = np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
+            notes.append(f"x: channels-last images [N, H, W, C] transposed to channels-first {list(x.shape)}")
+        elif layout == "auto" and not first:
+            raise ValueError(f"{where}: field 'x' has shape {x.shape}: cannot tell the channel axis (axis 1 for "
+                             f"channels-first or axis 3 for channels-last must have 1, 3 or 4 entries); "
+                             "pass x_layout / --x-layout nchw or nhwc")
+    return x.astype(np.float32)
+
+
 class NpzDataset(Dataset):
     """Inputs (and optional factor labels) from the user's npz file.
 
@@ -110,9 +142,11 @@ class NpzDataset(Dataset):
         x = check_numeric(path, "x", data["x"], ndims=(2, 3, 4))
         if x.shape[0] < 2:
             raise ValueError(f"{path}: field 'x' must hold at least 2 items, got shape {x.shape}")
-        if x.ndim == 3:
-            x = x[:, None]
-        x = x.astype(np.float32)
+        self.notes: list[str] = []
+        # channels-last only when plain (axis 3 is a channel count, axis 1 is not); else channels-first
+        last = x.ndim == 4 and x.shape[3] in CHANNELS and x.shape[1] not in CHANNELS
+        x = x.astype(np.float32) if x.ndim == 2 else \
+            images_channels_first(path, x, "nhwc" if last else "nchw", self.notes)
         factors, names = check_factors(path, data.get("factors"), data.get("factor_names"), len(x))
         self._x, self._y = x, factors
         self.shape = tuple(x.shape[1:])

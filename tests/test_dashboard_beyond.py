@@ -71,7 +71,7 @@ def test_fuse_selection_in_the_browser(dash_duo, served):
     _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
           timeout=240, msg="first render")
     h = a.hotspots[0]                                    # the first row of the list (sorted by id)
-    dash_duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    dash_duo.find_element(f"#{ids.HOTSPOTS} .ag-row[row-index='0'] .ag-cell[col-id='factor']").click()
     _wait(dash_duo, lambda: f"hotspot={h.id + 1}" in dash_duo.driver.current_url, msg="hotspot selected")
     dash_duo.driver.find_element("xpath", f"//*[@id='{ids.BEYOND_TABS}']//*[normalize-space()='Fuse selection']"
                                  ).click()

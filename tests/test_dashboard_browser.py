@@ -56,12 +56,15 @@ def served(tmp_path_factory):
     else:
         root = tmp / "ensembles"
         make_fragment_ensemble(root / "frag", models=6, latents=5, n_points=160, seed=1)
+        # a second ensemble: switching ensembles, and hotspots of ~20 members (more than a page of traversals)
+        make_fragment_ensemble(root / "frag25", models=25, latents=5, n_points=160, seed=2, width=4, hidden=16)
     work = tmp / "work"
     work.mkdir()
     for name in data.ensemble_names(root):
         (work / name).symlink_to((root / name).resolve(), target_is_directory=True)
     name = pick_default(data.ensemble_names(work))
-    _analyse_in_child(work / name, cache)
+    for other in data.ensemble_names(work):
+        _analyse_in_child(work / other, cache)
     a = data.cached_analysis(work / name, data.clean_params(), cache)
     assert a is not None
     return work, cache, name, a
@@ -74,10 +77,19 @@ def app_duo(dash_duo, served):
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(app)
     dash_duo.vaefrag_root = root
+    dash_duo.vaefrag_cache = cache
     # a warm cache renders in seconds; allow for a recompute when the analysis code changed meanwhile
     _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
           timeout=240, msg="first render")
     return dash_duo, a
+
+
+ROWS = ".ag-center-cols-container .ag-row"
+
+
+def _row(duo, grid: str, index: int, col: str = "factor"):
+    """The cell ``col`` of the row shown at ``index`` (display order) of an AG Grid table."""
+    return duo.find_element(f"#{grid} {ROWS}[row-index='{index}'] .ag-cell[col-id='{col}']")
 
 
 GRAPH_DATA = "const gd = document.querySelector(arguments[0] + ' .js-plotly-plot'); return gd ? gd.data : null;"
@@ -97,8 +109,8 @@ def _map_selected(duo) -> set[int] | None:
 
 def test_app_loads_with_views_filled(app_duo):
     duo, a = app_duo
-    _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} tbody tr")) >= len(a.hotspots) + 1, msg="hotspot rows")
-    rows = duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='number']")
+    _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} {ROWS}")) >= len(a.hotspots), msg="hotspot rows")
+    rows = duo.find_elements(f"#{ids.HOTSPOTS} {ROWS} .ag-cell[col-id='number']")
     assert sorted(int(r.text) for r in rows) == sorted(h.id + 1 for h in a.hotspots)   # shown 1-based, as the CLI
     traces = _js(duo, GRAPH_DATA, "#" + ids.MAP)
     assert sum(len(t["customdata"]) for t in traces) == len(a.kept)
@@ -120,7 +132,8 @@ def test_app_opens_the_shipped_sprites_ensemble(dash_duo):
     _wait(dash_duo, lambda: _js(dash_duo, "return document.querySelectorAll('#vf-matrix g.hm image').length") > 0,
           timeout=120, msg="first render")
     assert name in dash_duo.find_element(f"#{ids.ENSEMBLE}").text and "sprites" in name
-    rows = dash_duo.find_elements(f"#{ids.HOTSPOTS} td[data-dash-column='number']")
+    _wait(dash_duo, lambda: len(dash_duo.find_elements(f"#{ids.HOTSPOTS} {ROWS}")) == len(a.hotspots), msg="rows")
+    rows = dash_duo.find_elements(f"#{ids.HOTSPOTS} {ROWS} .ag-cell[col-id='number']")
     assert sorted(int(r.get_attribute("textContent")) for r in rows) == sorted(h.id + 1 for h in a.hotspots)
     listed = dash_duo.find_element(f"#{ids.ENSEMBLE}")
     listed.click()
@@ -140,7 +153,7 @@ def test_hotspot_band_click_shows_traversals_and_highlights_map(app_duo):
     _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 2, msg="traversal images")
     imgs = duo.find_elements(f"img.{ids.TRAV_IMAGE}")
     assert all(i.get_attribute("src").startswith("data:image/png;base64,") for i in imgs)
-    assert len(imgs) == min(9, h.n_models)
+    assert len(imgs) == min(h.size, 12)                   # every member, a page at a time
     _wait(duo, lambda: _map_selected(duo) == set(int(m) for m in h.members), msg="map highlight")
     assert f"hotspot={h.id + 1}" in duo.driver.current_url
 
@@ -195,7 +208,7 @@ def test_bad_upload_shows_error_and_app_keeps_working(app_duo, tmp_path, kind):
     _wait(duo, lambda: "Upload rejected" in duo.find_element(f"#{ids.UPLOAD_STATUS}").text, msg="error alert")
     # still working: select a hotspot from the list
     h = a.hotspots[0]
-    duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    _row(duo, ids.HOTSPOTS, 0).click()
     _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals after bad upload")
     assert _map_selected(duo) is not None and h is not None
 
@@ -204,7 +217,7 @@ def test_bad_upload_shows_error_and_app_keeps_working(app_duo, tmp_path, kind):
 def test_panels_do_not_overlap(app_duo, size, tmp_path):
     duo, a = app_duo
     duo.driver.set_window_size(*size)
-    duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    _row(duo, ids.HOTSPOTS, 0).click()
     _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals")
     time.sleep(1.0)
     rects = _js(duo, """return Array.from(document.querySelectorAll('.vf-panel, .vf-sidebar, .vf-header'))
@@ -248,7 +261,7 @@ def test_recompute_runs_in_background_with_progress_and_cancel(app_duo):
     duo.find_element(f"#{ids.APPLY}").click()
     _wait(duo, lambda: _job_visible(duo), msg="progress bar")
     # the page stays usable while the job runs: pick a hotspot meanwhile
-    duo.find_element(f"#{ids.HOTSPOTS} td[data-dash-column='factor']").click()
+    _row(duo, ids.HOTSPOTS, 0).click()
     _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals during the job")
     _wait(duo, lambda: "thr=0.435" in duo.driver.current_url, timeout=400, msg="recomputed analysis")
     want = int((a.info >= 0.435).sum())         # channel information does not depend on the threshold
@@ -272,3 +285,171 @@ def test_good_upload_becomes_an_ensemble_and_is_analysed(app_duo, tmp_path):
           msg="map of the uploaded ensemble")
     assert "three-models" in duo.find_element(f"#{ids.ENSEMBLE}").text
     assert (root / "three-models" / "posteriors.npz").is_file()
+
+
+# ------------------------------------------------------------------- selection sequences (issue 14)
+def _map_layout(duo) -> dict:
+    return _js(duo, "return document.querySelector('#" + ids.MAP + " .js-plotly-plot').layout;")
+
+
+def _lasso(duo) -> set[int]:
+    """Lasso the left half of the map as a user does (mouse drag); returns the channels plotly selected."""
+    drag = duo.find_element(f"#{ids.MAP} .nsewdrag")
+    w, h = drag.size["width"], drag.size["height"]
+    path = [(-w * 0.48, -h * 0.45), (0, -h * 0.45), (0, h * 0.45), (-w * 0.48, h * 0.45), (-w * 0.48, -h * 0.44)]
+    chain = ActionChains(duo.driver).move_to_element_with_offset(drag, int(path[0][0]), int(path[0][1])).click_and_hold()
+    for x, y in path[1:]:
+        chain = chain.move_to_element_with_offset(drag, int(x), int(y)).pause(0.05)
+    chain.release().perform()
+    _wait(duo, lambda: _map_selected(duo), msg="lasso selection")
+    return _map_selected(duo)
+
+
+def _caption_labels(duo) -> list[str]:
+    return [b.text for b in duo.find_elements(f"#{ids.TRAVERSALS} figcaption b")]
+
+
+def _hotspot_at_row(duo, a, index: int):
+    number = int(_row(duo, ids.HOTSPOTS, index, "number").text)
+    return next(h for h in a.hotspots if h.id == number - 1)
+
+
+def _medoid_label(a, h) -> str:
+    return views.channel_label(*a.channel_ids[a.kept[h.medoid]])
+
+
+def test_lasso_then_clear_empties_the_map_selection(app_duo):
+    duo, a = app_duo
+    chosen = _lasso(duo)
+    assert len(chosen) >= 2
+    _wait(duo, lambda: f"{len(chosen)} channels selected" in duo.find_element(f"#{ids.SELECTION_INFO}").text,
+          msg="the lasso as the shared selection")
+    duo.find_element(f"#{ids.CLEAR}").click()
+    _wait(duo, lambda: _map_selected(duo) is None, msg="map selection cleared")
+    assert not _map_layout(duo).get("selections")                       # the lasso outline is gone too
+    assert duo.find_elements(f"img.{ids.TRAV_IMAGE}") == []
+    assert "Nothing selected" in duo.find_element(f"#{ids.SELECTION_INFO}").text
+
+
+def test_lasso_then_table_row_moves_the_map_to_the_row(app_duo):
+    duo, a = app_duo
+    _lasso(duo)
+    h = _hotspot_at_row(duo, a, 0)
+    _row(duo, ids.HOTSPOTS, 0).click()
+    _wait(duo, lambda: _map_selected(duo) == set(int(m) for m in h.members), msg="map showing the hotspot")
+    assert not _map_layout(duo).get("selections")
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h)], msg="the hotspot's traversals")
+
+
+def test_clear_then_the_same_row_selects_it_again(app_duo):
+    duo, a = app_duo
+    h = _hotspot_at_row(duo, a, 0)
+    _row(duo, ids.HOTSPOTS, 0).click()
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h)], msg="traversals")
+    duo.find_element(f"#{ids.CLEAR}").click()
+    _wait(duo, lambda: not _caption_labels(duo) and _map_selected(duo) is None, msg="cleared")
+    _row(duo, ids.HOTSPOTS, 0).click()                                   # the same cell, clicked again
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h)], msg="traversals again")
+    _wait(duo, lambda: _map_selected(duo) == set(int(m) for m in h.members), msg="map highlight again")
+
+
+def _open_ensemble(duo, name: str) -> None:
+    """Pick ``name`` in the ensemble dropdown, as a user does."""
+    duo.find_element(f"#{ids.ENSEMBLE}").click()
+    _wait(duo, lambda: [o for o in duo.find_elements("[role='option']") if o.text.strip() == name], msg="options")
+    next(o for o in duo.find_elements("[role='option']") if o.text.strip() == name).click()
+    _wait(duo, lambda: f"ensemble={name}&" in duo.driver.current_url, timeout=240, msg=f"{name} opened")
+
+
+def test_the_same_row_in_a_newly_opened_ensemble(app_duo):
+    duo, a = app_duo
+    root = duo.vaefrag_root
+    if "frag25" not in data.ensemble_names(root):
+        pytest.skip("needs the second test ensemble")
+    b = data.cached_analysis(root / "frag25", data.clean_params(), duo.vaefrag_cache)
+    _row(duo, ids.HOTSPOTS, 0).click()
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, _hotspot_at_row(duo, a, 0))], msg="traversals")
+    _open_ensemble(duo, "frag25")
+    _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} {ROWS}")) == len(b.hotspots), msg="the new table")
+    _wait(duo, lambda: not _caption_labels(duo), msg="the old selection dropped")
+    h = _hotspot_at_row(duo, b, 0)
+    _row(duo, ids.HOTSPOTS, 0).click()                                   # row 0 again, now of frag25
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(b, h)], msg="the new ensemble's traversals")
+    _wait(duo, lambda: _map_selected(duo) == set(int(m) for m in h.members), msg="map of the new ensemble")
+
+
+def test_a_20_member_hotspot_shows_every_traversal(app_duo):
+    duo, _ = app_duo
+    root = duo.vaefrag_root
+    if "frag25" not in data.ensemble_names(root):
+        pytest.skip("needs the second test ensemble")
+    b = data.cached_analysis(root / "frag25", data.clean_params(), duo.vaefrag_cache)
+    h = max(b.hotspots, key=lambda h: h.size)
+    assert h.size >= 20
+    duo.driver.get(duo.server_url + f"/?ensemble=frag25&hotspot={h.id + 1}")
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(b, h)], timeout=120, msg="the hotspot's traversals")
+    assert len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) == 12          # the first page
+    assert f"members 1-12 of {h.size}" in duo.find_element(f"#{ids.TRAV_PAGER}").text
+    duo.find_element(f"#{ids.TRAV_NEXT}").click()
+    _wait(duo, lambda: len(_caption_labels(duo)) == min(h.size - 12, 12), msg="the second page")
+    duo.find_element(f"#{ids.TRAV_ALL} input").click()                  # show all members
+    _wait(duo, lambda: len(_caption_labels(duo)) == h.size, msg="every member")
+    members = [views.channel_label(*b.channel_ids[b.kept[m]]) for m in h.members]
+    assert sorted(_caption_labels(duo)) == sorted(members)
+    # by NMI with the medoid: the most atypical member is the last card
+    worst = min((m for m in h.members if m != h.medoid), key=lambda m: b.nmi[h.medoid, m])
+    assert _caption_labels(duo)[-1] == views.channel_label(*b.channel_ids[b.kept[worst]])
+    assert "all=1" in duo.driver.current_url
+
+
+def test_xi_01_is_accepted_and_used(app_duo):
+    duo, a = app_duo
+    _set_input(duo, f"#{ids.XI}", "0.1")
+    time.sleep(0.5)
+    assert duo.find_element(f"#{ids.error_id(ids.XI)}").text == ""
+    assert duo.find_element(f"#{ids.APPLY}").is_enabled()
+    duo.find_element(f"#{ids.APPLY}").click()
+    _wait(duo, lambda: "xi=0.1&" in duo.driver.current_url or duo.driver.current_url.endswith("xi=0.1"),
+          timeout=400, msg="the analysis with xi 0.1")
+    assert duo.find_element(f"#{ids.XI}").get_attribute("value") == "0.1"
+
+
+def test_an_invalid_value_is_refused_with_a_message(app_duo):
+    duo, a = app_duo
+    _set_input(duo, f"#{ids.XI}", "1.5")
+    _wait(duo, lambda: "xi: expected a number in (0, 1)" in duo.find_element(f"#{ids.error_id(ids.XI)}").text,
+          msg="error beside the input")
+    assert not duo.find_element(f"#{ids.APPLY}").is_enabled()
+    _set_input(duo, f"#{ids.INFO_THRESHOLD}", "0.013")                  # fine, but xi still blocks
+    time.sleep(0.5)
+    assert duo.find_element(f"#{ids.error_id(ids.INFO_THRESHOLD)}").text == ""
+    assert not duo.find_element(f"#{ids.APPLY}").is_enabled()
+    _set_input(duo, f"#{ids.XI}", "0.2")
+    _wait(duo, lambda: duo.find_element(f"#{ids.APPLY}").is_enabled(), msg="Recompute enabled again")
+    assert duo.find_element(f"#{ids.error_id(ids.XI)}").text == ""
+    _set_input(duo, f"#{ids.TRAV_STEPS}", "40")
+    _wait(duo, lambda: "steps: expected an integer from 3 to 15" in duo.find_element(f"#{ids.TRAV_ERROR}").text,
+          msg="traversal setting refused")
+
+
+def test_back_and_forward_walk_the_selection_history(app_duo):
+    duo, a = app_duo
+    if len(a.hotspots) < 2:
+        pytest.skip("needs two hotspots")
+    h0, h1 = _hotspot_at_row(duo, a, 0), _hotspot_at_row(duo, a, 1)
+    _row(duo, ids.HOTSPOTS, 0).click()
+    _wait(duo, lambda: f"hotspot={h0.id + 1}" in duo.driver.current_url, msg="first hotspot in the URL")
+    _row(duo, ids.HOTSPOTS, 1).click()
+    _wait(duo, lambda: f"hotspot={h1.id + 1}" in duo.driver.current_url, msg="second hotspot in the URL")
+    m, z = a.channel_ids[a.kept[int(a.ordering[0])]]
+    box = duo.find_element(f"#{ids.CHANNEL_SEARCH}")
+    box.send_keys(f"m{m}:z{z}", Keys.ENTER)
+    _wait(duo, lambda: f"channel=m{m}%3Az{z}" in duo.driver.current_url, msg="a channel in the URL")
+    duo.driver.back()
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h1)], msg="Back: the second hotspot")
+    assert f"hotspot={h1.id + 1}" in duo.driver.current_url
+    duo.driver.back()
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h0)], msg="Back: the first hotspot")
+    _wait(duo, lambda: _map_selected(duo) == set(int(x) for x in h0.members), msg="map follows Back")
+    duo.driver.forward()
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h1)], msg="Forward: the second hotspot")

@@ -52,7 +52,7 @@ return Math.max(0, ...performance.getEntriesByType('resource').filter(e => e.nam
 """
 RENDERED_JS = """
 const q = s => document.querySelectorAll(s).length;
-return q('#vf-matrix g.hm image') > 0 && q('#vf-map .scatterlayer .point') > 0 && q('#vf-hotspots tbody tr') > 1
+return q('#vf-matrix g.hm image') > 0 && q('#vf-map .scatterlayer .point') > 0 && q('#vf-hotspots .ag-center-cols-container .ag-row') > 0
     && q('[data-dash-is-loading="true"]') === 0;
 """
 
@@ -100,16 +100,18 @@ def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
     clicks, server, n = [], [], len(analysis.hotspots)
     layout_bytes = driver.execute_script(LAYOUT_JS)
     sizes = driver.execute_script(SIZES_JS, True)                     # the first render's responses
-    order = [int(c.get_attribute("textContent")) - 1          # the table shows hotspot numbers (id + 1)
-             for c in driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='number']")]
+    order = [int(driver.find_element("css selector", f"#vf-hotspots .ag-row[row-index='{i}'] .ag-cell[col-id='number']")
+                 .get_attribute("textContent")) - 1          # the table shows hotspot numbers (id + 1)
+             for i in range(len(analysis.hotspots))]
     for rep in range(repeats):
         for i in range(n):
             hid = order[i]
             h = next(h for h in analysis.hotspots if h.id == hid)
             want = channel_label(*kept_ids[h.medoid])
-            rows = driver.find_elements("css selector", "#vf-hotspots td[data-dash-column='factor']")
-            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", rows[i])
-            rows[i].click()
+            cell = driver.find_element("css selector", f"#vf-hotspots .ag-center-cols-container .ag-row[row-index='{i}'] "
+                                                       ".ag-cell[col-id='factor']")
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
+            cell.click()
             _until(lambda: driver.find_element("css selector", "#vf-traversals figcaption b")
                    .get_attribute("textContent") == want
                    and driver.execute_script("return window.__vf.shown") is not None, 60, f"traversals of hotspot {hid}")

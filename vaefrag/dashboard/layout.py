@@ -163,15 +163,21 @@ def sidebar() -> html.Aside:
 
 
 #: columns of the two tables: (field, header, d3 number format or "", tooltip)
-HOTSPOT_COLUMNS = [("number", "#", "", "hotspot"), ("size", "size", "", "channels in the hotspot"),
-                   ("models", "models", "", "distinct models with a channel in it"),
-                   ("info", "bits", ".2f", "bits"), ("nmi", "NMI", ".2f", "NMI"),
-                   ("factor", "best factor", "", "factor NMI"), ("factor_nmi", "factor NMI", ".2f", "factor NMI"),
-                   ("stability", "stability", ".2f", "stability"), ("medoid", "medoid", "", "hotspot")]
+HOTSPOT_COLUMNS = [("number", "#", "", "hotspot"), ("size", "size", "", "size"),
+                   ("models", "models", "", "models"), ("info", "bits", ".2f", "bits"), ("nmi", "NMI", ".2f", "NMI"),
+                   ("factor", "factor", "", "best factor"), ("factor_nmi", "f. NMI", ".2f", "factor NMI"),
+                   ("stability", "stable", ".2f", "stability")]
 MODEL_COLUMNS = [("model", "model", "", None), ("info", "info (bits)", ".2f", "bits"),
-                 ("n_informative", "channels", "", "bits"), ("hotspots", "hotspots", "", "hotspot"),
+                 ("n_informative", "channels", "", "channels"), ("hotspots", "hotspots", "", "hotspots"),
                  ("mig", "MIG", ".3f", "MIG / SAP"), ("sap", "SAP", ".3f", "MIG / SAP"), ("udr", "UDR", ".3f", "UDR"),
                  ("final_loss", "final loss", ".4g", None)]
+
+
+#: tooltips of the table columns that are not glossary terms
+COLUMN_TIPS = {"size": "Channels in the hotspot.", "models": "Distinct models with a channel in the hotspot.",
+               "hotspots": "How many hotspots the model has a channel in.",
+               "channels": "The model's channels above the information threshold (the analysed ones).",
+               "best factor": "The ground-truth factor the hotspot's channels carry most of (highest factor NMI)."}
 
 
 def column_defs(columns, sort_field: str) -> list[dict]:
@@ -179,11 +185,9 @@ def column_defs(columns, sort_field: str) -> list[dict]:
     number filters on numbers, every column sortable, a tooltip naming what the column means."""
     out = []
     for field, header, fmt, tip in columns:
-        col = {"field": field, "headerName": header, "sortable": True, "resizable": True, "minWidth": 56}
+        col = {"field": field, "headerName": header, "sortable": True, "resizable": True, "minWidth": 44}
         if tip:
-            col["headerTooltip"] = GLOSSARY[tip] if field not in ("size", "models", "medoid") else {
-                "size": "Channels in the hotspot.", "models": "Distinct models with a channel in the hotspot.",
-                "medoid": "The hotspot's most central channel (model:latent), traversed first."}[field]
+            col["headerTooltip"] = GLOSSARY.get(tip) or COLUMN_TIPS[tip]
         if fmt:
             col.update(filter="agNumberColumnFilter", type="rightAligned",
                        valueFormatter={"function": f"params.value == null ? '' : d3.format('{fmt}')(params.value)"})
@@ -193,20 +197,24 @@ def column_defs(columns, sort_field: str) -> list[dict]:
             col.update(filter="agTextColumnFilter")
         if field == sort_field:
             col["sort"] = "asc"
+        if field == "number":             # the hotspot's colour, as in the matrix, the map and the paper figure
+            col["cellStyle"] = {"function": "({'backgroundColor': params.data.color, 'color': 'white', "
+                                            "'fontWeight': 700, 'textAlign': 'center'})"}
+            col.update(maxWidth=60, pinned="left")
         out.append(col)
     return out
 
 
 def _grid(grid_id: str, columns, sort_field: str, height: int) -> dag.AgGrid:
-    """A sortable, filterable table whose row ids are the rows' ``id`` (hotspot id / model); a click
+    """A sortable, filterable table whose row ids are the rows' ``row_id`` (str of the hotspot id / model); a click
     on any cell is a ``cellClicked`` event (each with its own time stamp, so clicking the same row
     again is a new event)."""
     return dag.AgGrid(id=grid_id, rowData=[], columnDefs=column_defs(columns, sort_field),
-                      getRowId="String(params.data.id)", columnSize="responsiveSizeToFit",
+                      getRowId="params.data.row_id", columnSize="responsiveSizeToFit",
                       defaultColDef={"filter": True, "floatingFilter": False, "suppressHeaderMenuButton": False},
                       dashGridOptions={"rowHeight": 26, "headerHeight": 30, "tooltipShowDelay": 300,
                                        "suppressCellFocus": True, "animateRows": False,
-                                       "overlayNoRowsTemplate": "no rows"},
+                                       "suppressRowVirtualisation": True},      # a few dozen rows: all in the DOM
                       className="ag-theme-quartz vf-grid", style={"height": f"{height}px", "width": "100%"})
 
 

@@ -124,20 +124,22 @@ def tables(tok, cfg) -> tuple[list[dict], list[dict]]:
     a = _analysis(tok, cfg)
     if a is None:
         return [], []
-    hs = [{**r, "color": views.hotspot_color(r["id"])} for r in views.hotspot_table_rows(a)]
-    models = [{**r, "id": r["model"]} for r in views.model_table_rows(a)]
+    hs = [{**r, "row_id": str(r["id"]), "color": views.hotspot_color(r["id"])} for r in views.hotspot_table_rows(a)]
+    models = [{**r, "id": r["model"], "row_id": str(r["model"])} for r in views.model_table_rows(a)]
     return hs, models
 
 
 _PLAIN = {"backgroundColor": "white", "fontWeight": "400"}
 _CHOSEN = {"backgroundColor": "#e0e7ff", "fontWeight": "600"}
+#: AG Grid fails on an empty list of style conditions: a condition that never holds stands in
+_NEVER = {"condition": "params.data.id === -1", "style": _PLAIN}
 
 
 def table_styles(tok, sel, cfg) -> tuple[dict, dict]:
     """AG Grid ``getRowStyle`` of the two tables: the selected hotspot's row, and the rows of the
     models the selection has channels in, highlighted (the chosen model's bold)."""
     a = _analysis(tok, cfg)
-    plain = {"styleConditions": [], "defaultStyle": _PLAIN}
+    plain = {"styleConditions": [_NEVER], "defaultStyle": _PLAIN}
     if a is None:
         return plain, plain
     sel = _current(sel, tok)
@@ -151,8 +153,8 @@ def table_styles(tok, sel, cfg) -> tuple[dict, dict]:
         if models:
             model_cond.append({"condition": " || ".join(f"params.data.id === {m}" for m in models),
                                "style": {**_CHOSEN, "fontWeight": "400"}})
-    return ({"styleConditions": hs_cond, "defaultStyle": _PLAIN},
-            {"styleConditions": model_cond, "defaultStyle": _PLAIN})
+    return ({"styleConditions": hs_cond or [_NEVER], "defaultStyle": _PLAIN},
+            {"styleConditions": model_cond or [_NEVER], "defaultStyle": _PLAIN})
 
 
 def _query_matches(q: dict, tok: dict) -> bool:

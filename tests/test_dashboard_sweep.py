@@ -81,11 +81,40 @@ def test_members_outside_the_ensembles_dir_are_tracked_but_not_opened(env):
     assert url is no_update and "not an ensemble under" in msg.children
 
 
+def test_training_tab_draws_the_library_dynamics_and_refuses_ensembles_without_checkpoints(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_dynamics import _planted
+
+    from vaefrag.dynamics import training_dynamics
+
+    root = tmp_path / "ensembles"
+    _planted(root / "ckpt")
+    make_fragment_ensemble(root / "plain", models=3, latents=3, n_points=60, weights=False)
+    cfg = Config(root=root, cache_dir=tmp_path / "cache", default="ckpt")
+    calls, record = _record()
+    tok = {"ensemble": "ckpt", "params": data.DEFAULT_PARAMS}
+    fig, status = dsw.dynamics_job(record, 1, tok, cfg)
+    ref = training_dynamics(root / "ckpt", n_samples=dsw.DYN_SAMPLES, cache_dir=cfg.cache_dir, **data.DEFAULT_PARAMS)
+    assert list(fig.data[0].x) == [10, 20, 30]
+    assert list(fig.data[0].y) == pytest.approx(list(ref.nmi_mean)) and list(fig.data[1].y) == pytest.approx(list(ref.vi_mean))
+    assert list(fig.data[2].y) == [lv.n_hotspots for lv in ref.tracking.levels]
+    assert "agree least at step 20" in status.children and calls
+    fig, status = dsw.dynamics_job(record, 1, {"ensemble": "plain"}, cfg)
+    assert "checkpoints" in status.children and "vf-alert-error" in status.className
+    fig, status = dsw.dynamics_job(record, 1, {"ensemble": "../x"}, cfg)
+    assert "not a usable ensemble name" in status.children
+    assert dsw.dynamics_job(record, 0, tok, cfg) == (no_update, no_update)
+
+
 def test_the_page_has_the_sweep_tab():
     from vaefrag.dashboard.layout import beyond_panel
 
     text = str(beyond_panel())
     assert dsw.SWEEP_GRAPH in text and dsw.SWEEP_TRACK in text and "'Sweep'" in text
+    assert dsw.DYN_GRAPH in text and "'Training'" in text
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,15 @@ BETA_VAE = SHIPPED / "sprites-beta-vae"          # beta-VAE on the same fingerpr
 NEEDED = ("x", "y", "scale")
 
 
-def test_data_directory_is_within_25_mb():
+def test_data_directory_is_within_40_mb():
     size = sum(p.stat().st_size for p in SHIPPED.parent.rglob("*") if p.is_file())
-    assert size <= 25 * 2**20, f"data/ is {size / 2**20:.1f} MB"
+    assert size <= 40 * 2**20, f"data/ is {size / 2**20:.1f} MB"
 
 
 @pytest.mark.parametrize("name", [p.name for p in store.list_ensembles(SHIPPED)])
 def test_shipped_members_reproduce_their_posteriors(name):
     ens = store.load_ensemble(SHIPPED / name)
-    assert ens.n_models >= 20
+    assert ens.n_models >= 10
     for k in (0, ens.n_models - 1):
         with torch.no_grad():
             mu, logvar = store.load_member(ens, k).encode(torch.from_numpy(ens.x))

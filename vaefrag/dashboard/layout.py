@@ -288,7 +288,7 @@ def beyond_panel() -> html.Section:
         return dcc.Graph(id=graph_id, figure=empty_figure("", BEYOND_HEIGHT), config=graph_config(kind, filename),
                          style={"height": f"{BEYOND_HEIGHT}px"})
 
-    from vaefrag.dashboard.sweep import sweep_tab
+    from vaefrag.dashboard.sweep import dynamics_tab, sweep_tab
 
     tab = {"className": "vf-tab", "selected_className": "vf-tab-selected"}
     spaces = dcc.Tab(label="Full latent spaces", value="spaces", **tab, children=[
@@ -318,7 +318,7 @@ def beyond_panel() -> html.Section:
         graph(ids.COMPARE_GRAPH, "matrix", "vaefrag-compare")])
     return _panel("Beyond channels", [dcc.Store(id=ids.SPACES_DONE), dcc.Store(id=ids.FUSION),
                                       dcc.Tabs(id=ids.BEYOND_TABS, value="spaces",
-                                               children=[spaces, fuse, compare, sweep_tab()],
+                                               children=[spaces, fuse, compare, sweep_tab(), dynamics_tab()],
                                                className="vf-beyond-tabs")],
                   extra=html.Span("whole latent spaces of the models; the selection fused into 2-D; "
                                   "the hotspots two ensembles share", className="vf-hint"),

@@ -1,4 +1,10 @@
-"""The "Sweep" tab of the "beyond channels" panel: hotspots tracked along a sweep (layout + callbacks).
+"""The "Sweep" and "Training" tabs of the "beyond channels" panel (layout + callbacks).
+
+Training: for the open ensemble, trained with ``--checkpoints``, "Compute" runs `dynamics_job`
+(`dynamics.training_dynamics` in a background callback) and draws the timeline
+(`figures.sweep.dynamics_plotly`): full-space NMI / VI between repeat runs and hotspots per checkpoint.
+
+Sweep: hotspots tracked along a sweep.
 
 Sweeps live in ``sweeps/`` next to the dashboard's ensembles directory (``data/sweeps`` beside
 ``data/ensembles``), one directory with a ``sweep.json`` each (`vaefrag.sweep`). "Track" runs
@@ -16,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlencode
 
+import numpy as np
 from dash import Input, Output, State, dcc, html, no_update
 
 from vaefrag.dashboard import data, ids
@@ -31,6 +38,17 @@ SWEEP_GRAPH = "vf-sweep-graph"           # the tracking tree; click a node to op
 SWEEP_NODES = "vf-sweep-nodes"           # dcc.Store: {"sweep": name, "levels": [{"label", "ensemble" or None, "hotspots"}]}
 
 TAB_VALUE = "sweep"
+
+DYN_COMPUTE = "vf-dyn-compute"           # button: training dynamics of the open ensemble (background job)
+DYN_CANCEL = "vf-dyn-cancel"
+DYN_JOB_PANEL = "vf-dyn-job"
+DYN_PROGRESS = "vf-dyn-progress"
+DYN_PROGRESS_TEXT = "vf-dyn-progress-text"
+DYN_STATUS = "vf-dyn-status"
+DYN_GRAPH = "vf-dyn-graph"
+DYN_TAB_VALUE = "dynamics"
+#: Monte Carlo draws per full-space estimate in the dashboard's timeline
+DYN_SAMPLES = 1000
 
 
 def sweeps_root(cfg) -> Path:
@@ -65,6 +83,52 @@ def sweep_tab() -> dcc.Tab:
         dcc.Store(id=SWEEP_NODES),
         dcc.Graph(id=SWEEP_GRAPH, figure=empty_figure("", BEYOND_HEIGHT), config=graph_config("matrix", "vaefrag-sweep"),
                   style={"height": f"{BEYOND_HEIGHT}px"})])
+
+
+def dynamics_tab() -> dcc.Tab:
+    """The "Training" tab: the open ensemble's repeat runs over its stored checkpoints."""
+    from vaefrag.dashboard.layout import BEYOND_HEIGHT, graph_config
+    from vaefrag.figures.views import empty_figure
+
+    return dcc.Tab(label="Training", value=DYN_TAB_VALUE, className="vf-tab", selected_className="vf-tab-selected",
+                   children=[
+        html.Div([html.Button("Compute", id=DYN_COMPUTE, n_clicks=0, className="vf-btn vf-btn-primary"),
+                  html.Button("Cancel", id=DYN_CANCEL, n_clicks=0, className="vf-btn", disabled=True),
+                  html.Div([html.Progress(id=DYN_PROGRESS, value="0", max="1", className="vf-progress"),
+                            html.Div(id=DYN_PROGRESS_TEXT, className="vf-hint")], id=DYN_JOB_PANEL,
+                           className="vf-beyond-job", style={"display": "none"}),
+                  html.Span("full-space NMI / VI between the repeat runs and the hotspots at each stored checkpoint "
+                            "(ensembles trained with --checkpoints)", className="vf-hint")],
+                 className="vf-row vf-wrap vf-beyond-controls"),
+        html.Div(id=DYN_STATUS, className="vf-beyond-status"),
+        dcc.Graph(id=DYN_GRAPH, figure=empty_figure("", BEYOND_HEIGHT), config=graph_config("matrix", "vaefrag-dynamics"),
+                  style={"height": f"{BEYOND_HEIGHT}px"})])
+
+
+def dynamics_job(set_progress, n_clicks, tok, cfg) -> tuple:
+    """(figure, status) of `dynamics.training_dynamics` for the open ensemble (token validated)."""
+    from vaefrag.dashboard.callbacks.analysis import alert
+    from vaefrag.dashboard.layout import BEYOND_HEIGHT
+    from vaefrag.dynamics import training_dynamics
+    from vaefrag.figures.sweep import dynamics_plotly
+    from vaefrag.figures.views import empty_figure
+
+    if not n_clicks:
+        return no_update, no_update
+    if not isinstance(tok, dict) or not isinstance(tok.get("ensemble"), str):
+        return empty_figure("", BEYOND_HEIGHT), alert("Open an ensemble first.", "info")
+    try:
+        path = data.ensemble_path(cfg.root, tok["ensemble"])
+        progress = lambda d, t, m="": set_progress((str(d), str(max(t, 1)), f"{m} ({d}/{t})"))
+        dyn = training_dynamics(path, n_samples=DYN_SAMPLES, cache_dir=cfg.cache_dir, progress=progress,
+                                **data.DEFAULT_PARAMS)
+    except (ValueError, FileNotFoundError) as exc:
+        return empty_figure("", BEYOND_HEIGHT), alert(f"Training dynamics of {tok['ensemble']}: {exc}")
+    fig = dynamics_plotly(dyn, height=BEYOND_HEIGHT)
+    lo = int(np.nanargmin(dyn.nmi_mean)) if np.isfinite(dyn.nmi_mean).any() else 0
+    status = alert(f"{len(dyn.steps)} checkpoints of {dyn.nmi.shape[1]} runs; the runs agree least at step "
+                   f"{int(dyn.steps[lo])} (mean NMI {dyn.nmi_mean[lo]:.3f} +- {2 * dyn.nmi_mc_err[lo]:.3f}).", "ok")
+    return fig, status
 
 
 def sweep_options(current, cfg) -> tuple:
@@ -156,3 +220,15 @@ def register(app, cfg) -> None:
                   Input(SWEEP_GRAPH, "clickData"), State(SWEEP_NODES, "data"), prevent_initial_call=True)
     def _open(click, nodes):
         return open_node(click, nodes, cfg)
+
+    @app.callback(Output(DYN_GRAPH, "figure"), Output(DYN_STATUS, "children"),
+                  Input(DYN_COMPUTE, "n_clicks"), State(ids.ANALYSIS, "data"),
+                  background=True, prevent_initial_call=True, interval=500,
+                  progress=[Output(DYN_PROGRESS, "value"), Output(DYN_PROGRESS, "max"),
+                            Output(DYN_PROGRESS_TEXT, "children")],
+                  running=[(Output(DYN_JOB_PANEL, "style"), SHOW, HIDE), (Output(DYN_COMPUTE, "disabled"), True, False),
+                           (Output(DYN_CANCEL, "disabled"), False, True)],
+                  cancel=[Input(DYN_CANCEL, "n_clicks")])
+    def _dynamics(set_progress, n_clicks, tok):
+        data.one_torch_thread_in_job()
+        return dynamics_job(set_progress, n_clicks, tok, cfg)

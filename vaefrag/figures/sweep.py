@@ -200,3 +200,39 @@ def dynamics_figure(dyn, title: str = ""):
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def dynamics_plotly(dyn, height: int = 440):
+    """Plotly timeline of `dynamics.Dynamics`: mean full-space NMI and VI between repeat runs per
+    checkpoint (error bars: 2 x Monte Carlo error of the mean; hover: the spread over pairs), and
+    the number of channel hotspots when tracked."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    tracked = dyn.tracking is not None
+    cols = 3 if tracked else 2
+    titles = ["full-space NMI between runs", "full-space VI between runs (bits)"] + (["channel hotspots"] if tracked else [])
+    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles)
+    steps = [int(s) for s in dyn.steps]
+    for col, (mean, sd, mc, color) in enumerate(((dyn.nmi_mean, dyn.nmi_sd, dyn.nmi_mc_err, "#1f77b4"),
+                                                 (dyn.vi_mean, dyn.vi_sd, dyn.vi_mc_err, "#d62728")), start=1):
+        fig.add_trace(go.Scatter(x=steps, y=list(map(float, mean)), mode="lines+markers", line={"color": color},
+                                 error_y={"type": "data", "array": [2 * float(v) for v in mc], "visible": True},
+                                 customdata=np.c_[sd, mc], showlegend=False,
+                                 hovertemplate="step %{x}<br>mean %{y:.3f}<br>spread over pairs (sd) "
+                                               "%{customdata[0]:.3f}<br>MC error %{customdata[1]:.3f}<extra></extra>"),
+                      row=1, col=col)
+    if tracked:
+        lv = dyn.tracking.levels
+        fig.add_trace(go.Scatter(x=steps, y=[v.n_hotspots for v in lv], mode="lines+markers",
+                                 line={"color": "#2ca02c"}, showlegend=False,
+                                 customdata=[[v.fraction_in_hotspots, v.in_hotspots] for v in lv],
+                                 hovertemplate="step %{x}<br>%{y} hotspots<br>%{customdata[1]} channels in them "
+                                               "(%{customdata[0]:.0%} of the informative)<extra></extra>"),
+                      row=1, col=3)
+    fig.update_xaxes(title_text="training step", tickvals=steps)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=1)
+    fig.update_layout(height=height, template="plotly_white",
+                      title={"text": f"{dyn.ensemble_name}: repeat runs over training ({dyn.n_samples} Monte Carlo "
+                                     "draws per estimate)", "font": {"size": 13}})
+    return fig

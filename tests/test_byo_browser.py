@@ -13,7 +13,6 @@ import base64
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

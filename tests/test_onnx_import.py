@@ -77,6 +77,11 @@ def test_export_traversals_yes_on_an_imported_ensemble(outside, tmp_path):
     assert main(["export", "fig", "--ensembles", str(root), "--cache", str(tmp_path / "c"), "--out", str(out),
                  "--traversals", "yes", "--bootstrap", "2", "--maps", "mds", "--min-samples", "2"]) == 0
     assert out.stat().st_size > 1000
+    # the imported final losses are the model table's column (dashboard and CLI tables)
+    from vaefrag.analysis import analyze
+
+    a = analyze(root / "fig", n_bootstrap=2, maps=("mds",), min_samples=2, cache_dir=tmp_path / "c")
+    assert a.from_cache and a.model_table["final_loss"].tolist() == [3.5, 2.5]
 
 
 def test_fingerprint_and_spaces_re_encode_with_onnx_encoders(outside, tmp_path, monkeypatch):

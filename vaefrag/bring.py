@@ -20,15 +20,12 @@ torch 2.9 and warns that it will be removed. ``exporter="legacy"`` selects it fo
 """
 from __future__ import annotations
 
-import logging
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-
-log = logging.getLogger("vaefrag.bring")
 
 EXPORTERS = ("dynamo", "legacy")
 

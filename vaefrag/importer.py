@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from vaefrag import store
+from vaefrag.datasets.arrayfile import npz_keys
 from vaefrag.datasets.npz import check_factors, check_numeric, images_channels_first, load_npz
 from vaefrag.models.onnx import DECODER_OUTPUTS, OnnxModelError, probe_decoder, probe_encoder
 
@@ -24,18 +24,6 @@ log = logging.getLogger("vaefrag.import")
 
 #: keys with a meaning of their own; every other key is metadata or ignored
 KNOWN_KEYS = ("mu", "logvar", "x", "factors", "factor_names", "latent_mask")
-
-
-def npz_keys(path) -> list[str]:
-    """The array names in an npz file (no array is read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return [n[:-4] if n.endswith(".npy") else n for n in zf.namelist()]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise store.EnsembleError(f"{path}: not a readable npz file ({exc})") from None
 
 
 def onnx_files(source, k: int, what: str) -> list[Path]:
@@ -105,6 +93,8 @@ def _metadata(where, data: dict, keys, k: int, n: int, notes: list):
 
 def _read(npz_path: Path, x_layout: str):
     """Everything the npz says, validated and converted (nothing written)."""
+    if not npz_path.is_file():
+        raise FileNotFoundError(f"{npz_path}: no such file")
     keys = npz_keys(npz_path)
     notes: list[str] = []
     data = load_npz(npz_path, required=("mu", "logvar"), optional=tuple(keys))

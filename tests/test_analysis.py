@@ -125,3 +125,148 @@ def test_without_factors(tmp_path):
     assert np.all(np.isnan(a.model_table["mig"])) and len(a.hotspots) == 3
     with pytest.raises(ValueError, match="factors"):
         analyze(path, use_cache=False, scores=("mig",), **FAST)
+
+
+# ------------------------------------------------------------------------------- stages and their cache
+
+
+def test_parameter_change_reuses_measures_resamples_maps_and_scores(planted_path, tmp_path, monkeypatch):
+    """analyze(min_samples=...) after analyze(): the measures' pass, UMAP/MDS and the model scores are
+    not run again (they would raise), only the structure and the stability refits."""
+    from vaefrag import measures, metrics, structure
+
+    path, _ = planted_path
+    first = analyze(path, cache_dir=tmp_path, **FAST)
+    boom = lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed"))
+    monkeypatch.setattr(measures, "compare_channels", boom)
+    monkeypatch.setattr(structure, "channel_maps", boom)
+    monkeypatch.setattr(metrics, "model_scores", boom)
+    other = analyze(path, cache_dir=tmp_path, min_samples=4, **FAST)
+    assert not other.from_cache and other.key != first.key and other.params["min_samples"] == 4
+    np.testing.assert_array_equal(other.nmi, first.nmi)
+    np.testing.assert_array_equal(other.maps["mds"], first.maps["mds"])       # same distances: same map
+    np.testing.assert_array_equal(other.model_table["mig"], first.model_table["mig"])
+    assert sorted(map(sorted, (h.members.tolist() for h in other.hotspots))) == \
+        sorted(map(sorted, (h.members.tolist() for h in first.hotspots)))        # the planted groups again
+    assert all(h.stability == 1.0 for h in other.hotspots)
+    # a new seed needs new resamples: the pass runs again
+    with pytest.raises(AssertionError, match="recomputed"):
+        analyze(path, cache_dir=tmp_path, seed=1, **FAST)
+
+
+def test_structure_stage_first_then_the_rest(planted_path, tmp_path):
+    path, _ = planted_path
+    quick = analyze(path, cache_dir=tmp_path, stages=("structure",), **FAST)
+    assert set(quick.pending) == {"stability", "maps", "scores"} and quick.maps == {}
+    assert all(np.isnan(h.stability) for h in quick.hotspots)
+    full = analyze(path, cache_dir=tmp_path, **FAST)
+    assert full.pending == () and full.key != quick.key
+    assert [h.members.tolist() for h in quick.hotspots] == [h.members.tolist() for h in full.hotspots]
+    np.testing.assert_array_equal(quick.ordering, full.ordering)
+    with pytest.raises(ValueError, match="stages"):
+        analyze(path, cache_dir=tmp_path, stages=("tsne",))
+
+
+class _Planted:
+    """Unpickling this would write a file: the cache must never do it."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_cache_refuses_a_planted_pickle_and_evicts_it(planted_path, tmp_path):
+    from vaefrag import cache
+
+    path, _ = planted_path
+    a = analyze(path, cache_dir=tmp_path, **FAST)
+    target = tmp_path / "pwned"
+    with diskcache.Cache(str(tmp_path / "analysis")) as c:          # a plain diskcache pickles objects
+        c.set(a.key, _Planted(str(target)))
+    assert cache.lookup("analysis", a.key, Analysis.from_bytes, tmp_path) is None
+    assert not target.exists()
+    with diskcache.Cache(str(tmp_path / "analysis")) as c:
+        assert a.key not in c                                        # evicted
+    again = analyze(path, cache_dir=tmp_path, **FAST)
+    assert not again.from_cache and not target.exists()
+    with pytest.raises(cache.RefusedEntry):                         # and it never writes pickles itself
+        with cache._open("analysis", tmp_path) as c:
+            c.set("x", {"a": 1})
+
+
+def test_damaged_entries_are_evicted_and_recomputed(planted_path, tmp_path):
+    path, _ = planted_path
+    a = analyze(path, cache_dir=tmp_path, **FAST)
+    for ns in ("analysis", "measures", "resamples"):
+        with diskcache.Cache(str(tmp_path / ns)) as c:
+            for key in list(c.iterkeys()):
+                c.set(key, c.get(key)[:100])                        # truncated npz bytes
+    b = analyze(path, cache_dir=tmp_path, **FAST)
+    assert not b.from_cache
+    np.testing.assert_allclose(b.nmi, a.nmi)
+    assert analyze(path, cache_dir=tmp_path, **FAST).from_cache     # rewritten whole
+    # a damaged database file: moved aside, the analysis still runs and is cached again
+    db = tmp_path / "analysis" / "cache.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    c = analyze(path, cache_dir=tmp_path, **FAST)
+    assert not c.from_cache and analyze(path, cache_dir=tmp_path, **FAST).from_cache
+
+
+def test_key_includes_library_versions(planted_path, monkeypatch):
+    from vaefrag import cache
+
+    path, _ = planted_path
+    ens = store.load_ensemble(path)
+    from vaefrag.analysis import analysis_params, cache_key
+
+    versions = cache.library_versions()
+    for lib in ("numpy", "scikit-learn", "umap-learn", "torch"):
+        assert f"{lib}=" in versions
+    before = cache_key(ens.mu, ens.logvar, ens.factors, analysis_params())
+    monkeypatch.setattr(cache, "library_versions", lambda: versions.replace("numpy=", "numpy=0"))
+    assert cache_key(ens.mu, ens.logvar, ens.factors, analysis_params()) != before
+
+
+# ------------------------------------------------------------------------------- one parameters object
+
+
+def test_one_validation_for_every_front_end(planted_path, tmp_path, capsys):
+    from vaefrag.cli import main
+    from vaefrag.dashboard import data
+    from vaefrag.params import AnalysisParams, ParameterError
+    from vaefrag.structure import HotspotFinder
+
+    path, _ = planted_path
+    msgs = []
+    for call in (lambda: analyze(path, cache_dir=tmp_path, xi=1.5),
+                 lambda: HotspotFinder(xi=1.5).fit(np.eye(3)),
+                 lambda: AnalysisParams(xi=1.5),
+                 lambda: data.clean_params(xi="1.5")):
+        with pytest.raises(ValueError) as exc:
+            call()
+        msgs.append(str(exc.value))
+    assert len(set(msgs)) == 1 and msgs[0].startswith("xi: expected a number in (0, 1)")
+    assert main(["analyze", str(path), "--cache", str(tmp_path), "--xi", "1.5"]) != 0
+    assert "--xi (xi): expected a number in (0, 1)" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match="preset"):
+        AnalysisParams.from_values(preset="nature")
+
+
+def test_paper_preset(planted_path, tmp_path, capsys):
+    from vaefrag.cli import main
+    from vaefrag.dashboard import data
+    from vaefrag.params import PRESETS, AnalysisParams
+
+    p = AnalysisParams.from_values(preset="paper")
+    assert (p.min_samples, p.xi, p.min_nmi) == (20, 0.05, 0.0) == tuple(PRESETS["paper"][k] for k in
+                                                                         ("min_samples", "xi", "min_nmi"))
+    assert AnalysisParams.from_values(preset="paper", min_samples=3).min_samples == 3    # explicit wins
+    assert data.clean_params(preset="paper")["min_nmi"] == 0.0
+    path, _ = planted_path
+    # 6 models x 4 informative channels kept: 24 >= min_samples 20
+    assert main(["analyze", str(path), "--cache", str(tmp_path), "--preset", "paper", *("--bootstrap", "0"),
+                 *("--maps", "none")]) == 0
+    out = capsys.readouterr().out
+    assert "min_samples 20, xi 0.05, min_nmi 0" in out

@@ -679,3 +679,26 @@ def test_highlight_as_served_means_nothing_selected(env):
     assert cbv._current(ids.HIGHLIGHT_AS_SERVED, tok) is None
     assert cbv.table_styles(tok, ids.HIGHLIGHT_AS_SERVED, cfg) == cbv.table_styles(tok, None, cfg)
     assert cbv.matrix_view(tok, "nmi", ids.HIGHLIGHT_AS_SERVED, set(), cfg) is cbv.first_page(NAME, cfg)["matrix"]
+
+
+def test_exports_number_hotspots_from_1_and_the_structure_stage_is_served_by_token(env):
+    """CSV and NPZ number hotspots as the page does (1, 2, ...; 0 = none in the NPZ); the structure
+    stage alone is cached under its own key, so a token finds it before stability and maps exist."""
+    import csv as csvmod
+
+    from vaefrag.results import hotspot_numbers
+
+    cfg, a, tok = env
+    rows = list(csvmod.DictReader(io.StringIO(cbe.hotspots_csv(tok, cfg))))
+    assert [int(r["hotspot"]) for r in rows] == [h.id + 1 for h in a.hotspots] == list(range(1, len(a.hotspots) + 1))
+    with np.load(io.BytesIO(cbe.matrices_npz(tok, cfg)), allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["hotspot"], hotspot_numbers(a.labels))
+        assert set(z["hotspot"].tolist()) == set(range(len(a.hotspots) + 1)) - ({0} if (a.labels >= 0).all() else set())
+    params = data.clean_params(min_samples=3)
+    quick = data.compute_structure(cfg.root / NAME, params, cfg.cache_dir)
+    assert set(quick.pending) == {"stability", "maps", "scores"}
+    got = data.analysis_from_token(data.token(NAME, params, quick.key), cfg.cache_dir)
+    assert got is not None and got.key == quick.key
+    full = data.compute_analysis(cfg.root / NAME, params, cfg.cache_dir)
+    assert sorted(map(sorted, (h.members.tolist() for h in full.hotspots))) == \
+        sorted(map(sorted, (h.members.tolist() for h in quick.hotspots)))

@@ -287,3 +287,28 @@ def test_hotspot_at_the_min_nmi_edge_is_not_stable():
     fit = finder.hotspots_[weak].mean_nmi
     assert abs(new.mean_nmi[:, weak].mean() - fit) < 2 * sd_new           # centred on the fit
     assert full.mean_nmi[:, weak].mean() - fit > 2 * sd_full              # the full bootstrap's bias
+
+
+def test_umap_compiles_into_the_vaefrag_cache(tmp_path):
+    """A fresh process computing a UMAP map leaves numba's compiled code (index files) under
+    <cache dir>/numba, where the next process loads it instead of compiling again; numba's
+    decorators are back to their own defaults afterwards."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, os, numpy as np, numba; from vaefrag.structure import channel_maps; "
+            "x = np.random.default_rng(0).normal(size=(30, 2)); d = np.linalg.norm(x[:, None] - x[None], axis=-1); "
+            "xy = channel_maps(d, ('umap',))['umap']; "
+            "print(json.dumps({'dir': os.environ['NUMBA_CACHE_DIR'], 'finite': bool(np.isfinite(xy).all()), "
+            "'njit': numba.njit.__module__}))")
+    env = {**os.environ, "VAEFRAG_CACHE": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900,
+                         check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["dir"] == str(tmp_path / "numba") and res["finite"]
+    assert res["njit"].startswith("numba")                       # the decorator is numba's own again
+    index = list((tmp_path / "numba").rglob("*.nbi"))
+    assert any("umap" in str(p) for p in index), index[:5]

@@ -33,7 +33,8 @@ import numpy as np
 from vaefrag import cache as result_cache
 from vaefrag import structure   # measures / metrics (torch) are imported when computing: keeps the dashboard's start-up light
 from vaefrag.cache import CACHE_ENV, default_cache_dir
-from vaefrag.params import MAPS, AnalysisParams, ParameterError
+from vaefrag.params import (DEFAULT_INFO_THRESHOLD, DEFAULT_MIN_NMI, DEFAULT_N_BOOTSTRAP, MAPS, AnalysisParams,
+                            ParameterError)
 from vaefrag.results import STAGES, Analysis, Hotspot, hotspot_rows  # noqa: F401  (Hotspot: old import path)
 
 __all__ = ["Analysis", "analyze", "analysis_params", "lookup", "lookup_key", "default_cache_dir", "cache_key", "hotspot_rows",
@@ -59,8 +60,9 @@ def _code_version(names: tuple = _ANALYSIS_CODE) -> str:
     return h.hexdigest()[:16]
 
 
-def analysis_params(measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
-                    xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
+def analysis_params(measure: str = "nmi", info_threshold: float = DEFAULT_INFO_THRESHOLD,
+                    min_samples: int | None = None, xi: float | None = None, min_nmi: float = DEFAULT_MIN_NMI,
+                    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
                     maps: Sequence[str] | None = MAPS, seed: int = 0) -> dict:
     """Validated, JSON-normalised analysis parameters (the cache key's part); defaults as `analyze`.
 
@@ -273,8 +275,9 @@ def _model_table(ens, comp, ids, scores: dict | None) -> dict:
 # --------------------------------------------------------------------------- analyze
 
 
-def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = 0.01, min_samples: int | None = None,
-            xi: float | None = None, min_nmi: float = structure.DEFAULT_MIN_NMI, n_bootstrap: int = 20,
+def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = DEFAULT_INFO_THRESHOLD,
+            min_samples: int | None = None, xi: float | None = None, min_nmi: float = DEFAULT_MIN_NMI,
+            n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
             maps: Sequence[str] = MAPS, scores: Sequence[str] | None = None, seed: int = 0, cache_dir=None,
             use_cache: bool = True, device="auto", map_tiles=None, block_channels: int | None = None,
             progress: Progress | None = None, params: AnalysisParams | None = None,

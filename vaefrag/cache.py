@@ -24,6 +24,7 @@ import os
 import shutil
 import sqlite3
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
@@ -158,7 +159,7 @@ def evict(namespace: str, key: str, cache_dir=None) -> None:
 
 
 #: what a damaged entry raises while being read or decoded
-_DAMAGED = (RefusedEntry, ValueError, KeyError, OSError, EOFError, TypeError, sqlite3.Error)
+_DAMAGED = (RefusedEntry, ValueError, KeyError, OSError, EOFError, TypeError, sqlite3.Error, zipfile.BadZipFile)
 
 
 def lookup(namespace: str, key: str, decode: Callable[[bytes], T], cache_dir=None) -> T | None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from vaefrag import store
 from vaefrag.cache import default_cache_dir
+from vaefrag.params import AnalysisParams
 
 
 def _an():
@@ -28,7 +29,8 @@ def _an():
 MAX_MEMBERS = 64
 
 #: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
-DEFAULT_PARAMS = {"measure": "nmi", "info_threshold": 0.01, "min_samples": None, "xi": None}
+DEFAULT_PARAMS = {k: v for k, v in AnalysisParams().to_dict().items() if k in ("measure", "info_threshold",
+                                                                              "min_samples", "xi")}
 
 #: how the controls name the parameters in messages
 _CONTROL_NAMES = {"info_threshold": "information threshold (info_threshold)"}
@@ -41,7 +43,7 @@ def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None, p
     names the control when a value is out of range. ``preset`` ("paper") fills the values not
     given, and adds its ``min_nmi``.
     """
-    from vaefrag.params import AnalysisParams, ParameterError
+    from vaefrag.params import ParameterError
 
     try:
         p = AnalysisParams.from_values(preset=preset, measure=measure, info_threshold=info_threshold,

@@ -54,22 +54,35 @@ _TRIANGLE_MAX_PARTS = 4
 
 class _Accumulator:
     """Sums over fingerprint points i of per-point values X_i [B, ...]: plainly (float64) and, for
-    resamples, weighted by point weights W [R, N] (one weighted sum per resample, a small GEMM)."""
+    resamples, weighted by point weights W [R, N] (one weighted sum per resample).
 
-    def __init__(self, shape, weights, dev, dt):
+    Both are one matrix product [1 + R, B] x [B, ...] per block (a row of ones first): cheaper than
+    a reduction over the leading axis, and the plain sum comes free with the resamples.
+    """
+
+    def __init__(self, shape, weights, dev, dt, n_points: int):
         self.total = torch.zeros(*shape, dtype=torch.float64, device=dev)
-        self.weights = weights
+        # per-channel sums ([M]) are small: summed exactly in float64; pair sums go through the product
+        self.exact = len(shape) == 1
+        ones = torch.ones(1, n_points, dtype=dt, device=dev)
+        rows = ones if weights is None else torch.cat([ones, weights.to(dt)])            # [1 + R, N]
+        self.rows = rows[1:] if self.exact else rows
         self.resampled = None if weights is None else torch.zeros(weights.shape[0], *shape, dtype=dt, device=dev)
 
     def add(self, values: torch.Tensor, start: int, stop: int, index=None) -> None:
         """values [B, *shape or the part given by index] for points start:stop."""
-        part = values.sum(0, dtype=torch.float64)
-        tgt = self.total if index is None else self.total[index]
-        tgt += part
-        if self.weights is not None:
-            w = self.weights[:, start:stop].to(values.dtype)                       # [R, B]
-            flat = torch.mm(w, values.reshape(values.shape[0], -1)).view(w.shape[0], *values.shape[1:])
-            (self.resampled if index is None else self.resampled[(slice(None), *index)]).add_(flat)
+        total = self.total if index is None else self.total[index]
+        if self.exact:
+            total += values.sum(0, dtype=torch.float64)
+            if self.resampled is None:
+                return
+        w = self.rows[:, start:stop].to(values.dtype)
+        sums = torch.mm(w, values.reshape(values.shape[0], -1)).view(w.shape[0], *values.shape[1:])
+        if not self.exact:
+            total.add_(sums[0])
+            sums = sums[1:]
+        if self.resampled is not None:
+            (self.resampled if index is None else self.resampled[(slice(None), *index)]).add_(sums)
 
 
 def _log2_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -130,7 +143,7 @@ def _run_tile(rows_a, rows_b, extra_cols, block_points, progress, memory_budget,
     if weights is not None:
         w = torch.as_tensor(np.asarray(weights, dtype=np.float64), device=dev)
         w = (w * (n / w.sum(1, keepdim=True))).to(dt)                      # each row sums to N
-    acc = lambda *s: _Accumulator(s, w, dev, dt)
+    acc = lambda *s: _Accumulator(s, w, dev, dt, n)
     joint, info_a, self_a = acc(ma, mb), acc(ma), acc(ma)
     info_b, self_b = acc(mb), acc(mb)
     zeros = lambda *s: torch.zeros(*s, dtype=torch.float64, device=dev)

@@ -294,13 +294,18 @@ def _map_layout(duo) -> dict:
 
 def _lasso(duo) -> set[int]:
     """Lasso the left half of the map as a user does (mouse drag); returns the channels plotly selected."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
     drag = duo.find_element(f"#{ids.MAP} .nsewdrag")
-    w, h = drag.size["width"], drag.size["height"]
-    path = [(-w * 0.48, -h * 0.45), (0, -h * 0.45), (0, h * 0.45), (-w * 0.48, h * 0.45), (-w * 0.48, -h * 0.44)]
-    chain = ActionChains(duo.driver).move_to_element_with_offset(drag, int(path[0][0]), int(path[0][1])).click_and_hold()
-    for x, y in path[1:]:
-        chain = chain.move_to_element_with_offset(drag, int(x), int(y)).pause(0.05)
-    chain.release().perform()
+    x0, y0, w, h = _js(duo, "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];",
+                       drag)
+    pts = [(0.02, 0.05), (0.5, 0.05), (0.5, 0.95), (0.02, 0.95), (0.02, 0.06)]
+    ab = ActionBuilder(duo.driver)
+    ab.pointer_action.move_to_location(int(x0 + pts[0][0] * w), int(y0 + pts[0][1] * h)).pointer_down()
+    for fx, fy in pts[1:]:
+        ab.pointer_action.move_to_location(int(x0 + fx * w), int(y0 + fy * h)).pause(0.05)
+    ab.pointer_action.pointer_up()
+    ab.perform()
     _wait(duo, lambda: _map_selected(duo), msg="lasso selection")
     return _map_selected(duo)
 

@@ -200,7 +200,7 @@ def column_defs(columns, sort_field: str) -> list[dict]:
         if field == "number":             # the hotspot's colour, as in the matrix, the map and the paper figure
             col["cellStyle"] = {"function": "({'backgroundColor': params.data.color, 'color': 'white', "
                                             "'fontWeight': 700, 'textAlign': 'center'})"}
-            col.update(maxWidth=60, pinned="left")
+            col.update(maxWidth=60)
         out.append(col)
     return out
 

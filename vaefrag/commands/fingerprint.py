@@ -23,15 +23,17 @@ def run(args) -> int:
     from vaefrag.commands import bar_progress
 
     from vaefrag.commands.train import resolve_device
+    from vaefrag.store import load_ensemble
     from vaefrag.training import refingerprint
 
     if args.size < 2:
         raise ValueError(f"--size must be >= 2, got {args.size}")
+    ens = load_ensemble(args.ensemble)          # errors before the progress bar starts
     with tqdm(desc="members", unit="model") as bar:
         progress = bar_progress(bar)
 
         try:
-            path = refingerprint(args.ensemble, args.size, args.seed, out=args.out,
+            path = refingerprint(ens, args.size, args.seed, out=args.out,
                                  device=resolve_device(args.device), progress=progress)
         except FileExistsError as exc:
             from vaefrag.cli import CLIError

@@ -30,13 +30,15 @@ def run(args) -> int:
     from vaefrag.commands import bar_progress
 
     from vaefrag import spaces
+    from vaefrag.store import load_ensemble
 
     if args.samples < 2:
         raise ValueError(f"--samples must be >= 2, got {args.samples}")
+    ens = load_ensemble(args.ensemble)          # errors before the progress bar starts
     with tqdm(desc="estimates", unit="est") as bar:
         progress = bar_progress(bar)
 
-        res = spaces.ensemble_spaces(args.ensemble, n_samples=args.samples, sample_size=args.sample_size,
+        res = spaces.ensemble_spaces(ens, n_samples=args.samples, sample_size=args.sample_size,
                                      seed=args.seed, device=args.device, cache_dir=args.cache_dir,
                                      use_cache=not args.no_cache, progress=progress)
     print(f"{res.ensemble_name}: {res.n_models} models, {res.n_points} points, {res.n_samples} draws"

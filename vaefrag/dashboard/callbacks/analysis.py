@@ -261,7 +261,7 @@ def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
 
 def ensemble_info(tok: dict | None, cfg) -> str:
     """'K models x L latents, N points (dataset)' of the open ensemble."""
-    if not tok:
+    if not isinstance(tok, dict) or not isinstance(tok.get("ensemble"), str):
         return ""
     try:
         ens = data.load_ensemble(data.ensemble_path(cfg.root, tok["ensemble"]))

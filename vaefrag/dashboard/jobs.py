@@ -75,7 +75,20 @@ def _run_in_worker(kind, params, root, cache_dir, name, time_limit):
                 raise JobCancelled("cancelled")
             worker.log_event(f"{name}-progress", [int(done), int(max(total, 1)), str(message)[:200]])
 
-    return tasks.run(kind, params, root, cache_dir, progress)
+    try:
+        return tasks.run(kind, params, root, cache_dir, progress)
+    except (ValueError, OSError, FloatingPointError, JobCancelled) as exc:
+        # an expected failure is a result (Dask would log a traceback for a raised one)
+        return Failed(type(exc).__name__, _error_message(exc), isinstance(exc, JobCancelled))
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What a task returns when it failed on bad input, was cancelled or ran out of time."""
+
+    kind: str
+    message: str
+    cancelled: bool = False
 
 
 def _warm_worker() -> float:
@@ -163,7 +176,8 @@ class JobRunner:
         else:
             self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                          memory_limit=self.memory_limit, host="127.0.0.1", scheduler_port=0,
-                                         dashboard_address=None, silence_logs=logging.ERROR)
+                                         dashboard_address="127.0.0.1:0",   # the scheduler's HTTP: local only
+                                         silence_logs=logging.ERROR)
             self._client = Client(self._cluster, set_as_default=False)
         self._monitor = threading.Thread(target=self._watch, name="vaefrag-jobs", daemon=True)
         self._monitor.start()
@@ -321,8 +335,14 @@ class JobRunner:
         if status == "finished":
             result = fut.result()
             with self._lock:
-                if job.state in ("queued", "running"):
-                    job.state, job.result, job.finished = "done", result, time.monotonic()
+                if job.state not in ("queued", "running"):
+                    return
+                job.finished = time.monotonic()
+                if isinstance(result, Failed):
+                    job.state = "cancelled" if result.cancelled and job.stop_asked else "error"
+                    job.error = result.message
+                else:
+                    job.state, job.result = "done", result
                     job.progress = (job.progress[1], job.progress[1], "done")
             return
         if status in ("error", "lost", "cancelled"):

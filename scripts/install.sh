@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs vaefrag and everything it needs on a fresh Debian machine with Python 3.10+.
 #   bash scripts/install.sh          # the library, CLI and dashboard
-#   bash scripts/install.sh --test   # ... plus Chromium and chromedriver for the browser tests
+#   bash scripts/install.sh --test   # ... plus the test requirements, Chromium and chromedriver
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -15,5 +15,9 @@ fi
 
 # torch first, pinned to the CPU build; requirements.txt admits no newer torch
 "$PY" -m pip install -q torch==2.13.0
-"$PY" -m pip install -q -r requirements.txt
+if [[ "${1:-}" == "--test" ]]; then
+  "$PY" -m pip install -q -r requirements-test.txt
+else
+  "$PY" -m pip install -q -r requirements.txt
+fi
 "$PY" -m pip install -q --no-deps -e .

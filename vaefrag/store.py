@@ -127,13 +127,13 @@ def safe_name(name: str) -> str:
 
 def list_ensembles(root) -> list[Path]:
     """Ensemble directories (holding an ``ensemble.json``) directly under ``root``, sorted by name;
-    hidden and temporary directories are skipped."""
+    hidden and temporary directories are skipped (those of writers that died are removed, `recover`)."""
     root = Path(root)
     if not root.is_dir():
         return []
-    for p in root.iterdir():          # an overwrite killed between its renames: put the old one back
+    for p in root.iterdir():          # temporaries of writers that died (`recover`)
         m = _TEMP_RE.match(p.name)
-        if m and m["kind"] == "old" and not (root / m["name"]).exists():
+        if m and not _alive(int(m["pid"])):
             recover(root / m["name"])
     return sorted(p for p in root.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())

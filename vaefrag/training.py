@@ -220,6 +220,9 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
     ckpt_steps = checkpoint_steps(steps, checkpoints)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (use --overwrite to replace it)")
+    if shard is not None and not (isinstance(shard, tuple) and len(shard) == 2 and all(type(v) is int for v in shard)
+                                  and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
     ds = make_dataset(dataset, **recipe["dataset_params"])
     objective = make_objective(family, **recipe["hyperparameters"])
     recipe["hyperparameters"] = objective.hyperparameters()
@@ -263,8 +266,6 @@ def train_ensemble(out, *, dataset: str, dataset_params: dict | None = None, fam
 
     if shard is not None:
         i, n_shards = shard
-        if not (isinstance(n_shards, int) and isinstance(i, int) and 0 <= i < n_shards):
-            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
         todo = [k for k in range(models) if (k // group_size) % n_shards == i and not done_member(k)]
     else:
         todo = [k for k in range(models) if not done_member(k)]

@@ -95,6 +95,8 @@ def run(args) -> int:
     from vaefrag.figures.paper import paper_figure, save_figure
 
     out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"--out: {out} is a directory; expected a figure file such as {out / 'figure.pdf'}")
     fmt = args.format or (out.suffix.lstrip(".").lower() or "pdf")
     if fmt not in ("pdf", "svg", "png"):
         raise CLIError(f"--out: cannot tell the format from {out.name!r}; give --format pdf|svg|png")

@@ -24,18 +24,18 @@ def run(args) -> int:
     from vaefrag.commands import bar_progress
 
     from vaefrag.commands.train import resolve_device
+    from vaefrag.store import load_ensemble, output_path, resolve_ensemble
     from vaefrag.training import refingerprint
 
     if args.size < 2:
         raise ValueError(f"--size must be >= 2, got {args.size}")
+    ens = load_ensemble(resolve_ensemble(args.ensemble, args.ensembles))  # errors before the progress bar starts
     with tqdm(desc="members", unit="model") as bar:
         progress = bar_progress(bar)
 
         try:
-            from vaefrag.store import output_path, resolve_ensemble
-
             out = None if args.out is None else output_path(args.out, args.ensembles)
-            path = refingerprint(resolve_ensemble(args.ensemble, args.ensembles), args.size, args.seed, out=out,
+            path = refingerprint(ens, args.size, args.seed, out=out,
                                  device=resolve_device(args.device), progress=progress)
         except FileExistsError as exc:
             from vaefrag.cli import CLIError

@@ -57,6 +57,7 @@ def run(args) -> int:
 
     ens = load_ensemble(resolve_ensemble(args.ensemble, args.ensembles))
     channels = parse_channels(args.channels, ens.n_models, ens.n_latents)
+    fusion.select_channels(ens.mu, ens.logvar, channels)      # errors before the progress bar starts
     with tqdm(desc="fusion", unit="step", total=args.steps) as bar:
         progress = bar_progress(bar)
 

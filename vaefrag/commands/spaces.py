@@ -47,6 +47,7 @@ def run(args) -> int:
     from vaefrag.commands import bar_progress
 
     from vaefrag import spaces
+    from vaefrag.store import load_ensemble
 
     if args.samples < 2:
         raise ValueError(f"--samples must be >= 2, got {args.samples}")

@@ -22,7 +22,7 @@ import time
 import dash
 import flask
 
-from vaefrag.dashboard import data
+from vaefrag.dashboard import data, ids
 from vaefrag.dashboard import sweep as sweep_view
 from vaefrag.dashboard.callbacks import jobs as jobs_ui
 from vaefrag.dashboard.callbacks import analysis as cb_analysis
@@ -134,11 +134,28 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     return app
 
 
+def valid_token(tok) -> bool:
+    """True for None or an analysis token as `data.token` makes it (+ an optional hotspot)."""
+    if tok is None:
+        return True
+    if not isinstance(tok, dict) or set(tok) - {"ensemble", "params", "key", "hotspot"}:
+        return False
+    params = tok.get("params")
+    return (isinstance(tok.get("ensemble"), str) and len(tok["ensemble"]) <= 240
+            and isinstance(tok.get("key"), str) and len(tok["key"]) <= 128
+            and isinstance(params, dict) and set(params) <= set(data.DEFAULT_PARAMS)
+            and all(v is None or (isinstance(v, (str, int, float)) and not isinstance(v, bool)) for v in params.values())
+            and ("hotspot" not in tok or (type(tok["hotspot"]) is int and 0 <= tok["hotspot"] < 10**6)))
+
+
 def _callback_error(exc: Exception):
     """Dash's handler of an exception in a callback: one log line, and no update for the page (Dash
     answers 204) instead of a 500. Callbacks validate their inputs; this is the net under them."""
-    log.warning("callback %s failed: %s: %s", dash.callback_context.triggered_id, type(exc).__name__,
-                str(exc)[:300])
+    outs = dash.callback_context.outputs_list
+    first = (outs[0] if isinstance(outs, list) and outs else outs) or {}
+    first = first if isinstance(first, dict) else {}
+    log.warning("callback %s.%s (input %s) failed: %s: %s", first.get("id"), first.get("property"),
+                dash.callback_context.triggered_id, type(exc).__name__, str(exc)[:300])
     return None
 
 
@@ -156,6 +173,19 @@ def _guard(server, allowed_hosts) -> None:
         if name not in hosts:
             return flask.Response(f"host {name!r} is not served here (see --allowed-hosts)\n", status=400,
                                   mimetype="text/plain")
+        return None
+
+    @server.before_request
+    def _stores():
+        """Refuse callback requests carrying a malformed analysis token (a client store, never trusted)."""
+        if not flask.request.path.endswith("_dash-update-component"):
+            return None
+        body = flask.request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return flask.Response("bad request: expected a JSON object\n", status=400, mimetype="text/plain")
+        for item in [*(body.get("inputs") or []), *(body.get("state") or [])]:
+            if isinstance(item, dict) and item.get("id") == ids.ANALYSIS and not valid_token(item.get("value")):
+                return flask.Response("bad request: malformed analysis token\n", status=400, mimetype="text/plain")
         return None
 
     @server.after_request

@@ -8,7 +8,7 @@ limit each: the per-job memory budget), or of the cluster at ``scheduler`` ("tcp
 workers must see the same ensembles root and cache directory). The cluster starts with the first
 job, not with the server.
 
-Progress travels through a Dask ``Variable`` per job (set by the worker at most every 0.25 s); cancel
+Progress travels as Dask worker events (one topic per job, logged at most every 0.25 s); cancel
 through a Dask ``Event`` the worker checks at each progress call. A job that outlives its time limit
 is stopped the same way, and a job that does not stop within `GRACE_S` of a cancel or its time
 limit has its worker restarted. Caps: at most ``max_jobs`` distinct jobs queued or running, at most
@@ -57,10 +57,12 @@ def job_id(kind: str, params: dict) -> str:
 def _run_in_worker(kind, params, root, cache_dir, name, time_limit):
     """The function a Dask worker runs: `tasks.run` with a progress callback that publishes progress
     and raises `JobCancelled` on a cancel or when ``time_limit`` seconds have passed."""
-    from distributed import Event, Variable, get_client
+    import warnings
 
-    client = get_client()
-    var, stop = Variable(f"{name}-progress", client=client), Event(f"{name}-cancel", client=client)
+    from distributed import Event, get_client, get_worker
+
+    warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")   # per-job noise in the log
+    worker, stop = get_worker(), Event(f"{name}-cancel", client=get_client())
     start, last = time.monotonic(), [0.0]
 
     def progress(done, total, message=""):
@@ -71,9 +73,38 @@ def _run_in_worker(kind, params, root, cache_dir, name, time_limit):
             last[0] = now
             if stop.is_set():
                 raise JobCancelled("cancelled")
-            var.set([int(done), int(max(total, 1)), str(message)[:200]])
+            worker.log_event(f"{name}-progress", [int(done), int(max(total, 1)), str(message)[:200]])
 
-    return tasks.run(kind, params, root, cache_dir, progress)
+    try:
+        return tasks.run(kind, params, root, cache_dir, progress)
+    except (ValueError, OSError, FloatingPointError, JobCancelled) as exc:
+        # an expected failure is a result (Dask would log a traceback for a raised one)
+        return Failed(type(exc).__name__, _error_message(exc), isinstance(exc, JobCancelled))
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What a task returns when it failed on bad input, was cancelled or ran out of time."""
+
+    kind: str
+    message: str
+    cancelled: bool = False
+
+
+def _warm_worker() -> float:
+    """Import the numerics and compile UMAP's numba code once in a fresh worker (30-70 s of one core
+    the first time a process fits UMAP), so that the first job does not pay it. Returns seconds."""
+    import numpy as np
+
+    from vaefrag.structure import channel_maps
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    d = rng.random((24, 24))
+    d = d + d.T
+    np.fill_diagonal(d, 0.0)
+    channel_maps(d, methods=("mds", "umap"))
+    return time.perf_counter() - t0
 
 
 @dataclass
@@ -125,6 +156,7 @@ class JobRunner:
         self._closed = threading.Event()
         self._generation = 0
         self._stopping: list[tuple[str, float]] = []      # (Dask key, when asked to stop)
+        self._warming: list = []                           # futures of `_warm_worker`
         atexit.register(self.close)
 
     # ------------------------------------------------------------------------------- cluster
@@ -144,11 +176,27 @@ class JobRunner:
         else:
             self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                          memory_limit=self.memory_limit, host="127.0.0.1", scheduler_port=0,
-                                         dashboard_address=None, silence_logs=logging.ERROR)
+                                         dashboard_address="127.0.0.1:0",   # the scheduler's HTTP: local only
+                                         silence_logs=logging.ERROR)
             self._client = Client(self._cluster, set_as_default=False)
         self._monitor = threading.Thread(target=self._watch, name="vaefrag-jobs", daemon=True)
         self._monitor.start()
         return self._client
+
+    def start(self, warm: bool = True) -> None:
+        """Start the workers now (instead of with the first job); with ``warm`` each worker first
+        compiles the numerics (`_warm_worker`). A thread target for servers; never raises."""
+        try:
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                client = self._ensure_client()
+                workers = list(client.scheduler_info(n_workers=-1)["workers"]) if warm and not self.scheduler else []
+                for w in workers:                   # held, or Dask would forget the task
+                    self._warming.append(client.submit(_warm_worker, key=f"vaefrag-warm-{w}", workers=[w], allow_other_workers=False,
+                                  pure=False))
+        except Exception as exc:  # noqa: BLE001 - jobs then start the cluster themselves
+            log.warning("jobs: starting the workers: %s", exc)
 
     # ---------------------------------------------------------------------------------- API
     def submit(self, kind: str, params: dict, client: str) -> str:
@@ -258,13 +306,6 @@ class JobRunner:
     def _forget(self, job: Job) -> None:
         if self._jobs.get(job.id) is job:
             del self._jobs[job.id]
-        if self._client is not None and job.state == "done":
-            try:
-                from distributed import Variable
-
-                Variable(f"{job.name}-progress", client=self._client).delete()
-            except Exception:  # noqa: BLE001 - best effort clean-up of a small scheduler entry
-                pass
 
     def _sweep(self) -> None:
         """Drop finished jobs older than `KEEP_S` (lock held)."""
@@ -275,14 +316,12 @@ class JobRunner:
 
     def _watch(self) -> None:
         """Monitor thread: progress, results, time limits, hard stops."""
-        from distributed import Variable
-
         while not self._closed.wait(MONITOR_S):
             with self._lock:
                 jobs = [j for j in self._jobs.values() if j.state in ("queued", "running")]
             for job in jobs:
                 try:
-                    self._update(job, Variable)
+                    self._update(job)
                 except Exception as exc:  # noqa: BLE001 - the monitor must survive anything
                     log.warning("jobs: monitoring %s: %s", job.name, exc)
             try:
@@ -290,14 +329,20 @@ class JobRunner:
             except Exception as exc:  # noqa: BLE001
                 log.warning("jobs: stopping workers: %s", exc)
 
-    def _update(self, job: Job, Variable) -> None:
+    def _update(self, job: Job) -> None:
         fut = job.future
         status = fut.status
         if status == "finished":
             result = fut.result()
             with self._lock:
-                if job.state in ("queued", "running"):
-                    job.state, job.result, job.finished = "done", result, time.monotonic()
+                if job.state not in ("queued", "running"):
+                    return
+                job.finished = time.monotonic()
+                if isinstance(result, Failed):
+                    job.state = "cancelled" if result.cancelled and job.stop_asked else "error"
+                    job.error = result.message
+                else:
+                    job.state, job.result = "done", result
                     job.progress = (job.progress[1], job.progress[1], "done")
             return
         if status in ("error", "lost", "cancelled"):
@@ -308,10 +353,8 @@ class JobRunner:
                     job.state = "cancelled" if isinstance(exc, JobCancelled) and job.stop_asked else "error"
                     job.error, job.finished = msg, time.monotonic()
             return
-        try:
-            value = Variable(f"{job.name}-progress", client=self._client).get(timeout=0.05)
-        except Exception:  # noqa: BLE001 - no progress published yet (TimeoutError)
-            value = None
+        events = self._client.get_events(f"{job.name}-progress")
+        value = events[-1][1] if events else None
         with self._lock:
             if value is not None and job.state in ("queued", "running"):
                 job.state, job.progress = "running", tuple(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def run(args) -> int:
                      scheduler=args.scheduler, n_workers=args.workers, time_limit=args.job_time_limit,
                      max_jobs=args.max_jobs, max_per_client=args.max_jobs_per_client, memory_limit=args.worker_memory)
     runner = app.vaefrag_runner
+    threading.Thread(target=runner.start, name="vaefrag-workers", daemon=True).start()
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     try:
         if args.debug:

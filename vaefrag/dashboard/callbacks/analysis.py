@@ -28,6 +28,8 @@ from vaefrag.dashboard.callbacks import jobs as jobs_ui
 from vaefrag.dashboard.layout import MAX_UPLOAD_BYTES
 
 SHOW, HIDE = jobs_ui.SHOW, jobs_ui.HIDE
+#: decompressed size allowed for the arrays of one upload (the request's memory budget)
+MAX_UPLOAD_ARRAYS = 256 * 2**20
 
 
 def alert(message: str, kind: str = "error") -> html.Div:
@@ -247,7 +249,7 @@ def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
         with tempfile.TemporaryDirectory(prefix="vaefrag-upload-") as tmp:
             src = Path(tmp) / "posteriors.npz"
             src.write_bytes(raw)
-            store.check_archive(src)                 # sizes from the zip directory and .npy headers
+            store.check_archive(src, max_bytes=MAX_UPLOAD_ARRAYS)   # from the zip directory and .npy headers
             store.import_posteriors(src, name, cfg.root)
     except (ValueError, OSError) as exc:
         msg = str(exc).replace(str(Path(tempfile.gettempdir())), "<upload>")
@@ -259,7 +261,7 @@ def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
 
 def ensemble_info(tok: dict | None, cfg) -> str:
     """'K models x L latents, N points (dataset)' of the open ensemble."""
-    if not tok:
+    if not isinstance(tok, dict) or not isinstance(tok.get("ensemble"), str):
         return ""
     try:
         ens = data.load_ensemble(data.ensemble_path(cfg.root, tok["ensemble"]))

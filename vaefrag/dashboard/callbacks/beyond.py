@@ -75,6 +75,7 @@ def spaces_view(tok: dict | None, measure: str | None, cfg) -> tuple:
     """
     from vaefrag import spaces
 
+    tok = valid_token(tok)
     if not tok:
         return _blank("no ensemble open"), None
     try:
@@ -125,6 +126,7 @@ def color_options(tok: dict | None, current: str | None, cfg) -> tuple:
     Keeps ``current`` when the ensemble still offers it, else the first factor (or the index);
     no_update while no analysis is open.
     """
+    tok = valid_token(tok)
     if not tok:
         return no_update, no_update
     opts = [{"label": "point index", "value": "index"}]
@@ -248,7 +250,7 @@ def fuse_job(set_progress, n_clicks, tok: dict | None, sel: dict | None, objecti
 def recolor(color: str | None, store: dict | None, triggers, cfg):
     """A Patch of the fused space's marker colours for ``color``; no_update when no fusion is shown,
     or when the figure just arrived (``triggers`` = {FUSION}) drawn with this colour already."""
-    if not store:
+    if not (isinstance(store, dict) and isinstance(store.get("ensemble"), str) and type(store.get("n_points")) is int):
         return no_update
     if set(triggers or ()) == {ids.FUSION} and store.get("color") == color:
         return no_update
@@ -270,7 +272,8 @@ def recolor(color: str | None, store: dict | None, triggers, cfg):
 def reset_fusion(tok: dict | None, store: dict | None) -> tuple:
     """Blank the fusion views when another ensemble opens (a recompute of the same one keeps them);
     with no fusion shown only the status is cleared."""
-    if not store:
+    tok = valid_token(tok)
+    if not isinstance(store, dict):
         return no_update, no_update, None, no_update
     if tok and store.get("ensemble") == tok.get("ensemble"):
         return no_update, no_update, no_update, no_update
@@ -282,17 +285,16 @@ def compare_options(tok: dict | None, current: str | None, cfg) -> tuple:
     """(options, value) of the ensemble to compare with: the other ensembles under ``cfg.root`` whose
     manifests name the same fingerprint points (`crossrun.fingerprint_signature`) or do not say;
     keeps ``current`` if offered."""
-    import json
+    from vaefrag import crossrun, store
 
-    from vaefrag import crossrun
-
+    tok = valid_token(tok)
     if not tok:
         return no_update, no_update
 
     def signature(name):
         try:
-            return crossrun.fingerprint_signature(json.loads((cfg.root / name / "ensemble.json").read_text()))
-        except (OSError, ValueError, AttributeError):
+            return crossrun.fingerprint_signature(store.read_manifest(data.ensemble_path(cfg.root, name) / store.MANIFEST))
+        except (OSError, ValueError, AttributeError, TypeError):
             return None
 
     mine = signature(tok.get("ensemble"))

@@ -56,6 +56,7 @@ def test_link_weights_are_member_means_and_rows_add_up(planted):
         assert r["fraction_in_hotspots"] == pytest.approx(r["channels_in_hotspots"] / len(a.kept))
         assert r["mean_channel_info"] == pytest.approx(float(np.mean(a.info)))
         assert r["mean_mig"] == pytest.approx(float(np.nanmean(a.model_table["mig"])))
+        assert r["mean_models_fraction"] == pytest.approx(np.mean([h.n_models for h in a.hotspots]) / 8)
 
 
 def test_event_rules_on_hand_made_weights():

@@ -36,7 +36,7 @@ class LevelSummary:
     best_factor_nmi, mean_info, mean_nmi [H]; n_channels: all channels; n_informative: channels
     above the information threshold; in_hotspots: informative channels inside a hotspot;
     mean_channel_info: mean information over all channels (bits); scores: name -> mean over models
-    (NaN where unavailable).
+    (NaN where unavailable); models_total: models in the level's ensemble.
     """
 
     label: str
@@ -52,6 +52,7 @@ class LevelSummary:
     in_hotspots: int
     mean_channel_info: float
     scores: dict = field(default_factory=dict)
+    models_total: int = 0
 
     @property
     def n_hotspots(self) -> int:
@@ -107,7 +108,8 @@ def summarize_level(analysis, label: str, value: float) -> LevelSummary:
         mean_info=np.array([h.mean_info for h in hs], dtype=np.float64),
         mean_nmi=np.array([h.mean_nmi for h in hs], dtype=np.float64),
         n_channels=int(len(analysis.info)), n_informative=int(len(analysis.kept)), in_hotspots=int(kept_in),
-        mean_channel_info=float(np.mean(analysis.info)) if len(analysis.info) else float("nan"), scores=scores)
+        mean_channel_info=float(np.mean(analysis.info)) if len(analysis.info) else float("nan"), scores=scores,
+        models_total=int(analysis.n_models))
 
 
 def hotspot_link_weights(cross_nmi: np.ndarray, members_a: list, members_b: list) -> np.ndarray:
@@ -172,8 +174,11 @@ def track(levels: list, weights: list, min_link: float = DEFAULT_MIN_LINK) -> Tr
 
 
 def level_rows(tracking: Tracking) -> list[dict]:
-    """One row per level: label, value, hotspots, channels in hotspots, informative fraction in
-    hotspots, mean channel information, mean hotspot size, model scores, event counts."""
+    """One row per level: label, value, hotspots, channels in hotspots, informative channels and the
+    fraction of them in hotspots, mean hotspot size (channels) and mean models per hotspot over the
+    ensemble's models, mean channel information, mean model scores, and event counts: ``appears``,
+    ``splits``, ``merges`` arriving at this level from the previous one, ``fades_after``: this
+    level's hotspots with no link to the next."""
     rows = []
     for i, lv in enumerate(tracking.levels):
         counts = {k: 0 for k in EVENT_KINDS}
@@ -186,6 +191,8 @@ def level_rows(tracking: Tracking) -> list[dict]:
                      "channels_in_hotspots": lv.in_hotspots, "informative": lv.n_informative,
                      "fraction_in_hotspots": lv.fraction_in_hotspots,
                      "mean_hotspot_size": float(lv.sizes.mean()) if lv.n_hotspots else float("nan"),
+                     "mean_models_fraction": float(lv.n_models.mean() / lv.models_total)
+                     if lv.n_hotspots and lv.models_total else float("nan"),
                      "mean_channel_info": lv.mean_channel_info,
                      **{f"mean_{k}": v for k, v in lv.scores.items()},
                      "appears": counts["appears"], "splits": counts["splits"], "merges": counts["merges"],

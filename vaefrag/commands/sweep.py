@@ -114,7 +114,7 @@ def tracking_summary(tracking) -> str:
     from vaefrag.tracking import event_rows, level_rows
 
     rows = level_rows(tracking)
-    cols = ["level", "hotspots", "mean_hotspot_size", "channels_in_hotspots", "informative", "fraction_in_hotspots",
+    cols = ["level", "hotspots", "mean_hotspot_size", "mean_models_fraction", "channels_in_hotspots", "informative", "fraction_in_hotspots",
             "mean_channel_info", "mean_mig", "mean_sap", "mean_udr", "mean_final_loss", "appears", "splits",
             "merges", "fades_after"]
     out = [_table(cols, [[_cell(r[c]) for c in cols] for r in rows]), "",

@@ -104,8 +104,8 @@ def tracking_figure(tracking, factor_names=None, title: str = "", x_label: str =
     twin = ax2.twinx()
     twin.plot(xs, [lv.fraction_in_hotspots for lv in levels], "s--", color="#d62728",
               label="informative channels in hotspots")
-    twin.plot(xs, [lv.sizes.mean() / lv.n_models.max() if lv.n_hotspots else np.nan for lv in levels], "^:",
-              color="#2ca02c", label="mean hotspot size / models")
+    twin.plot(xs, [lv.n_models.mean() / lv.models_total if lv.n_hotspots and lv.models_total else np.nan
+                   for lv in levels], "^:", color="#2ca02c", label="models per hotspot / models (mean)")
     twin.set_ylim(0, 1.05)
     twin.set_ylabel("fraction")
     lines = ax2.get_lines() + twin.get_lines()

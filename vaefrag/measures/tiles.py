@@ -56,33 +56,33 @@ class _Accumulator:
     """Sums over fingerprint points i of per-point values X_i [B, ...]: plainly (float64) and, for
     resamples, weighted by point weights W [R, N] (one weighted sum per resample).
 
-    Both are one matrix product [1 + R, B] x [B, ...] per block (a row of ones first): cheaper than
-    a reduction over the leading axis, and the plain sum comes free with the resamples.
+    Pair sums are matrix products [1, B] x [B, ...] (ones) and [R, B] x [B, ...] (weights) per
+    block: cheaper than a reduction over the leading axis.
     """
 
     def __init__(self, shape, weights, dev, dt, n_points: int):
         self.total = torch.zeros(*shape, dtype=torch.float64, device=dev)
-        # per-channel sums ([M]) are small: summed exactly in float64; pair sums go through the product
+        # per-channel sums ([M]) are small: summed exactly in float64; pair sums go through a product
         self.exact = len(shape) == 1
-        ones = torch.ones(1, n_points, dtype=dt, device=dev)
-        rows = ones if weights is None else torch.cat([ones, weights.to(dt)])            # [1 + R, N]
-        self.rows = rows[1:] if self.exact else rows
+        self.ones = torch.ones(1, n_points, dtype=dt, device=dev)
+        self.weights = None if weights is None else weights.to(dt)                       # [R, N]
         self.resampled = None if weights is None else torch.zeros(weights.shape[0], *shape, dtype=dt, device=dev)
 
+    @staticmethod
+    def _weighted(w: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        return torch.mm(w.to(values.dtype), values.reshape(values.shape[0], -1)).view(w.shape[0], *values.shape[1:])
+
     def add(self, values: torch.Tensor, start: int, stop: int, index=None) -> None:
-        """values [B, *shape or the part given by index] for points start:stop."""
+        """values [B, *shape or the part given by index] for points start:stop. The plain sum is the
+        same operation with or without resamples (identical numbers)."""
         total = self.total if index is None else self.total[index]
         if self.exact:
             total += values.sum(0, dtype=torch.float64)
-            if self.resampled is None:
-                return
-        w = self.rows[:, start:stop].to(values.dtype)
-        sums = torch.mm(w, values.reshape(values.shape[0], -1)).view(w.shape[0], *values.shape[1:])
-        if not self.exact:
-            total.add_(sums[0])
-            sums = sums[1:]
-        if self.resampled is not None:
-            (self.resampled if index is None else self.resampled[(slice(None), *index)]).add_(sums)
+        else:
+            total.add_(self._weighted(self.ones[:, start:stop], values)[0])
+        if self.weights is not None:
+            part = self.resampled if index is None else self.resampled[(slice(None), *index)]
+            part.add_(self._weighted(self.weights[:, start:stop], values))
 
 
 def _log2_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

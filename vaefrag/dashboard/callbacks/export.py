@@ -11,6 +11,9 @@ from dash import Input, Output, State, ctx, dcc, no_update
 
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard.callbacks.analysis import alert
+from vaefrag.dashboard.callbacks.controls import traversal_settings
+from vaefrag.figures.palette import hotspot_color, hotspot_number
+from vaefrag.figures.views import channel_label
 
 
 def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: int = 3, seed: int = 0,
@@ -55,12 +58,17 @@ def hotspots_csv(tok, cfg) -> str:
 
 
 def matrices_npz(tok, cfg) -> bytes:
-    """NMI, VI, ordering, reachability, labels, channel ids, information and factor NMI as npz bytes."""
+    """NMI, VI, ordering, reachability, labels (0-based ids, -1 none), hotspot numbers (as on the page:
+    1-based, 0 none) and colours, channel ids and labels (``m3:z2``), information and factor NMI as npz bytes."""
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
         raise ValueError("no analysis loaded yet")
     arrays = {"nmi": a.nmi, "vi": a.vi, "kept": a.kept, "channel_ids": a.channel_ids, "info": a.info,
-              "self_info": a.self_info, "ordering": a.ordering, "reachability": a.reachability, "labels": a.labels}
+              "self_info": a.self_info, "ordering": a.ordering, "reachability": a.reachability, "labels": a.labels,
+              # what the page, the CSV and the paper figure show: hotspot numbers from 1 (0 = none), the colours
+              "hotspot_numbers": np.asarray([hotspot_number(x) for x in a.labels], dtype=np.int64),
+              "hotspot_colors": np.asarray([hotspot_color(h.id) for h in a.hotspots], dtype=str),
+              "channel_labels": np.asarray([channel_label(m, z) for m, z in a.channel_ids[a.kept]], dtype=str)}
     if a.factor_nmi is not None:
         arrays["factor_nmi"] = a.factor_nmi
         arrays["factor_names"] = np.asarray(a.factor_names, dtype=str)
@@ -78,8 +86,9 @@ def export(trigger, tok, fmt, measure, steps, n_bases, seed, cfg, sel=None) -> t
     stem = f"vaefrag-{tok['ensemble']}-{tok['params']['measure']}"
     try:
         if trigger == ids.EXPORT_FIGURE:
-            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=steps, n_bases=min(int(n_bases or 3), 3),
-                               seed=seed, sel=sel)
+            t = traversal_settings(steps, n_bases, seed)          # the traversal panel's settings, checked
+            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=t["steps"], n_bases=min(t["bases"], 3),
+                               seed=t["seed"], sel=sel)
             return dcc.send_bytes(blob, f"{stem}.{fmt or 'pdf'}"), None
         if trigger == ids.EXPORT_CSV:
             return dcc.send_string(hotspots_csv(tok, cfg), f"{stem}-hotspots.csv"), None

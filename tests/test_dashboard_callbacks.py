@@ -702,3 +702,60 @@ def test_exports_number_hotspots_from_1_and_the_structure_stage_is_served_by_tok
     full = data.compute_analysis(cfg.root / NAME, params, cfg.cache_dir)
     assert sorted(map(sorted, (h.members.tolist() for h in full.hotspots))) == \
         sorted(map(sorted, (h.members.tolist() for h in quick.hotspots)))
+
+
+def test_one_palette_and_numbering_across_page_npz_and_paper(env):
+    """The hotspot colours and numbers of the page (table rows, matrix labels), the NPZ export and
+    the paper figure are the same: the numbers are id + 1, the colours `palette.hotspot_color`."""
+    from matplotlib.colors import to_hex
+
+    from vaefrag.figures import palette
+    from vaefrag.figures.paper import paper_figure
+
+    cfg, a, tok = env
+    rows, _ = cbv.tables(tok, cfg)
+    assert [(r["number"], r["color"]) for r in rows] == [(h.id + 1, palette.hotspot_color(h.id)) for h in a.hotspots]
+    ann = {x.name: (x.text, x.font.color) for x in views.matrix_figure(a, "nmi").layout.annotations if x.name}
+    assert ann == {f"hotspot:{h.id}": (f"<b>{h.id + 1}</b>", palette.hotspot_color(h.id)) for h in a.hotspots}
+    with np.load(io.BytesIO(cbe.matrices_npz(tok, cfg)), allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["hotspot"], np.where(a.labels >= 0, a.labels + 1, 0))
+        assert list(z["hotspot_colors"]) == [palette.hotspot_color(h.id) for h in a.hotspots]
+        assert list(z["channel_labels"][:2]) == [views.channel_label(*a.channel_ids[a.kept[i]]) for i in (0, 1)]
+    fig = paper_figure(a, None)
+    ax_r = fig.axes[0]
+    texts = {t.get_text(): to_hex(t.get_color()) for t in ax_r.texts}
+    assert texts == {str(h.id + 1): palette.hotspot_color(h.id) for h in a.hotspots}
+
+
+def test_model_palette_is_distinct_for_50_models():
+    """50 model colours, pairwise at least 15 CIE76 units apart (a difference any reader sees;
+    2.3 is a just-noticeable difference), computed with an independent sRGB -> Lab conversion."""
+    from matplotlib.colors import to_rgb
+
+    from vaefrag.figures.palette import model_colors
+
+    cols = model_colors(50)
+    assert len(set(cols)) == 50
+    rgb = np.array([to_rgb(c) for c in cols])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                          [0.0193339, 0.1191920, 0.9503041]]).T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    lab = np.c_[116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])]
+    dist = np.linalg.norm(lab[:, None] - lab[None], axis=-1) + np.eye(50) * 1e9
+    assert dist.min() > 15
+    assert model_colors(8) == cols[:8]                       # adding models never recolours the first ones
+
+
+def test_paper_figure_draws_vector_outputs_as_points(env):
+    """A vector-output ensemble (2-D outputs) gets its traversal drawn as the decoded points."""
+    from vaefrag.figures.paper import paper_figure
+
+    _, a, _ = env
+    h = a.hotspots[0]
+    pts = np.stack([np.c_[np.cos(t), np.sin(t)] for t in (np.linspace(0, 3, 7),)] * 2)      # [2, 7, 2]
+    fig = paper_figure(a, {h.id: pts})
+    ax = next(x for x in fig.axes if x.get_title(loc="left").startswith(f"hotspot {h.id + 1}:"))
+    lines = [ln for ln in ax.get_lines()]
+    assert len(lines) == 2
+    np.testing.assert_allclose(np.c_[lines[0].get_xdata(), lines[0].get_ydata()], pts[0])

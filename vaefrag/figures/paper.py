@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vaefrag.figures.palette import HOTSPOT_PALETTE, hotspot_color
+
 __all__ = ["paper_figure", "save_figure", "mosaic", "HOTSPOT_COLORS", "PRINT_RC", "FORMATS"]
 
-#: qualitative colours of hotspots (Okabe-Ito, colour-blind safe), cycled
-HOTSPOT_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#999999"]
+#: hotspot colours: the dashboard's (`figures.palette`), so hotspot 3 is the same colour on the page and in print
+HOTSPOT_COLORS = list(HOTSPOT_PALETTE)
 #: factor profile colours
 FACTOR_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999"]
 PRINT_RC = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6, "ytick.labelsize": 6,
@@ -58,8 +60,10 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
     Parameters
     ----------
     analysis : the result of `analysis.analyze`.
-    traversals : optional dict hotspot id -> uint8 grid [R, V, H, W(, C)] of the hotspot's medoid
-        (from `traversal.channel_traversals`); None leaves out the traversal column.
+    traversals : optional dict hotspot id -> grid of the hotspot's medoid (from
+        `traversal.hotspot_traversals`): uint8 images [R, V, H, W(, C)], or float [R, V, D] vector
+        outputs, drawn as points in the plane along the traversal (D >= 2; light to dark) or as the
+        output against the step (D = 1); None leaves out the traversal column.
     measure : "nmi" or "vi" for the matrix; default: the measure the hotspots were found with.
     width : figure width in inches (7 = a two-column page).  max_traversals : hotspots shown at most.
     selected : kept indices of a selection (the dashboard's), marked with ticks above the
@@ -112,7 +116,7 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
         reach[~np.isfinite(reach)] = top
         ax_r.bar(np.arange(mk), reach, width=1.0, color="#4d4d4d", linewidth=0)
         ax_r.set_xlim(-0.5, mk - 0.5)
-        ax_r.set_ylim(0, top * 1.18)
+        ax_r.set_ylim(-top * 0.12 if sel.size else 0, top * 1.18)
         ax_r.set_ylabel("reachability")
         ax_r.yaxis.tick_right()
         ax_r.yaxis.set_label_position("right")
@@ -132,18 +136,18 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
         cb.outline.set_linewidth(0.5)
 
         for h in a.hotspots:
-            color = HOTSPOT_COLORS[h.id % len(HOTSPOT_COLORS)]
+            color = hotspot_color(h.id)
             for s, e in _runs(np.sort(pos[h.members])):
                 ax_r.axvspan(s - 0.5, e + 0.5, color=color, alpha=0.35, linewidth=0)
                 ax_m.add_patch(Rectangle((s - 0.5, s - 0.5), e - s + 1, e - s + 1, fill=False, edgecolor=color,
                                          linewidth=1.0))
             centre = 0.5 * (pos[h.members].min() + pos[h.members].max())
             ax_r.text(centre, top * 1.04, str(h.id + 1), ha="center", va="bottom", fontsize=6.5,
-                      fontweight="bold", color="black")
+                      fontweight="bold", color=color)
 
         if sel.size:                         # the selection: ticks above the profile, dots on the diagonal
-            xs = np.sort(pos[sel])
-            ax_r.plot(xs, np.full(xs.size, top * 1.13), "|", color="black", markersize=3, markeredgewidth=0.6)
+            xs = np.sort(pos[sel])          # under the bars: the hotspot numbers stay free above them
+            ax_r.plot(xs, np.full(xs.size, -top * 0.06), "|", color="black", markersize=3, markeredgewidth=0.6)
             ax_m.plot(xs, xs, "o", color="black", markersize=1.2, markeredgewidth=0)
             ax_r.set_title(f"selection: {sel.size} channels" + ("" if hotspot is None else f" (hotspot {hotspot + 1})"),
                            loc="left", fontsize=6.5, pad=2)
@@ -156,7 +160,7 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
                 ax_p.stairs(np.nan_to_num(prof[:, j]), edges, orientation="horizontal", baseline=None,
                             color=FACTOR_COLORS[j % len(FACTOR_COLORS)], label=name, linewidth=0.8)
             ax_p.set_xlim(0, 1.0)
-            ax_p.set_xticks([0, 0.5, 1.0])
+            ax_p.set_xticks([0.5, 1.0])          # no 0 tick: it would touch the matrix's first tick
             ax_p.set_xlabel("NMI with factor")
             ax_leg = fig.add_subplot(gs[0, 0])
             ax_leg.axis("off")
@@ -181,22 +185,43 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
             sub = gs[:, 4].subgridspec(max(len(trav_list), 3), 1, hspace=0.55)   # few hotspots: top-aligned
             for i, (h, grid) in enumerate(trav_list):
                 ax = fig.add_subplot(sub[i])
-                img = mosaic(grid)
-                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+                g = np.asarray(grid)
+                if g.ndim == 3:                     # vector outputs [R, V, D]: points along the traversal
+                    _draw_vector_traversal(ax, g, hotspot_color(h.id))
+                else:
+                    img = mosaic(g)
+                    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
                 m, c = a.channel_ids[a.kept[h.medoid]]
                 factor = ""
                 if h.best_factor is not None and h.best_factor < len(a.factor_names):
                     factor = f"  ({a.factor_names[h.best_factor]}, NMI {h.best_factor_nmi:.2f})"
-                ax.set_title(f"{h.id + 1}: model {m}, channel {c}{factor}", loc="left", pad=1.5, fontsize=6,
+                ax.set_title(f"hotspot {h.id + 1}: m{m}:z{c}{factor}", loc="left", pad=1.5, fontsize=6,
                              color="black")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 for spine in ax.spines.values():
-                    spine.set_edgecolor(HOTSPOT_COLORS[h.id % len(HOTSPOT_COLORS)])
+                    spine.set_edgecolor(hotspot_color(h.id))
                     spine.set_linewidth(1.2)
-        fig.suptitle(f"{a.ensemble_name}: {len(a.hotspots)} hotspots among {mk} informative channels of "
-                     f"{a.n_models} models", x=0.07, ha="left", y=0.985, fontsize=7.5)
+        n_h = len(a.hotspots)
+        fig.suptitle(f"{a.ensemble_name}: {n_h} hotspot{'' if n_h == 1 else 's'} among {mk} informative channels "
+                     f"of {a.n_models} models", x=0.07, ha="left", y=0.985, fontsize=7.5)
     return fig
+
+
+def _draw_vector_traversal(ax, grid: np.ndarray, color: str) -> None:
+    """Vector outputs [R, V, D] on ``ax``: each base input's path through the first two output
+    coordinates (D >= 2, equal aspect) or the output against the step (D = 1); markers light to dark
+    along the traversal, the last one a triangle."""
+    r, v, d = grid.shape
+    shade = np.linspace(0.25, 1.0, v)
+    for i in range(r):
+        x, y = (grid[i, :, 0], grid[i, :, 1]) if d >= 2 else (np.arange(v), grid[i, :, 0])
+        ax.plot(x, y, "-", color=color, linewidth=0.6, alpha=0.8)
+        ax.scatter(x[:-1], y[:-1], c=shade[:-1], cmap="Greys", vmin=0, vmax=1, s=5, linewidths=0)
+        ax.scatter(x[-1:], y[-1:], c="black", marker="^", s=9, linewidths=0)
+    if d >= 2:
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(0.08)
 
 
 def save_figure(fig, path, fmt: str | None = None, *, dpi: int = 300) -> Path:

@@ -12,6 +12,9 @@ from dash import Input, Output, State, ctx, dcc, no_update
 from vaefrag import store
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard.callbacks.analysis import alert
+from vaefrag.dashboard.callbacks.controls import traversal_settings
+from vaefrag.figures.palette import hotspot_color
+from vaefrag.figures.views import channel_label
 
 
 #: bounds of the paper figure's traversals (steps along a channel, base images), as the page's inputs
@@ -79,13 +82,17 @@ def hotspots_csv(tok, cfg) -> str:
 
 
 def matrices_npz(tok, cfg) -> bytes:
-    """NMI, VI, ordering, reachability, 1-based hotspot numbers (0: none), channel ids, information,
-    factor NMI and maps as npz bytes (`results.Analysis.export_arrays`)."""
+    """NMI, VI, ordering, reachability, 1-based hotspot numbers (``hotspot``, 0: none) and the hotspot
+    colours, channel ids and labels (``m3:z2``), information, factor NMI and maps as npz bytes
+    (`results.Analysis.export_arrays` plus the page's colours and labels)."""
     a = data.analysis_from_token(tok, cfg.cache_dir)
     if a is None:
         raise ValueError("no analysis loaded yet")
+    arrays = a.export_arrays()
+    arrays["hotspot_colors"] = np.asarray([hotspot_color(h.id) for h in a.hotspots], dtype=str)
+    arrays["channel_labels"] = np.asarray([channel_label(m, z) for m, z in a.channel_ids[a.kept]], dtype=str)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **a.export_arrays())
+    np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
@@ -98,8 +105,9 @@ def export(trigger, tok, fmt, measure, steps, n_bases, seed, cfg, sel=None) -> t
     stem = f"vaefrag-{store.safe_name(tok['ensemble'][:100])}-{measure_name}"
     try:
         if trigger == ids.EXPORT_FIGURE:
-            n_bases = min(bounded_int("base images", n_bases, 3, 1, 6), MAX_BASES)   # the page offers 6
-            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=steps, n_bases=n_bases, seed=seed, sel=sel)
+            t = traversal_settings(steps, n_bases, seed)          # the traversal panel's settings, checked
+            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=t["steps"], n_bases=min(t["bases"], 3),
+                               seed=t["seed"], sel=sel)
             return dcc.send_bytes(blob, f"{stem}.{fmt or 'pdf'}"), None
         if trigger == ids.EXPORT_CSV:
             return dcc.send_string(hotspots_csv(tok, cfg), f"{stem}-hotspots.csv"), None

@@ -2,8 +2,8 @@
 of `dashboard.callbacks.beyond` against the library called directly, and one browser test.
 
 The ensemble is a tiny `make_fragment_ensemble`; its analysis is computed once, in a child process
-(as in test_dashboard_browser.py: UMAP's numba pool must not live in the process whose forks run
-the app's background jobs).
+(the test process then never compiles UMAP's numba code). The job functions run here, in this
+process (`*_job`: request, `tasks.run`, finish), as a worker runs them.
 """
 from __future__ import annotations
 

@@ -137,14 +137,10 @@ def job_params(pending) -> dict:
 
 
 def _clean(measure, thr, ms, xi) -> dict:
-    """`data.clean_params` with every malformed value (wrong type, inf, huge) as a ValueError."""
-    for name, v in (("measure", measure), ("information threshold", thr), ("min_samples", ms), ("xi", xi)):
-        if v is not None and (isinstance(v, (bool, list, dict)) or (isinstance(v, str) and len(v) > 40)):
-            raise ValueError(f"{name}: expected a number, got {type(v).__name__}")
-    try:
-        return data.clean_params(measure, thr, ms, xi)
-    except (TypeError, OverflowError) as exc:
-        raise ValueError(f"analysis parameters: {exc}") from None
+    """Validated analysis parameters from the controls / URL / a request (`tasks.clean_analysis_params`)."""
+    from vaefrag.dashboard import tasks
+
+    return tasks.clean_analysis_params(measure, thr, ms, xi)
 
 
 def _hotspot_hint(hints) -> dict:
@@ -272,6 +268,23 @@ def ensemble_info(tok: dict | None, cfg) -> str:
     return f"{ens.n_models} models x {ens.n_latents} latents, N={ens.n_points}" + (f" ({ds}{weights})" if ds else "")
 
 
+def alert_text(children) -> str:
+    """The text of an `alert` as Dash sends it back (a component dict), or ''."""
+    if isinstance(children, dict):
+        inner = (children.get("props") or {}).get("children")
+        return inner if isinstance(inner, str) else ""
+    return children if isinstance(children, str) else ""
+
+
+def settled_upload_status(tok, upload_status):
+    """The upload note once an analysis is on screen: "... analysing it ..." becomes "Imported ..."
+    (the analysis may have come from the cache, with no job to clear it); else no_update."""
+    text = alert_text(upload_status)
+    if tok and text.endswith("; analysing it ..."):
+        return alert(text[: -len("; analysing it ...")] + ".", "ok")
+    return no_update
+
+
 # ----------------------------------------------------------------------------------- register
 URL_JS = """
 function(tok, sel, view, mapm) {
@@ -322,6 +335,11 @@ def register(app, cfg) -> None:
     @app.callback(Output(ids.ENSEMBLE_INFO, "children"), Input(ids.ANALYSIS, "data"))
     def _info(tok):
         return ensemble_info(tok, cfg)
+
+    @app.callback(Output(ids.UPLOAD_STATUS, "children", allow_duplicate=True), Input(ids.ANALYSIS, "data"),
+                  State(ids.UPLOAD_STATUS, "children"), prevent_initial_call=True)
+    def _settle(tok, upload_status):
+        return settled_upload_status(tok, upload_status)
 
     app.clientside_callback(URL_JS, Output(ids.URL_STATE, "data"), Input(ids.ANALYSIS, "data"),
                             Input(ids.SELECTION, "data"), Input(ids.MATRIX_MEASURE, "value"),

@@ -26,7 +26,7 @@ from dash import Input, Output, Patch, State, ctx, html, no_update
 
 from vaefrag.dashboard import data, ids, tasks
 from vaefrag.dashboard.callbacks import jobs as jobs_ui
-from vaefrag.dashboard.callbacks.analysis import alert
+from vaefrag.dashboard.callbacks.analysis import alert, alert_text
 from vaefrag.dashboard.layout import BEYOND_HEIGHT
 from vaefrag.figures.fusion import (fused_marker_colors, fused_space_figure, fusion_agreement_figure,
                                    spaces_figure)
@@ -407,6 +407,12 @@ def register(app, cfg) -> None:
                                                   State(ids.COMPARE_WITH, "value"), State(ids.CLIENT, "data")],
                            start_compare, extra_outputs=[Output(ids.COMPARE_GRAPH, "figure")])
     jobs_ui.register(app, runner, jobs_ui.COMPARE, outputs=[Output(ids.COMPARE_GRAPH, "figure")], finish=compare_finish)
+
+    @app.callback(Output(ids.FUSE_STATUS, "children", allow_duplicate=True), Input(ids.SELECTION, "data"),
+                  State(ids.FUSE_STATUS, "children"), prevent_initial_call=True)
+    def _settle(_sel, status):
+        # "Nothing to fuse: select ..." is answered by a new selection
+        return None if alert_text(status).startswith("Nothing to fuse") else no_update
 
     @app.callback(Output(ids.FUSED, "figure", allow_duplicate=True), Input(ids.FUSE_COLOR, "value"),
                   Input(ids.FUSION, "data"), prevent_initial_call=True)

@@ -2,8 +2,8 @@
 of `dashboard.callbacks.beyond` against the library called directly, and one browser test.
 
 The ensemble is a tiny `make_fragment_ensemble`; its analysis is computed once, in a child process
-(as in test_dashboard_browser.py: UMAP's numba pool must not live in the process whose forks run
-the app's background jobs).
+(the test process then never compiles UMAP's numba code). The job functions run here, in this
+process (`*_job`: request, `tasks.run`, finish), as a worker runs them.
 """
 from __future__ import annotations
 
@@ -332,3 +332,30 @@ def test_compare_ensembles_in_the_browser(dash_duo, two_roots):
     assert len(_js(dash_duo, rows)) == len(ref.matches_a)
     assert "hotspots in a" in dash_duo.find_element(f"#{ids.COMPARE_STATUS}").text
     assert dash_duo.get_logs() == []
+
+
+def test_a_broken_ensemble_is_listed_with_its_error_and_breaks_nothing(two_roots, tmp_path):
+    """One damaged manifest in the root (nested 100000 deep) is listed as broken, disabled, in the
+    compare tab and in the ensemble list; comparing with it is an alert, not a 500."""
+    import os
+
+    cfg, tok = two_roots
+    broken = cfg.root / "zz-broken"
+    broken.mkdir()
+    try:
+        (broken / "ensemble.json").write_text("[" * 100000 + "]" * 100000)
+        os.link(cfg.root / "b" / "posteriors.npz", broken / "posteriors.npz")
+        opts, value = cbb.compare_options(tok, None, cfg)
+        assert opts[0] == {"label": "b", "value": "b"} and value == "b"
+        assert opts[1]["value"] == "zz-broken" and opts[1]["disabled"]
+        assert "nested too deeply" in opts[1]["label"]
+        from vaefrag.dashboard.callbacks.analysis import ensemble_options
+
+        listed = {o["value"]: o["label"] for o in ensemble_options(cfg.root)}
+        assert listed["a"] == "a" and "broken" in listed["zz-broken"]
+        fig, status = cbb.compare_job(lambda _: None, 1, tok, "zz-broken", cfg)
+        assert "vf-alert-error" in status.className and "nested too deeply" in status.children
+    finally:
+        import shutil
+
+        shutil.rmtree(broken)

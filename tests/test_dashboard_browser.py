@@ -33,9 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _analyse_in_child(path: Path, cache) -> None:
-    """Warm the analysis cache in a child process: UMAP's numba OpenMP pool must not live in this
-    process, whose forks run the app's background jobs (as in `vaefrag serve`, where the jobs do
-    all the numerics)."""
+    """Warm the analysis cache in a child process (the app's jobs run in worker processes anyway;
+    this keeps UMAP's numba compilation out of the test process)."""
     code = ("import sys; from vaefrag.dashboard import data; "
             "data.compute_analysis(sys.argv[1], data.clean_params(), sys.argv[2] or None)")
     subprocess.run([sys.executable, "-c", code, str(path), str(cache or "")], check=True, timeout=1800)
@@ -258,6 +257,11 @@ def test_recompute_runs_in_background_with_progress_and_cancel(app_duo):
     duo.find_element(f"#{ids.CANCEL}").click()
     _wait(duo, lambda: not _job_visible(duo), msg="cancelled job")
     assert "thr=0.435" not in duo.driver.current_url
+    # Cancel returns the controls to the analysis on screen, and says so
+    _wait(duo, lambda: duo.find_element(f"#{ids.INFO_THRESHOLD}").get_attribute("value") == "0.01",
+          msg="threshold back to the analysis on screen")
+    assert "Cancelled" in duo.find_element(f"#{ids.STATUS}").text
+    _set_input(duo, f"#{ids.INFO_THRESHOLD}", "0.435")
     duo.find_element(f"#{ids.APPLY}").click()
     _wait(duo, lambda: _job_visible(duo), msg="progress bar")
     # the page stays usable while the job runs: pick a hotspot meanwhile

@@ -150,4 +150,5 @@ def test_eight_users_two_identical_uncached_requests(server):
         assert codes and set(codes) <= {200, 204}, set(codes)
     assert srv.proc.poll() is None, "the server died"
     assert "Traceback" not in srv.log, srv.log[-3000:]
+    print(f"peak memory of the server and its worker: {peak[0] / 2**20:.0f} MiB")
     assert 0 < peak[0] < MAX_RSS, f"peak memory {peak[0] / 2**20:.0f} MiB"

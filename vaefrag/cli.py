@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=command if command in COMMANDS else "")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:               # --help, or a usage error already reported in one line
+        return int(exc.code or 0)
     # our messages at INFO (DEBUG with --verbose); other libraries' (fontTools, werkzeug ...) at WARNING
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
     logging.getLogger("vaefrag").setLevel(logging.DEBUG if args.verbose else logging.INFO)

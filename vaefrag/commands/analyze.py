@@ -18,7 +18,7 @@ def add_analysis_args(p) -> None:
     p.add_argument("--dask", default=None, metavar="SCHEDULER",
                    help="run the tiles as Dask tasks: 'local' for a local cluster of --workers processes, "
                         "or a scheduler address such as tcp://host:8786 (needs vaefrag[distributed])")
-    p.add_argument("--workers", type=int_in(1, 1024), default=None,
+    p.add_argument("--workers", type=int, default=None,
                    help="worker processes of a local Dask cluster (default: one per core)")
 
 
@@ -55,7 +55,7 @@ def add_hotspot_options(p) -> None:
                    help="cache directory (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--device", type=device, default="auto", help="torch device for the measures (default auto)")
-    p.add_argument("--tile", type=int_in(1, 10**6), default=None, metavar="CHANNELS",
+    p.add_argument("--tile", type=int, default=None, metavar="CHANNELS",
                    help="compute the channel pairs in tiles of at most this many channels (default 2048)")
 
 

@@ -169,6 +169,7 @@ class JobRunner:
 
         logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("distributed").level))
         dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                         "distributed.scheduler.worker-saturation": 1.0,     # a worker holds only its job
                          "distributed.worker.multiprocessing-method": "spawn",
                          "distributed.admin.tick.limit": "60s"})
         if self.scheduler:

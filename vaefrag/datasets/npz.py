@@ -27,6 +27,8 @@ def load_npz(path, required=(), optional=()) -> dict[str, np.ndarray]:
         an array needs pickle.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected an .npz file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     out = {}

@@ -137,14 +137,10 @@ def job_params(pending) -> dict:
 
 
 def _clean(measure, thr, ms, xi) -> dict:
-    """`data.clean_params` with every malformed value (wrong type, inf, huge) as a ValueError."""
-    for name, v in (("measure", measure), ("information threshold", thr), ("min_samples", ms), ("xi", xi)):
-        if v is not None and (isinstance(v, (bool, list, dict)) or (isinstance(v, str) and len(v) > 40)):
-            raise ValueError(f"{name}: expected a number, got {type(v).__name__}")
-    try:
-        return data.clean_params(measure, thr, ms, xi)
-    except (TypeError, OverflowError) as exc:
-        raise ValueError(f"analysis parameters: {exc}") from None
+    """Validated analysis parameters from the controls / URL / a request (`tasks.clean_analysis_params`)."""
+    from vaefrag.dashboard import tasks
+
+    return tasks.clean_analysis_params(measure, thr, ms, xi)
 
 
 def _hotspot_hint(hints) -> dict:
@@ -254,9 +250,18 @@ def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
     except (ValueError, OSError) as exc:
         msg = str(exc).replace(str(Path(tempfile.gettempdir())), "<upload>")
         return alert(f"Upload rejected: {msg}"), no_update, no_update
-    names = data.ensemble_names(cfg.root)
-    return (alert(f"Imported {fname} as ensemble '{name}'; analysing it ...", "ok"),
-            [{"label": n, "value": n} for n in names], name)
+    return (alert(f"Imported {fname} as ensemble '{name}'; analysing it ...", "ok"), ensemble_options(cfg.root), name)
+
+
+def ensemble_options(root) -> list[dict]:
+    """Dropdown options of the ensembles under ``root``; a broken one is labelled with its error
+    (`store.ensemble_problem`: manifest and archive headers only) and opens to that error."""
+    out = []
+    for n in data.ensemble_names(root):
+        problem = store.ensemble_problem(Path(root) / n)
+        label = n if problem is None else f"{n} (broken: {problem.replace(str(root), '')[:120]})"
+        out.append({"label": label, "value": n})
+    return out
 
 
 def ensemble_info(tok: dict | None, cfg) -> str:
@@ -270,6 +275,23 @@ def ensemble_info(tok: dict | None, cfg) -> str:
     ds = (ens.manifest.get("dataset") or {}).get("name", "")
     weights = "" if ens.has_weights else ", no weights"
     return f"{ens.n_models} models x {ens.n_latents} latents, N={ens.n_points}" + (f" ({ds}{weights})" if ds else "")
+
+
+def alert_text(children) -> str:
+    """The text of an `alert` as Dash sends it back (a component dict), or ''."""
+    if isinstance(children, dict):
+        inner = (children.get("props") or {}).get("children")
+        return inner if isinstance(inner, str) else ""
+    return children if isinstance(children, str) else ""
+
+
+def settled_upload_status(tok, upload_status):
+    """The upload note once an analysis is on screen: "... analysing it ..." becomes "Imported ..."
+    (the analysis may have come from the cache, with no job to clear it); else no_update."""
+    text = alert_text(upload_status)
+    if tok and text.endswith("; analysing it ..."):
+        return alert(text[: -len("; analysing it ...")] + ".", "ok")
+    return no_update
 
 
 # ----------------------------------------------------------------------------------- register
@@ -308,3 +330,9 @@ def register(app, cfg) -> None:
     @app.callback(Output(ids.ENSEMBLE_INFO, "children"), Input(ids.ANALYSIS, "data"))
     def _info(tok):
         return ensemble_info(tok, cfg)
+
+    @app.callback(Output(ids.UPLOAD_STATUS, "children", allow_duplicate=True), Input(ids.ANALYSIS, "data"),
+                  State(ids.UPLOAD_STATUS, "children"), prevent_initial_call=True)
+    def _settle(tok, upload_status):
+        return settled_upload_status(tok, upload_status)
+

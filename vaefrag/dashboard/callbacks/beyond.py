@@ -26,7 +26,7 @@ from dash import Input, Output, Patch, State, ctx, html, no_update
 
 from vaefrag.dashboard import data, ids, tasks
 from vaefrag.dashboard.callbacks import jobs as jobs_ui
-from vaefrag.dashboard.callbacks.analysis import alert
+from vaefrag.dashboard.callbacks.analysis import alert, alert_text
 from vaefrag.dashboard.layout import BEYOND_HEIGHT
 from vaefrag.figures.fusion import (fused_marker_colors, fused_space_figure, fusion_agreement_figure,
                                    spaces_figure)
@@ -284,7 +284,8 @@ def reset_fusion(tok: dict | None, store: dict | None) -> tuple:
 def compare_options(tok: dict | None, current: str | None, cfg) -> tuple:
     """(options, value) of the ensemble to compare with: the other ensembles under ``cfg.root`` whose
     manifests name the same fingerprint points (`crossrun.fingerprint_signature`) or do not say;
-    keeps ``current`` if offered."""
+    broken ones are listed disabled with their error (`store.ensemble_problem`); keeps ``current``
+    if offered."""
     from vaefrag import crossrun, store
 
     tok = valid_token(tok)
@@ -298,9 +299,17 @@ def compare_options(tok: dict | None, current: str | None, cfg) -> tuple:
             return None
 
     mine = signature(tok.get("ensemble"))
-    names = [n for n in data.ensemble_names(cfg.root) if n != tok.get("ensemble")
-             and (mine is None or signature(n) in (None, mine))]
-    opts = [{"label": n, "value": n} for n in names]
+    opts = []
+    for n in data.ensemble_names(cfg.root):
+        if n == tok.get("ensemble"):
+            continue
+        problem = store.ensemble_problem(cfg.root / n)
+        if problem is not None:           # listed, with its error, but not offered
+            opts.append({"label": f"{n} (broken: {problem.replace(str(cfg.root), '')[:120]})", "value": n,
+                         "disabled": True})
+        elif mine is None or signature(n) in (None, mine):
+            opts.append({"label": n, "value": n})
+    names = [o["value"] for o in opts if not o.get("disabled")]
     return opts, current if current in names else (names[0] if names else None)
 
 
@@ -407,6 +416,12 @@ def register(app, cfg) -> None:
                                                   State(ids.COMPARE_WITH, "value"), State(ids.CLIENT, "data")],
                            start_compare, extra_outputs=[Output(ids.COMPARE_GRAPH, "figure")])
     jobs_ui.register(app, runner, jobs_ui.COMPARE, outputs=[Output(ids.COMPARE_GRAPH, "figure")], finish=compare_finish)
+
+    @app.callback(Output(ids.FUSE_STATUS, "children", allow_duplicate=True), Input(ids.SELECTION, "data"),
+                  State(ids.FUSE_STATUS, "children"), prevent_initial_call=True)
+    def _settle(_sel, status):
+        # "Nothing to fuse: select ..." is answered by a new selection
+        return None if alert_text(status).startswith("Nothing to fuse") else no_update
 
     @app.callback(Output(ids.FUSED, "figure", allow_duplicate=True), Input(ids.FUSE_COLOR, "value"),
                   Input(ids.FUSION, "data"), prevent_initial_call=True)

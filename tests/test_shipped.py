@@ -62,3 +62,35 @@ def test_shipped_sprites_ensembles_share_scale_but_mostly_cut_x_and_y_differentl
         m = by_factor[f]
         assert m.best_channel_nmi >= 0.8                      # some beta-VAE models have the aligned channel,
         assert m.models_matched <= m.n_models_other // 2      # but at most half of them
+
+
+SWEEP = SHIPPED.parent / "sweeps" / "sprites-beta-tcvae"
+
+
+def test_shipped_sweep_shares_the_points_and_has_checkpoints():
+    from vaefrag.crossrun import check_same_points
+    from vaefrag.sweep import load_sweep
+
+    sw = load_sweep(SWEEP)
+    assert sw.key == "beta" and len(sw.values) >= 4
+    ref = store.load_ensemble(SPRITES)
+    for i, value in enumerate(sw.values):
+        ens = sw.load(i)
+        assert ens.n_models >= 10 and ens.manifest["recipe"]["hyperparameters"]["beta"] == value
+        check_same_points(ref, ens)
+        ck = store.load_checkpoints(ens)
+        assert ck is not None and len(ck["steps"]) >= 2 and ck["steps"][-1] == ens.manifest["recipe"]["steps"]
+
+
+def test_shipped_sweep_hotspots_recur_more_as_beta_grows(tmp_path):
+    """The README's reading of the sweep: from the smallest to the largest beta, hotspots take in a
+    larger share of the informative channels and recur in more of the models."""
+    from vaefrag.sweep import analyze_sweep
+    from vaefrag.tracking import level_rows
+
+    tracking, _ = analyze_sweep(SWEEP, cache_dir=tmp_path, device="cpu")
+    rows = level_rows(tracking)
+    assert rows[-1]["fraction_in_hotspots"] > rows[0]["fraction_in_hotspots"] + 0.2
+    assert rows[-1]["mean_models_fraction"] > rows[0]["mean_models_fraction"] + 0.2
+    assert rows[-1]["informative"] < rows[0]["informative"]
+    assert any(f == "scale" for f in tracking.levels[-1].best_factor)

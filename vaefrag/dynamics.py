@@ -88,7 +88,10 @@ def checkpoint_ensembles(ensemble) -> tuple[np.ndarray, list]:
                             "checkpoints (train it with `vaefrag train --checkpoints C`)")
     out = []
     for c, step in enumerate(ck["steps"]):
-        manifest = {**ens.manifest, "name": f"{ens.name}@{int(step)}"}
+        # members without their final losses: those belong to the end of training, not to this step
+        manifest = {**ens.manifest, "name": f"{ens.name}@{int(step)}",
+                    "members": [{"id": m.get("id", k), "seed": m.get("seed")} for k, m in
+                                enumerate(ens.manifest.get("members") or [{}] * ens.n_models)]}
         out.append(store.Ensemble(path=ens.path, manifest=manifest, mu=ck["mu"][c], logvar=ck["logvar"][c], x=ens.x,
                                   factors=ens.factors, factor_names=list(ens.factor_names)))
     return ck["steps"], out

@@ -30,6 +30,12 @@ DEFAULT_XI = 0.05
 #: resamples of the fingerprint points for hotspot stability
 DEFAULT_N_BOOTSTRAP = 20
 
+#: upper bounds: every number that sizes work is bounded (resamples cost R x M^2 memory and R refits;
+#: information never exceeds log2 N <= 64 bits)
+MAX_N_BOOTSTRAP = 1000
+MAX_MIN_SAMPLES = 100_000
+MAX_INFO_THRESHOLD = 64
+
 #: the fields the structure stage (OPTICS and the hotspot filter) depends on
 STRUCTURE_FIELDS = ("measure", "info_threshold", "min_samples", "xi", "min_nmi")
 
@@ -171,12 +177,14 @@ def _coerce(name: str, value):
 
 CONSTRAINTS = {
     "measure": (lambda v: v in MEASURES, "'nmi' or 'vi'"),
-    "info_threshold": (lambda v: _number(v) and v >= 0, "a finite number >= 0 (bits)"),
-    "min_samples": (lambda v: v is None or (_is_int(v) and v >= 2), "an integer >= 2 or None"),
+    "info_threshold": (lambda v: _number(v) and 0 <= v <= MAX_INFO_THRESHOLD,
+                       f"a number in [0, {MAX_INFO_THRESHOLD}] (bits)"),
+    "min_samples": (lambda v: v is None or (_is_int(v) and 2 <= v <= MAX_MIN_SAMPLES),
+                    f"an integer in [2, {MAX_MIN_SAMPLES}] or None"),
     "xi": (lambda v: v is None or (_number(v) and 0 < v < 1), "a number in (0, 1) or None"),
     "min_nmi": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "n_bootstrap": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "n_bootstrap": (lambda v: _is_int(v) and 0 <= v <= MAX_N_BOOTSTRAP, f"an integer in [0, {MAX_N_BOOTSTRAP}]"),
     "maps": (lambda v: all(m in MAPS for m in v) and len(set(v)) == len(v), f"a subset of {MAPS}"),
-    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
 }
 AnalysisParams._parameter_constraints = CONSTRAINTS

@@ -87,9 +87,9 @@ def test_stale_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path):
 
 
 def test_nothing_is_written_that_would_not_load(tmp_path):
-    with pytest.raises(store.EnsembleError, match="beyond float32"):
+    with pytest.raises(store.EnsembleError, match="overflow float32"):
         store.write_ensemble(tmp_path / "big", {}, np.full((1, 3, 2), 1e300), np.zeros((1, 3, 2)))
-    with pytest.raises(store.EnsembleError, match="'x' has values beyond float32"):
+    with pytest.raises(store.EnsembleError, match="'x' has values that overflow float32"):
         store.write_ensemble(tmp_path / "bigx", {}, np.zeros((1, 3, 2)), np.zeros((1, 3, 2)), x=np.full((3, 2), -1e39))
     with pytest.raises(store.EnsembleError, match="longer than 200 bytes"):
         store.write_ensemble(tmp_path / ("n" * 242), {}, np.zeros((1, 3, 2)), np.zeros((1, 3, 2)))

@@ -171,8 +171,8 @@ def _float32(where, key: str, arr: np.ndarray) -> np.ndarray:
         out = np.asarray(arr).astype(np.float32)
     if not np.isfinite(out).all():
         big = float(np.abs(np.asarray(arr, dtype=np.float64)).max())
-        raise EnsembleError(f"{where}: field {key!r} has values beyond float32 (|value| up to {big:.3g}); "
-                            "rescale them")
+        raise EnsembleError(f"{where}: field {key!r} has values that overflow float32 (max |value| {big:.3g} > "
+                            f"{float(np.finfo(np.float32).max):.3g}); rescale them")
     return out
 
 

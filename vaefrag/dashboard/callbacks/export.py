@@ -17,23 +17,8 @@ from vaefrag.figures.palette import hotspot_color
 from vaefrag.figures.views import channel_label
 
 
-#: bounds of the paper figure's traversals (steps along a channel, base images), as the page's inputs
-MAX_STEPS, MAX_BASES = 15, 3
-
-
-def bounded_int(name: str, value, default: int, lo: int, hi: int) -> int:
-    """``value`` (from the browser) as an int in [lo, hi]; None / '' -> default; ValueError otherwise."""
-    if value in (None, ""):
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {type(value).__name__}")
-    try:
-        v = float(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {str(value)[:20]!r}") from None
-    if not (v == v and lo <= v <= hi and v == int(v)):
-        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {str(value)[:20]}")
-    return int(v)
+#: base images per hotspot in the paper figure (the page offers up to 6 for its own traversals)
+PAPER_MAX_BASES = 3
 
 
 def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: int = 3, seed: int = 0,
@@ -47,9 +32,8 @@ def paper_bytes(tok, fmt: str, measure: str, cfg, *, steps: int = 7, n_bases: in
         raise ValueError(f"format: expected one of {FORMATS}, got {str(fmt)[:20]!r}")
     if measure not in (None, "nmi", "vi"):
         raise ValueError(f"matrix: expected 'nmi' or 'vi', got {str(measure)[:20]!r}")
-    steps = bounded_int("traversal steps", steps, 7, 2, MAX_STEPS)
-    n_bases = bounded_int("base images", n_bases, 3, 1, MAX_BASES)
-    seed = bounded_int("seed", seed, 0, 0, 2**31 - 1)
+    t = traversal_settings(steps, n_bases, seed)        # the one check of traversal settings (ValueError)
+    steps, n_bases, seed = t["steps"], min(t["bases"], PAPER_MAX_BASES), t["seed"]
     if not isinstance(sel, dict):
         sel = None
     a = data.analysis_from_token(tok, cfg.cache_dir)
@@ -106,7 +90,7 @@ def export(trigger, tok, fmt, measure, steps, n_bases, seed, cfg, sel=None) -> t
     try:
         if trigger == ids.EXPORT_FIGURE:
             t = traversal_settings(steps, n_bases, seed)          # the traversal panel's settings, checked
-            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=t["steps"], n_bases=min(t["bases"], 3),
+            blob = paper_bytes(tok, fmt or "pdf", measure, cfg, steps=t["steps"], n_bases=min(t["bases"], PAPER_MAX_BASES),
                                seed=t["seed"], sel=sel)
             return dcc.send_bytes(blob, f"{stem}.{fmt or 'pdf'}"), None
         if trigger == ids.EXPORT_CSV:

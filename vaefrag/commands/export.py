@@ -90,6 +90,15 @@ def _csv(path: Path, header: list, rows: list) -> Path:
     return path
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse before any work when ``path``'s folder cannot hold a file: one of its parents is a file."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"{option}: {parent} is a file, not a directory; cannot write {path}")
+            return
+
+
 def run(args) -> int:
     from vaefrag.commands.analyze import summary
     from vaefrag.figures.paper import paper_figure, save_figure
@@ -104,6 +113,9 @@ def run(args) -> int:
         out = out.with_name(out.name + f".{fmt}")
     if args.rows < 1 or args.values < 2:
         raise CLIError(f"--rows must be >= 1 and --values >= 2, got {args.rows}, {args.values}")
+    _check_writable(out, "--out")
+    if args.data:
+        _check_writable(Path(args.data) / "x", "--data")
     ens, analysis, seconds = run_analysis(args)
     traversals = None
     if args.traversals != "no":

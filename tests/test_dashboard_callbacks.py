@@ -135,6 +135,7 @@ def test_first_page_carries_the_default_views(env, tmp_path):
     assert first["token"] == tok
     assert first["matrix"] is cbv.matrix_view(tok, "nmi", None, set(), cfg)       # the memoised figures
     assert first["map"] is cbv.map_view(tok, "umap", "hotspot", None, set(), cfg)
+    assert (first["hotspot_rows"], first["model_rows"]) == cbv.tables(tok, cfg)       # the tables need no call
     heat = next(t for t in first["matrix"].data if t.name == "matrix")
     np.testing.assert_allclose(heat.z, np.round(a.nmi[np.ix_(a.ordering, a.ordering)], 3), atol=1e-6)
     from vaefrag.dashboard.config import Config

@@ -205,11 +205,11 @@ def column_defs(columns, sort_field: str) -> list[dict]:
     return out
 
 
-def _grid(grid_id: str, columns, sort_field: str, height: int) -> dag.AgGrid:
+def _grid(grid_id: str, columns, sort_field: str, height: int, rows=None) -> dag.AgGrid:
     """A sortable, filterable table whose row ids are the rows' ``row_id`` (str of the hotspot id / model); a click
     on any cell is a ``cellClicked`` event (each with its own time stamp, so clicking the same row
     again is a new event)."""
-    return dag.AgGrid(id=grid_id, rowData=[], columnDefs=column_defs(columns, sort_field),
+    return dag.AgGrid(id=grid_id, rowData=rows or [], columnDefs=column_defs(columns, sort_field),
                       getRowId="params.data.row_id", columnSize="responsiveSizeToFit",
                       defaultColDef={"filter": True, "floatingFilter": False, "suppressHeaderMenuButton": False},
                       dashGridOptions={"rowHeight": 26, "headerHeight": 30, "tooltipShowDelay": 300,
@@ -233,7 +233,7 @@ def main_views(first: dict | None = None) -> html.Main:
                                                config=graph_config("map", "vaefrag-map"), className="vf-graph-map",
                                                style={"height": f"{MAP_HEIGHT}px"}),
                       extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
-    hotspots = _panel("Hotspots", _grid(ids.HOTSPOTS, HOTSPOT_COLUMNS, "number", 236),
+    hotspots = _panel("Hotspots", _grid(ids.HOTSPOTS, HOTSPOT_COLUMNS, "number", 236, first.get("hotspot_rows")),
                       extra=html.Span("click a row; sort / filter by the headers", className="vf-hint"),
                       class_name="vf-hotspot-panel")
     pager = html.Div([html.Button("‹ previous", id=ids.TRAV_PREV, n_clicks=0, className="vf-btn vf-btn-sm"),
@@ -253,7 +253,7 @@ def main_views(first: dict | None = None) -> html.Main:
                   class_name="vf-trav-panel")
     models = _panel("Models", [dcc.Input(id=ids.MODEL_FILTER, type="text", placeholder="filter models ...",
                                          debounce=False, className="vf-input vf-grid-filter", autoComplete="off"),
-                               _grid(ids.MODELS, MODEL_COLUMNS, "model", 400)],
+                               _grid(ids.MODELS, MODEL_COLUMNS, "model", 400, first.get("model_rows"))],
                     extra=html.Span("click a row to select the model's channels", className="vf-hint"),
                     class_name="vf-model-panel")
     return html.Main([matrix, chan_map, hotspots, trav, models, beyond_panel()], className="vf-main")

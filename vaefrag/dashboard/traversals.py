@@ -177,7 +177,8 @@ def fingerprint_points(path, limit: int = 600) -> np.ndarray | None:
     ens = data.load_ensemble(path)
     if ens.x is None or ens.x.ndim != 2:
         return None
-    return np.asarray(ens.x[:limit], dtype=np.float32)
+    rows = np.unique(np.linspace(0, len(ens.x) - 1, min(len(ens.x), limit)).astype(np.int64))   # spread over all
+    return np.asarray(ens.x[rows], dtype=np.float32)
 def thumbnails(path, count: int = 24, seed: int = 0) -> list[tuple[int, str]]:
     """(fingerprint row, PNG data URI) of ``count`` fingerprint inputs to pick bases from ([] for vectors)."""
     ens = data.load_ensemble(path)

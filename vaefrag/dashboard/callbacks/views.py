@@ -264,7 +264,8 @@ _FIRST_PAGE_LOCK = threading.Lock()
 
 def first_page(name: str | None, cfg) -> dict | None:
     """What the page needs to show ensemble ``name`` at the default parameters without a callback:
-    {"token", "matrix", "map"} (the memoised NMI matrix and UMAP map by hotspot), or None when its
+    {"token", "matrix", "map", "hotspot_rows", "model_rows"} (the memoised NMI matrix and UMAP map by
+    hotspot, the table rows), or None when its
     analysis is not cached yet (the callbacks then compute it with a progress bar)."""
     if name is None:
         return None
@@ -277,7 +278,9 @@ def first_page(name: str | None, cfg) -> dict | None:
         if found is None:
             return None
         tok = data.token(name, params, found.key)
-        return {"token": tok, "matrix": matrix_view(tok, "nmi", None, set(), cfg),
+        hs_rows, model_rows = tables(tok, cfg)
+        return {"token": tok, "hotspot_rows": hs_rows, "model_rows": model_rows,
+                "matrix": matrix_view(tok, "nmi", None, set(), cfg),
                 "map": map_view(tok, "umap", "hotspot", None, set(), cfg)}
 
 
@@ -314,7 +317,9 @@ def register(app, cfg) -> None:
     def _colors(tok):
         return color_options(tok, cfg)
 
-    @app.callback(Output(ids.HOTSPOTS, "rowData"), Output(ids.MODELS, "rowData"), Input(ids.ANALYSIS, "data"))
+    # the layout carries the first page's rows (`first_page`): no initial call
+    @app.callback(Output(ids.HOTSPOTS, "rowData"), Output(ids.MODELS, "rowData"), Input(ids.ANALYSIS, "data"),
+                  prevent_initial_call=True)
     def _tables(tok):
         return tables(tok, cfg)
 

@@ -228,7 +228,7 @@ def http_cases(srv: Server, files, rng) -> list[tuple[dict, list, list]]:
 def test_http_callbacks_never_500(world):
     tmp, root, files = world
     allowed = [p.name for p in root.iterdir()]
-    srv = Server(root, tmp / "cache-http", workers=1)
+    srv = Server(root, tmp / "cache-http", workers=1, extra=["--no-warm"])
     try:
         rng = random.Random(0)
         cases = http_cases(srv, files, rng)

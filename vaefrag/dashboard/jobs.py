@@ -194,8 +194,8 @@ class JobRunner:
                 client = self._ensure_client()
                 workers = list(client.scheduler_info(n_workers=-1)["workers"]) if warm and not self.scheduler else []
                 for w in workers:                   # held, or Dask would forget the task
-                    self._warming.append(client.submit(_warm_worker, key=f"vaefrag-warm-{w}", workers=[w], allow_other_workers=False,
-                                  pure=False))
+                    self._warming.append(client.submit(_warm_worker, key=f"vaefrag-warm-{w}", workers=[w],
+                                                       allow_other_workers=False, pure=False))
         except Exception as exc:  # noqa: BLE001 - jobs then start the cluster themselves
             log.warning("jobs: starting the workers: %s", exc)
 

@@ -58,6 +58,8 @@ def add_arguments(p) -> None:
                    help="jobs one page may run at once (default 3)")
     p.add_argument("--worker-memory", default="4GiB", metavar="SIZE",
                    help="memory limit of each worker (the per-job budget; default 4GiB)")
+    p.add_argument("--no-warm", action="store_true",
+                   help="do not start and warm the job workers at start-up (they start with the first job)")
     p.add_argument("--threads", type=_positive_int(1, 256), default=8, help="request threads (default 8)")
     p.add_argument("--debug", action="store_true",
                    help="Flask's development server with Dash dev tools; never on a shared host")
@@ -106,7 +108,8 @@ def run(args) -> int:
                      scheduler=args.scheduler, n_workers=args.workers, time_limit=args.job_time_limit,
                      max_jobs=args.max_jobs, max_per_client=args.max_jobs_per_client, memory_limit=args.worker_memory)
     runner = app.vaefrag_runner
-    threading.Thread(target=runner.start, name="vaefrag-workers", daemon=True).start()
+    if not args.no_warm:       # start the workers and compile their numerics while nobody waits
+        threading.Thread(target=runner.start, name="vaefrag-workers", daemon=True).start()
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     try:
         if args.debug:

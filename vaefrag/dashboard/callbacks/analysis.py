@@ -17,6 +17,7 @@ import base64
 import binascii
 import re
 import tempfile
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -111,6 +112,9 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg)
     if req is no_update:
         return (no_update, no_update, status, *controls)
     tok, pending, resolved = resolve_request(req, cfg)
+    if isinstance(pending, dict):
+        # a request equal to one cancelled before must start again: the store only fires on a change
+        pending = {**pending, "request": uuid.uuid4().hex[:12]}
     if tok is not no_update and tok == current:
         tok = no_update
         if trigger == ids.APPLY:

@@ -13,31 +13,18 @@ import socket
 import threading
 from pathlib import Path
 
+from vaefrag.commands._args import int_in
+
 log = logging.getLogger(__name__)
 
 _ANY = ("0.0.0.0", "::", "")
-
-
-def _positive_int(lo: int, hi: int):
-    def parse(text: str) -> int:
-        import argparse
-
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer in [{lo}, {hi}], got {text!r}") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"expected an integer in [{lo}, {hi}], got {v}")
-        return v
-
-    return parse
 
 
 def add_arguments(p) -> None:
     """Options shared by `vaefrag serve` and `python app.py`."""
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
-    p.add_argument("--port", type=_positive_int(1, 65535), default=8050, help="port (default 8050)")
+    p.add_argument("--port", type=int_in(1, 65535), default=8050, help="port (default 8050)")
     p.add_argument("--allowed-hosts", metavar="NAMES", default=None,
                    help="comma-separated host names the server answers (Host header; default: localhost names "
                         "and --host; with --host 0.0.0.0 also this machine's name); '*' answers any")
@@ -46,21 +33,21 @@ def add_arguments(p) -> None:
                         "else ./data/ensembles, else the checkout's; see store.ensembles_root)")
     p.add_argument("--default", metavar="NAME", help="ensemble opened first (default: the sprites one)")
     p.add_argument("--cache-dir", metavar="DIR", help="analysis cache (default $VAEFRAG_CACHE or ~/.cache/vaefrag)")
-    p.add_argument("--workers", type=_positive_int(1, 64), default=None,
+    p.add_argument("--workers", type=int_in(1, 64), default=None,
                    help="job worker processes (default: half the CPUs, at most 4)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run jobs on the Dask cluster at tcp://host:port (its workers must see --ensembles "
                         "and --cache-dir at the same paths)")
-    p.add_argument("--job-time-limit", type=_positive_int(1, 7 * 86400), default=1800, metavar="S",
+    p.add_argument("--job-time-limit", type=int_in(1, 7 * 86400), default=1800, metavar="S",
                    help="seconds a job may run (default 1800)")
-    p.add_argument("--max-jobs", type=_positive_int(1, 1000), default=16, help="jobs queued or running at once (default 16)")
-    p.add_argument("--max-jobs-per-client", type=_positive_int(1, 100), default=3,
+    p.add_argument("--max-jobs", type=int_in(1, 1000), default=16, help="jobs queued or running at once (default 16)")
+    p.add_argument("--max-jobs-per-client", type=int_in(1, 100), default=3,
                    help="jobs one page may run at once (default 3)")
     p.add_argument("--worker-memory", default="4GiB", metavar="SIZE",
                    help="memory limit of each worker (the per-job budget; default 4GiB)")
     p.add_argument("--no-warm", action="store_true",
                    help="do not start and warm the job workers at start-up (they start with the first job)")
-    p.add_argument("--threads", type=_positive_int(1, 256), default=8, help="request threads (default 8)")
+    p.add_argument("--threads", type=int_in(1, 256), default=8, help="request threads (default 8)")
     p.add_argument("--debug", action="store_true",
                    help="Flask's development server with Dash dev tools; never on a shared host")
 

@@ -209,7 +209,8 @@ def test_bad_upload_shows_error_and_app_keeps_working(app_duo, tmp_path, kind):
     h = a.hotspots[0]
     _row(duo, ids.HOTSPOTS, 0).click()
     _wait(duo, lambda: len(duo.find_elements(f"img.{ids.TRAV_IMAGE}")) >= 1, msg="traversals after bad upload")
-    assert _map_selected(duo) is not None and h is not None
+    _wait(duo, lambda: _map_selected(duo) is not None, msg="map highlight after a bad upload")   # follows the images
+    assert h is not None
 
 
 @pytest.mark.parametrize("size", [(1440, 900), (1920, 1080)])

@@ -1,14 +1,18 @@
 """The "Sweep" and "Training" tabs of the "beyond channels" panel (layout + callbacks).
 
-Training: for the open ensemble, trained with ``--checkpoints``, "Compute" runs `dynamics_job`
-(`dynamics.training_dynamics` in a background callback) and draws the timeline
+Both run their work as jobs of the app's runner (`dashboard.jobs`: worker processes, progress,
+cancel; the work itself is `tasks.track_sweep` / `dynamics.training_dynamics`); `track_job` and
+`dynamics_job` run the same code in this process (tests).
+
+Training: for the open ensemble, trained with ``--checkpoints``, "Compute" runs
+`dynamics.training_dynamics` and draws the timeline
 (`figures.sweep.dynamics_plotly`): full-space NMI / VI between repeat runs and hotspots per checkpoint.
 
 Sweep: hotspots tracked along a sweep.
 
 Sweeps live in ``sweeps/`` next to the dashboard's ensembles directory (``data/sweeps`` beside
 ``data/ensembles``), one directory with a ``sweep.json`` each (`vaefrag.sweep`). "Track" runs
-`track_job`, a background callback that finds the hotspots of every member (analysis cache, the
+a job that finds the hotspots of every member (analysis cache, the
 dashboard's default hotspot parameters, no bootstrap) and links neighbouring values
 (`sweep.analyze_sweep`); it returns the tree (`figures.sweep.tracking_plotly`: nodes sized by
 channels and coloured by best factor, edges by mean cross NMI) and, per level, the member's
@@ -25,7 +29,8 @@ from urllib.parse import urlencode
 import numpy as np
 from dash import Input, Output, State, dcc, html, no_update
 
-from vaefrag.dashboard import data, ids
+from vaefrag.dashboard import data, ids, tasks
+from vaefrag.dashboard.callbacks import jobs as jobs_ui
 
 SWEEP_NAME = "vf-sweep-name"             # dcc.Dropdown: sweeps under the sweeps root
 SWEEP_TRACK = "vf-sweep-track"           # button: run the tracking job
@@ -47,21 +52,26 @@ DYN_PROGRESS_TEXT = "vf-dyn-progress-text"
 DYN_STATUS = "vf-dyn-status"
 DYN_GRAPH = "vf-dyn-graph"
 DYN_TAB_VALUE = "dynamics"
-#: Monte Carlo draws per full-space estimate in the dashboard's timeline
-DYN_SAMPLES = 1000
+DYN_SAMPLES = tasks.DYN_SAMPLES
+
+SWEEP_JOB = jobs_ui.JobPanel("sweep", SWEEP_TRACK, SWEEP_CANCEL, SWEEP_JOB_PANEL, SWEEP_PROGRESS, SWEEP_PROGRESS_TEXT,
+                             SWEEP_STATUS)
+DYN_JOB = jobs_ui.JobPanel("dynamics", DYN_COMPUTE, DYN_CANCEL, DYN_JOB_PANEL, DYN_PROGRESS, DYN_PROGRESS_TEXT,
+                           DYN_STATUS)
+
+
+def _job_components(panel) -> list:
+    """A panel's job store and poll interval (`callbacks.jobs`)."""
+    return [dcc.Store(id=panel.store, data=None), dcc.Interval(id=panel.interval, interval=jobs_ui.POLL_MS, disabled=True)]
 
 
 def sweeps_root(cfg) -> Path:
     """``sweeps/`` beside the ensembles directory."""
-    return Path(cfg.root).parent / "sweeps"
+    return tasks.sweeps_root(cfg.root)
 
 
 def sweep_names(cfg) -> list[str]:
-    root = sweeps_root(cfg)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (p / "sweep.json").is_file())
+    return tasks.sweep_names(cfg.root)
 
 
 def sweep_tab() -> dcc.Tab:
@@ -80,7 +90,7 @@ def sweep_tab() -> dcc.Tab:
                            className="vf-beyond-job", style={"display": "none"})],
                  className="vf-row vf-wrap vf-beyond-controls"),
         html.Div(id=SWEEP_STATUS, className="vf-beyond-status"),
-        dcc.Store(id=SWEEP_NODES),
+        dcc.Store(id=SWEEP_NODES), *_job_components(SWEEP_JOB),
         dcc.Graph(id=SWEEP_GRAPH, figure=empty_figure("", BEYOND_HEIGHT), config=graph_config("matrix", "vaefrag-sweep"),
                   style={"height": f"{BEYOND_HEIGHT}px"})])
 
@@ -100,17 +110,36 @@ def dynamics_tab() -> dcc.Tab:
                   html.Span("full-space NMI / VI between the repeat runs and the hotspots at each stored checkpoint "
                             "(ensembles trained with --checkpoints)", className="vf-hint")],
                  className="vf-row vf-wrap vf-beyond-controls"),
-        html.Div(id=DYN_STATUS, className="vf-beyond-status"),
+        html.Div(id=DYN_STATUS, className="vf-beyond-status"), *_job_components(DYN_JOB),
         dcc.Graph(id=DYN_GRAPH, figure=empty_figure("", BEYOND_HEIGHT), config=graph_config("matrix", "vaefrag-dynamics"),
                   style={"height": f"{BEYOND_HEIGHT}px"})])
 
 
-def dynamics_job(set_progress, n_clicks, tok, cfg) -> tuple:
-    """(figure, status) of `dynamics.training_dynamics` for the open ensemble (token validated)."""
+def dynamics_view(dyn, name: str) -> tuple:
+    """(figure, status) of a `dynamics.training_dynamics` result of ensemble ``name``."""
     from vaefrag.dashboard.callbacks.analysis import alert
     from vaefrag.dashboard.layout import BEYOND_HEIGHT
-    from vaefrag.dynamics import training_dynamics
     from vaefrag.figures.sweep import dynamics_plotly
+
+    fig = dynamics_plotly(dyn, height=BEYOND_HEIGHT)
+    lo = int(np.nanargmin(dyn.nmi_mean)) if np.isfinite(dyn.nmi_mean).any() else 0
+    status = alert(f"{name}: {len(dyn.steps)} checkpoints of {dyn.nmi.shape[1]} runs; the runs agree least at step "
+                   f"{int(dyn.steps[lo])} (mean NMI {dyn.nmi_mean[lo]:.3f} +- {2 * dyn.nmi_mc_err[lo]:.3f}).", "ok")
+    return fig, status
+
+
+def _dynamics_ensemble(tok, cfg) -> str:
+    """The open ensemble's name from the analysis token; ValueError unless it is listed under the root."""
+    if not isinstance(tok, dict) or not isinstance(tok.get("ensemble"), str):
+        raise ValueError("Open an ensemble first.")
+    data.ensemble_path(cfg.root, tok["ensemble"])              # inside the root, or ValueError
+    return tok["ensemble"]
+
+
+def dynamics_job(set_progress, n_clicks, tok, cfg) -> tuple:
+    """(figure, status) of `dynamics.training_dynamics` for the open ensemble, in this process."""
+    from vaefrag.dashboard.callbacks.analysis import alert
+    from vaefrag.dashboard.layout import BEYOND_HEIGHT
     from vaefrag.figures.views import empty_figure
 
     if not n_clicks:
@@ -118,17 +147,11 @@ def dynamics_job(set_progress, n_clicks, tok, cfg) -> tuple:
     if not isinstance(tok, dict) or not isinstance(tok.get("ensemble"), str):
         return empty_figure("", BEYOND_HEIGHT), alert("Open an ensemble first.", "info")
     try:
-        path = data.ensemble_path(cfg.root, tok["ensemble"])
         progress = lambda d, t, m="": set_progress((str(d), str(max(t, 1)), f"{m} ({d}/{t})"))
-        dyn = training_dynamics(path, n_samples=DYN_SAMPLES, cache_dir=cfg.cache_dir, progress=progress,
-                                **data.DEFAULT_PARAMS)
+        dyn = tasks.run("dynamics", {"ensemble": tok["ensemble"]}, cfg.root, cfg.cache_dir, progress)
     except (ValueError, FileNotFoundError) as exc:
         return empty_figure("", BEYOND_HEIGHT), alert(f"Training dynamics of {tok['ensemble']}: {exc}")
-    fig = dynamics_plotly(dyn, height=BEYOND_HEIGHT)
-    lo = int(np.nanargmin(dyn.nmi_mean)) if np.isfinite(dyn.nmi_mean).any() else 0
-    status = alert(f"{len(dyn.steps)} checkpoints of {dyn.nmi.shape[1]} runs; the runs agree least at step "
-                   f"{int(dyn.steps[lo])} (mean NMI {dyn.nmi_mean[lo]:.3f} +- {2 * dyn.nmi_mc_err[lo]:.3f}).", "ok")
-    return fig, status
+    return dynamics_view(dyn, tok["ensemble"])
 
 
 def sweep_options(current, cfg) -> tuple:
@@ -146,12 +169,30 @@ def _member_name(path: Path, cfg) -> str | None:
     return Path(path).resolve().name if same else None
 
 
-def track_job(set_progress, n_clicks, name, cfg) -> tuple:
-    """(figure, status, nodes) of the tracking of sweep ``name`` (validated against the listed sweeps)."""
-    from vaefrag import sweep as sweep_mod
+def track_view(res: dict, cfg) -> tuple:
+    """(figure, status, nodes) of a `tasks.track_sweep` result."""
     from vaefrag.dashboard.callbacks.analysis import alert
     from vaefrag.dashboard.layout import BEYOND_HEIGHT
     from vaefrag.figures.sweep import tracking_plotly
+
+    tracking = res["tracking"]
+    fig = tracking_plotly(tracking, res["factor_names"], x_label=res["key"], height=BEYOND_HEIGHT)
+    nodes = {"sweep": res["sweep"], "levels": [{"label": lv.label, "ensemble": _member_name(p, cfg),
+                                                "hotspots": lv.n_hotspots}
+                                               for lv, p in zip(tracking.levels, res["paths"])]}
+    counts = {k: len(tracking.events_of(k)) for k in ("appears", "splits", "merges", "fades")}
+    status = alert(f"{res['key']} = {', '.join(lv.label.split('=')[-1] for lv in tracking.levels)}: hotspots "
+                   f"{', '.join(str(lv.n_hotspots) for lv in tracking.levels)}; "
+                   + ", ".join(f"{v} {k}" for k, v in counts.items())
+                   + f" (links: mean cross NMI >= {tracking.min_link:g}). Click a hotspot to open it.", "ok")
+    return fig, status, nodes
+
+
+def track_job(set_progress, n_clicks, name, cfg) -> tuple:
+    """(figure, status, nodes) of the tracking of sweep ``name`` (validated against the listed sweeps),
+    computed in this process."""
+    from vaefrag.dashboard.callbacks.analysis import alert
+    from vaefrag.dashboard.layout import BEYOND_HEIGHT
     from vaefrag.figures.views import empty_figure
 
     if not n_clicks:
@@ -159,23 +200,11 @@ def track_job(set_progress, n_clicks, name, cfg) -> tuple:
     if name not in sweep_names(cfg):
         return empty_figure("", BEYOND_HEIGHT), alert(f"No sweep named {name!r} under {sweeps_root(cfg)}."), None
     try:
-        sw = sweep_mod.load_sweep(sweeps_root(cfg) / name)
-        set_progress(("0", "1", "analysing the members ..."))
         progress = lambda d, t, m="": set_progress((str(d), str(max(t, 1)), f"{m} ({d}/{t})"))
-        tracking, analyses = sweep_mod.analyze_sweep(sw, cache_dir=cfg.cache_dir, progress=progress,
-                                                     **data.DEFAULT_PARAMS)
+        res = tasks.run("sweep", {"sweep": name}, cfg.root, cfg.cache_dir, progress)
     except (ValueError, FileNotFoundError) as exc:
         return empty_figure("", BEYOND_HEIGHT), alert(f"Tracking sweep {name} failed: {exc}"), None
-    names = analyses[0].factor_names if analyses else None
-    fig = tracking_plotly(tracking, names, x_label=sw.key, height=BEYOND_HEIGHT)
-    nodes = {"sweep": name, "levels": [{"label": lv.label, "ensemble": _member_name(p, cfg), "hotspots": lv.n_hotspots}
-                                       for lv, p in zip(tracking.levels, sw.paths)]}
-    counts = {k: len(tracking.events_of(k)) for k in ("appears", "splits", "merges", "fades")}
-    status = alert(f"{sw.key} = {', '.join(lv.label.split('=')[-1] for lv in tracking.levels)}: hotspots "
-                   f"{', '.join(str(lv.n_hotspots) for lv in tracking.levels)}; "
-                   + ", ".join(f"{v} {k}" for k, v in counts.items())
-                   + f" (links: mean cross NMI >= {tracking.min_link:g}). Click a hotspot to open it.", "ok")
-    return fig, status, nodes
+    return track_view(res, cfg)
 
 
 def open_node(click, nodes, cfg) -> tuple:
@@ -197,38 +226,49 @@ def open_node(click, nodes, cfg) -> tuple:
 
 
 def register(app, cfg) -> None:
-    from vaefrag.dashboard.callbacks.analysis import HIDE, SHOW
+    from vaefrag.dashboard.callbacks.analysis import alert
 
     @app.callback(Output(SWEEP_NAME, "options"), Output(SWEEP_NAME, "value"),
                   Input(ids.BEYOND_TABS, "value"), State(SWEEP_NAME, "value"))
     def _options(_tab, current):
         return sweep_options(current, cfg)
 
-    @app.callback(Output(SWEEP_GRAPH, "figure"), Output(SWEEP_STATUS, "children"), Output(SWEEP_NODES, "data"),
-                  Input(SWEEP_TRACK, "n_clicks"), State(SWEEP_NAME, "value"),
-                  background=True, prevent_initial_call=True, interval=500,
-                  progress=[Output(SWEEP_PROGRESS, "value"), Output(SWEEP_PROGRESS, "max"),
-                            Output(SWEEP_PROGRESS_TEXT, "children")],
-                  running=[(Output(SWEEP_JOB_PANEL, "style"), SHOW, HIDE), (Output(SWEEP_TRACK, "disabled"), True, False),
-                           (Output(SWEEP_CANCEL, "disabled"), False, True)],
-                  cancel=[Input(SWEEP_CANCEL, "n_clicks")])
-    def _track(set_progress, n_clicks, name):
-        data.one_torch_thread_in_job()
-        return track_job(set_progress, n_clicks, name, cfg)
+    def _start_track(n_clicks, name, client):
+        if not n_clicks:
+            return jobs_ui.idle()
+        if name not in sweep_names(cfg):
+            return jobs_ui.idle(alert(f"No sweep named {str(name)[:80]!r} under {sweeps_root(cfg)}."))
+        return jobs_ui.start(cfg.runner, SWEEP_JOB, {"sweep": name}, client)
+
+    jobs_ui.register_start(app, SWEEP_JOB, [Input(SWEEP_TRACK, "n_clicks"), State(SWEEP_NAME, "value"),
+                                            State(ids.CLIENT, "data")], _start_track)
+
+    def _track_finish(result, _params, _hints):
+        fig, status, nodes = track_view(result, cfg)
+        return status, fig, nodes
+
+    jobs_ui.register(app, cfg.runner, SWEEP_JOB, outputs=[Output(SWEEP_GRAPH, "figure"), Output(SWEEP_NODES, "data")],
+                     finish=_track_finish)
 
     @app.callback(Output(ids.URL, "search"), Output(SWEEP_STATUS, "children", allow_duplicate=True),
                   Input(SWEEP_GRAPH, "clickData"), State(SWEEP_NODES, "data"), prevent_initial_call=True)
     def _open(click, nodes):
         return open_node(click, nodes, cfg)
 
-    @app.callback(Output(DYN_GRAPH, "figure"), Output(DYN_STATUS, "children"),
-                  Input(DYN_COMPUTE, "n_clicks"), State(ids.ANALYSIS, "data"),
-                  background=True, prevent_initial_call=True, interval=500,
-                  progress=[Output(DYN_PROGRESS, "value"), Output(DYN_PROGRESS, "max"),
-                            Output(DYN_PROGRESS_TEXT, "children")],
-                  running=[(Output(DYN_JOB_PANEL, "style"), SHOW, HIDE), (Output(DYN_COMPUTE, "disabled"), True, False),
-                           (Output(DYN_CANCEL, "disabled"), False, True)],
-                  cancel=[Input(DYN_CANCEL, "n_clicks")])
-    def _dynamics(set_progress, n_clicks, tok):
-        data.one_torch_thread_in_job()
-        return dynamics_job(set_progress, n_clicks, tok, cfg)
+    def _start_dynamics(n_clicks, tok, client):
+        if not n_clicks:
+            return jobs_ui.idle()
+        try:
+            name = _dynamics_ensemble(tok, cfg)
+        except ValueError as exc:
+            return jobs_ui.idle(alert(str(exc), "info"))
+        return jobs_ui.start(cfg.runner, DYN_JOB, {"ensemble": name}, client, {"ensemble": name})
+
+    jobs_ui.register_start(app, DYN_JOB, [Input(DYN_COMPUTE, "n_clicks"), State(ids.ANALYSIS, "data"),
+                                          State(ids.CLIENT, "data")], _start_dynamics)
+
+    def _dynamics_finish(result, params, _hints):
+        fig, status = dynamics_view(result, (params or {}).get("ensemble", ""))
+        return status, fig
+
+    jobs_ui.register(app, cfg.runner, DYN_JOB, outputs=[Output(DYN_GRAPH, "figure")], finish=_dynamics_finish)

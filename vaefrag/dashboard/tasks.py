@@ -28,7 +28,11 @@ PARAMS: dict[str, dict[str, tuple]] = {
     "spaces": {"ensemble": (str,)},
     "fusion": {"ensemble": (str,), "channels": (list,), "objective": (str,), "steps": (int,)},
     "compare": {"ensemble": (str,), "other": (str,), **ANALYSIS_PARAMS},
+    "sweep": {"sweep": (str,)},
+    "dynamics": {"ensemble": (str,)},
 }
+#: Monte Carlo draws per full-space estimate in the dashboard's training timeline
+DYN_SAMPLES = 1000
 
 
 #: upper bounds the analysis parameters' own checks leave open (`data.clean_params`)
@@ -100,12 +104,19 @@ def run(kind: str, params: dict, root, cache_dir, progress=None):
     """
     p = check_params(kind, params)
     root = Path(root)
+    if kind == "sweep":
+        return track_sweep(p["sweep"], root, cache_dir, progress)
     path = data.ensemble_path(root, p["ensemble"])
     if progress is not None:
         progress(0, 1, "loading the ensemble ...")
     if kind == "analysis":
         res = data.compute_analysis(path, _analysis_params(p), cache_dir, progress=progress)
         return {"key": res.key, "n_hotspots": len(res.hotspots)}
+    if kind == "dynamics":
+        from vaefrag.dynamics import training_dynamics
+
+        return training_dynamics(path, n_samples=DYN_SAMPLES, cache_dir=cache_dir, progress=progress,
+                                 **data.DEFAULT_PARAMS)
     if kind == "spaces":
         from vaefrag import spaces
 
@@ -123,3 +134,35 @@ def run(kind: str, params: dict, root, cache_dir, progress=None):
 
     other = data.ensemble_path(root, p["other"])
     return crossrun.compare_ensembles(path, other, cache_dir=cache_dir, progress=progress, **_analysis_params(p))
+
+
+def sweeps_root(root) -> Path:
+    """``sweeps/`` beside the ensembles directory ``root``."""
+    return Path(root).parent / "sweeps"
+
+
+def sweep_names(root) -> list[str]:
+    """The sweeps (directories with a ``sweep.json``) beside the ensembles directory ``root``."""
+    sroot = sweeps_root(root)
+    if not sroot.is_dir():
+        return []
+    return sorted(p.name for p in sroot.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and (p / "sweep.json").is_file())
+
+
+def track_sweep(name: str, root, cache_dir, progress=None) -> dict:
+    """Hotspots of every member of sweep ``name`` (one of `sweep_names`), tracked along its values
+    (`sweep.analyze_sweep`, the dashboard's default hotspot parameters).
+
+    Returns {"sweep", "key", "paths" [str], "tracking" (`tracking.Tracking`), "factor_names"}.
+    """
+    from vaefrag import sweep as sweep_mod
+
+    if name not in sweep_names(root):
+        raise ValueError(f"No sweep named {name!r} under {sweeps_root(root)}.")
+    sw = sweep_mod.load_sweep(sweeps_root(root) / name)
+    if progress is not None:
+        progress(0, 1, "analysing the members ...")
+    tracking, analyses = sweep_mod.analyze_sweep(sw, cache_dir=cache_dir, progress=progress, **data.DEFAULT_PARAMS)
+    return {"sweep": name, "key": sw.key, "paths": [str(q) for q in sw.paths], "tracking": tracking,
+            "factor_names": list(analyses[0].factor_names) if analyses else None}

@@ -285,7 +285,7 @@ class JobRunner:
         for thing in (client, cluster):
             if thing is not None:
                 try:
-                    thing.close(timeout=10) if thing is client else thing.close()
+                    thing.close(timeout=10)        # bounded: at interpreter exit the loop may be gone
                 except Exception as exc:  # noqa: BLE001 - shutting down: report, never raise
                     log.warning("jobs: closing %s: %s", type(thing).__name__, exc)
 

@@ -157,7 +157,7 @@ class JobRunner:
         self._generation = 0
         self._stopping: list[tuple[str, float]] = []      # (Dask key, when asked to stop)
         self._warming: list = []                           # futures of `_warm_worker`
-        atexit.register(self.close)
+        atexit.register(self.close, timeout=10.0)    # bounded: at interpreter exit the loop may be gone
 
     # ------------------------------------------------------------------------------- cluster
     def _ensure_client(self):
@@ -272,8 +272,9 @@ class JobRunner:
             return [{"kind": j.kind, "id": j.id, "state": j.state, "clients": len(j.clients)}
                     for j in self._jobs.values() if j.state in ("queued", "running")]
 
-    def close(self) -> None:
-        """Cancel every job and stop the workers (idempotent)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Cancel every job and stop the workers (idempotent); ``timeout``: seconds to wait for the
+        cluster to close (None: as long as it takes)."""
         if self._closed.is_set():
             return
         self._closed.set()
@@ -285,7 +286,7 @@ class JobRunner:
         for thing in (client, cluster):
             if thing is not None:
                 try:
-                    thing.close(timeout=10)        # bounded: at interpreter exit the loop may be gone
+                    thing.close(timeout=10) if thing is client else thing.close(timeout=timeout)
                 except Exception as exc:  # noqa: BLE001 - shutting down: report, never raise
                     log.warning("jobs: closing %s: %s", type(thing).__name__, exc)
 

@@ -1,6 +1,8 @@
-"""Shared test setup: headless Debian Chromium for dash[testing]'s dash_duo browser tests."""
+"""Shared test setup: headless Debian Chromium for dash[testing]'s dash_duo browser tests, served
+by a runner that stops its server without killing other threads."""
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -37,3 +39,61 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+class _GracefulRunner:
+    """dash_duo's server (the ``dash_thread_server`` fixture, overridden): werkzeug in one thread,
+    stopped with ``shutdown()``, then the app's job runner closed.
+
+    dash.testing's own ThreadedRunner stops a Flask app by raising SystemExit in *every* thread
+    started since the server started. That kills threads of process-wide pools too: once it killed
+    the thread of Dask's offload executor (created lazily by the first job's scheduler), every later
+    Dask scheduler in the test process hung forever on its first task.
+    """
+
+    def __init__(self):
+        from dash.testing.application_runners import BaseDashRunner
+
+        self._ports, self.scheme, self.host, self.port = BaseDashRunner, "http", "127.0.0.1", None
+        self.started, self._server, self._thread, self._app = False, None, None, None
+
+    @property
+    def url(self):
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def start(self, app, start_timeout=10, **kwargs):
+        import requests
+        from werkzeug.serving import make_server
+
+        app.scripts.config.serve_locally = app.css.config.serve_locally = True
+        self.port = kwargs.get("port") or self._ports._next_port
+        self._ports._next_port += 1
+        self._app, self._server = app, make_server(self.host, self.port, app.server, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dash-test-server", daemon=True)
+        self._thread.start()
+        requests.get(self.url, timeout=start_timeout).raise_for_status()
+        self.started = True
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
+            self._server = None
+        runner = getattr(self._app, "vaefrag_runner", None)
+        if runner is not None:
+            runner.close()
+        self.started = False
+
+    def __call__(self, *args, **kwargs):
+        return self.start(*args, **kwargs)
+
+
+@pytest.fixture
+def dash_thread_server():
+    """Overrides dash.testing's fixture of the same name, which dash_duo uses (`_GracefulRunner`)."""
+    runner = _GracefulRunner()
+    try:
+        yield runner
+    finally:
+        runner.stop()

@@ -167,6 +167,26 @@ def test_structure_stage_first_then_the_rest(planted_path, tmp_path):
         analyze(path, cache_dir=tmp_path, stages=("tsne",))
 
 
+def test_preview_hands_over_the_structure_stage_once_and_caches_it(planted_path, tmp_path):
+    path, _ = planted_path
+    seen = []
+    full = analyze(path, cache_dir=tmp_path, preview=seen.append, **FAST)
+    assert len(seen) == 1
+    part = seen[0]
+    assert set(part.pending) == {"stability", "maps", "scores"} and part.maps == {}
+    assert all(np.isnan(h.stability) for h in part.hotspots)          # the full run's stability not written into it
+    assert all(np.isfinite(h.stability) for h in full.hotspots) and full.pending == ()
+    assert [h.members.tolist() for h in part.hotspots] == [h.members.tolist() for h in full.hotspots]
+    np.testing.assert_array_equal(part.ordering, full.ordering)
+    np.testing.assert_array_equal(part.nmi, full.nmi)
+    # the preview is what stages=("structure",) gives, from the cache entry the preview wrote
+    quick = analyze(path, cache_dir=tmp_path, stages=("structure",), **FAST)
+    assert quick.from_cache and quick.key == part.key
+    assert [h.members.tolist() for h in quick.hotspots] == [h.members.tolist() for h in part.hotspots]
+    again = []
+    assert analyze(path, cache_dir=tmp_path, preview=again.append, **FAST).from_cache and again == []
+
+
 class _Planted:
     """Unpickling this would write a file: the cache must never do it."""
 

@@ -131,3 +131,44 @@ def test_paper_export_refuses_sizes_beyond_its_bounds(env):
         assert re.search(match, status.children), status.children
     download, status = cbe.export(ids.EXPORT_FIGURE, tok, "svg", "nmi", 3, 1, 0, cfg)
     assert status is None and download["content"]
+
+
+class Scripted:
+    """A runner whose polls answer from a script (to check what one poll of the page does)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def poll(self, jid, client):
+        return self.answers.pop(0)
+
+
+def test_a_running_analysis_shows_its_structure_stage_once_then_the_whole(env):
+    cfg, a = env
+    path = cfg.root / NAME
+    quick = data.compute_structure(path, data.clean_params(), cfg.cache_dir)      # what the worker previews
+    assert quick.key != a.key and "maps" in quick.pending
+    params = {"ensemble": NAME, **data.DEFAULT_PARAMS}
+    running = {"state": "running", "done": 2, "total": 9, "message": "hotspots", "partial": {"key": quick.key},
+               "result": None, "error": None, "params": params}
+    done = {**running, "state": "done", "done": 9, "partial": None, "result": {"key": a.key}}
+    runner = Scripted([running, running, done])
+
+    def finish(result, p, hints):
+        return cba.finish_job(result, p, hints, cfg)
+
+    def preview(partial, p, hints):
+        return cba.preview_job(partial, p, hints, cfg)
+
+    store = {"id": "a" * 24, "hints": {}}
+    out = jobs_ui.poll_outputs(runner, store, "c" * 32, finish, preview, 2)
+    new_store, status, (tok, upload) = out[3], out[8], out[9:]
+    assert tok == data.token(NAME, data.DEFAULT_PARAMS, quick.key) and upload is no_update
+    assert new_store == {**store, "shown": {"key": quick.key}} and out[4] is no_update     # still polling
+    assert "stability, maps and scores are computing" in status.children
+    again = jobs_ui.poll_outputs(runner, new_store, "c" * 32, finish, preview, 2)
+    assert again[9] is no_update and again[3] is no_update                # the same preview is not sent twice
+    last = jobs_ui.poll_outputs(runner, new_store, "c" * 32, finish, preview, 2)
+    assert last[9] == data.token(NAME, data.DEFAULT_PARAMS, a.key) and last[3] is None and last[4] is True
+    # a preview whose key is not in the cache shows nothing
+    assert cba.preview_job({"key": "0" * 64}, params, {}, cfg) is None

@@ -22,6 +22,7 @@ first and the stability and maps afterwards.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import time
@@ -281,7 +282,7 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = DEFAULT_I
             maps: Sequence[str] = MAPS, scores: Sequence[str] | None = None, seed: int = 0, cache_dir=None,
             use_cache: bool = True, device="auto", map_tiles=None, block_channels: int | None = None,
             progress: Progress | None = None, params: AnalysisParams | None = None,
-            stages: Sequence[str] | None = None) -> Analysis:
+            stages: Sequence[str] | None = None, preview: Callable[[Analysis], None] | None = None) -> Analysis:
     """Measures, hotspots, stability, channel maps and model scores of an ensemble, stage by stage.
 
     Parameters
@@ -296,6 +297,9 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = DEFAULT_I
         when the ensemble has factors. Asking for MIG / SAP without factors raises ValueError.
     stages : which stages after the measures to run, a subset of `STAGES` (default: all); the
         structure always runs. The result lists the others in ``pending``.
+    preview : optional callable(Analysis), called once, as soon as the hotspots exist, with the
+        structure-only result (``pending`` names the stages still running; cached under the key of
+        ``stages=("structure",)``). Not called when the whole analysis comes from the cache.
     cache_dir : diskcache directory (default `default_cache_dir()`); use_cache=False neither reads nor writes.
     device : torch device for the measures ("auto": CUDA when available). Not part of the cache key.
     map_tiles, block_channels : run the measures in channel tiles of at most `block_channels`, each
@@ -324,7 +328,7 @@ def analyze(ensemble, *, measure: str = "nmi", info_threshold: float = DEFAULT_I
 
     def compute() -> Analysis:
         tiling = {"map_tiles": map_tiles, "block_channels": block_channels}
-        res = _compute(ens, p, key, run, device, tiling, progress, cache_dir, use_cache)
+        res = _compute(ens, p, key, run, device, tiling, progress, cache_dir, use_cache, preview)
         res.timings["load"] = 0.0
         res.timings["total"] = time.perf_counter() - t0
         return res
@@ -348,7 +352,7 @@ def _check_stages(stages) -> tuple:
 
 
 def _compute(ens, p: AnalysisParams, key: str, run: tuple, device, tiling: dict, progress, cache_dir,
-             use_cache: bool) -> Analysis:
+             use_cache: bool, preview=None) -> Analysis:
     from vaefrag.measures import channel_ids
 
     n_boot = p.n_bootstrap if "stability" in run else 0
@@ -375,6 +379,8 @@ def _compute(ens, p: AnalysisParams, key: str, run: tuple, device, tiling: dict,
     finder = structure_stage(meas, ids, p)
     timings["hotspots"] = time.perf_counter() - t
     tick("hotspots")
+    if preview is not None and run != ("structure",):
+        _preview(ens, p, run, ids, meas, finder, timings, cache_dir, use_cache, preview)
 
     if n_boot:
         t = time.perf_counter()
@@ -393,19 +399,38 @@ def _compute(ens, p: AnalysisParams, key: str, run: tuple, device, tiling: dict,
         timings["maps"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    comp = meas.at_threshold(p.info_threshold)
-    table = _model_table(ens, comp, ids, scores_stage(ens, **cache) if "scores" in run else None)
+    table = _model_table(ens, meas.at_threshold(p.info_threshold), ids, scores_stage(ens, **cache) if "scores" in run else None)
     if "scores" in run:
         timings["scores"] = time.perf_counter() - t
         tick("scores")
-    kept = finder.kept_
-    sub = np.ix_(kept, kept)
     pending = tuple(s for s in STAGES if s not in run and not (s == "stability" and p.n_bootstrap == 0)
                     and not (s == "maps" and not p.maps))
+    return _assemble(ens, p, ids, meas, finder, chan_maps, table, timings, key, pending)
+
+
+def _assemble(ens, p: AnalysisParams, ids, meas: ChannelMeasures, finder, chan_maps: dict, table: dict,
+              timings: dict, key: str, pending: tuple) -> Analysis:
+    """The `Analysis` of the stages computed so far (hotspots copied: later stages write into the finder's)."""
+    comp = meas.at_threshold(p.info_threshold)
+    kept = finder.kept_
+    sub = np.ix_(kept, kept)
     return Analysis(ensemble_name=ens.name, params=p.to_dict(), channel_ids=ids, info=comp.info,
                     self_info=comp.self_info, kept=kept, nmi=comp.nmi[sub], vi=comp.vi[sub],
                     factor_names=list(ens.factor_names or []),
                     factor_nmi=None if comp.factor_nmi is None else comp.factor_nmi[kept],
                     ordering=finder.ordering_, reachability=finder.reachability_, labels=finder.labels_,
-                    hotspots=finder.hotspots_, maps=chan_maps, model_table=table, timings=timings, key=key,
-                    pending=pending)
+                    hotspots=[dataclasses.replace(h) for h in finder.hotspots_], maps=dict(chan_maps),
+                    model_table=dict(table), timings=dict(timings), key=key, pending=tuple(pending))
+
+
+def _preview(ens, p: AnalysisParams, run: tuple, ids, meas, finder, timings, cache_dir, use_cache, preview) -> None:
+    """The structure-only `Analysis` (what ``analyze(stages=("structure",))`` returns), cached under
+    its key, handed to ``preview``; later stages are listed in its ``pending``."""
+    key = cache_key(ens.mu, ens.logvar, ens.factors, p.to_dict(), ("structure",))
+    pending = tuple(s for s in run if s != "structure" and not (s == "stability" and p.n_bootstrap == 0)
+                    and not (s == "maps" and not p.maps))
+    part = _assemble(ens, p, ids, meas, finder, {}, _model_table(ens, meas.at_threshold(p.info_threshold), ids, None),
+                     timings, key, pending)
+    if use_cache:
+        result_cache.store("analysis", key, part.to_bytes(), cache_dir)
+    preview(part)

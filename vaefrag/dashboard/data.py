@@ -132,13 +132,14 @@ def cached_analysis(path, params: dict, cache_dir=None):
     return _lookup(cache_dir, analysis_key(path, params))
 
 
-def compute_analysis(path, params: dict, cache_dir=None, progress=None):
-    """Run (or load) `analyze` with the dashboard's parameters; ``progress(done, total, msg)``.
+def compute_analysis(path, params: dict, cache_dir=None, progress=None, preview=None):
+    """Run (or load) `analyze` with the dashboard's parameters; ``progress(done, total, msg)``;
+    ``preview(Analysis)``: the structure-only result as soon as the hotspots exist (`analyze`).
 
     Stage by stage: with the measures and resamples of the ensemble cached, a change of OPTICS
     parameters only re-clusters and refits the resamples (the maps and scores are read back).
     """
-    return _an().analyze(path, **params, cache_dir=_cache_dir(cache_dir), progress=progress)
+    return _an().analyze(path, **params, cache_dir=_cache_dir(cache_dir), progress=progress, preview=preview)
 
 
 def compute_structure(path, params: dict, cache_dir=None, progress=None):

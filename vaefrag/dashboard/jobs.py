@@ -56,7 +56,8 @@ def job_id(kind: str, params: dict) -> str:
 
 def _run_in_worker(kind, params, root, cache_dir, name, time_limit):
     """The function a Dask worker runs: `tasks.run` with a progress callback that publishes progress
-    and raises `JobCancelled` on a cancel or when ``time_limit`` seconds have passed."""
+    and raises `JobCancelled` on a cancel or when ``time_limit`` seconds have passed, and a partial
+    callback that publishes an intermediate result (topic ``<name>-partial``)."""
     import warnings
 
     from distributed import Event, get_client, get_worker
@@ -75,8 +76,11 @@ def _run_in_worker(kind, params, root, cache_dir, name, time_limit):
                 raise JobCancelled("cancelled")
             worker.log_event(f"{name}-progress", [int(done), int(max(total, 1)), str(message)[:200]])
 
+    def partial(value):
+        worker.log_event(f"{name}-partial", [value])     # a list: Dask adds its worker address to a dict
+
     try:
-        return tasks.run(kind, params, root, cache_dir, progress)
+        return tasks.run(kind, params, root, cache_dir, progress, partial)
     except (ValueError, OSError, FloatingPointError, JobCancelled) as exc:
         # an expected failure is a result (Dask would log a traceback for a raised one)
         return Failed(type(exc).__name__, _error_message(exc), isinstance(exc, JobCancelled))
@@ -92,18 +96,22 @@ class Failed:
 
 
 def _warm_worker() -> float:
-    """Import the numerics and compile UMAP's numba code once in a fresh worker (30-70 s of one core
-    the first time a process fits UMAP), so that the first job does not pay it. Returns seconds."""
+    """Import the numerics in a fresh worker (torch, scikit-learn, umap: a few seconds) so that the
+    first job does not pay it. UMAP's code is not compiled here: on a fresh machine that takes 30-70 s
+    of one core, and a job submitted meanwhile would wait for it; a job compiles it in its maps
+    stage, after its hotspots were shown (`tasks.run` previews), into numba's on-disk cache, which
+    later workers load. Returns seconds."""
     import numpy as np
 
-    from vaefrag.structure import channel_maps
+    from vaefrag import measures, structure  # noqa: F401
 
     t0 = time.perf_counter()
+    structure._import_umap()
     rng = np.random.default_rng(0)
     d = rng.random((24, 24))
     d = d + d.T
     np.fill_diagonal(d, 0.0)
-    channel_maps(d, methods=("mds", "umap"))
+    structure.channel_maps(d, methods=("mds",))
     return time.perf_counter() - t0
 
 
@@ -119,6 +127,7 @@ class Job:
     clients: set = field(default_factory=set)
     state: str = "queued"
     progress: tuple = (0, 1, "waiting for a worker ...")
+    partial: object = None                      # the task's last intermediate result (`tasks.run`)
     result: object = None
     error: str | None = None
     submitted: float = field(default_factory=time.monotonic)
@@ -186,7 +195,7 @@ class JobRunner:
 
     def start(self, warm: bool = True) -> None:
         """Start the workers now (instead of with the first job); with ``warm`` each worker first
-        compiles the numerics (`_warm_worker`). A thread target for servers; never raises."""
+        imports the numerics (`_warm_worker`). A thread target for servers; never raises."""
         try:
             with self._lock:
                 if self._closed.is_set():
@@ -236,7 +245,8 @@ class JobRunner:
             return jid
 
     def poll(self, jid, client: str) -> dict:
-        """{"state", "done", "total", "message", "result", "error", "params"} of job ``jid`` for ``client``.
+        """{"state", "done", "total", "message", "partial", "result", "error", "params"} of job ``jid``
+        for ``client`` (partial: the task's last intermediate result, or None).
 
         A finished job is reported to each subscriber; the subscriber that reads it last releases
         it. An unknown id reads as state "unknown".
@@ -244,10 +254,11 @@ class JobRunner:
         with self._lock:
             job = self._jobs.get(jid) if isinstance(jid, str) else None
             if job is None:
-                return {"state": "unknown", "done": 0, "total": 1, "message": "", "result": None, "error": None}
+                return {"state": "unknown", "done": 0, "total": 1, "message": "", "partial": None, "result": None,
+                        "error": None}
             done, total, message = job.progress
-            out = {"state": job.state, "done": done, "total": total, "message": message, "result": job.result,
-                   "error": job.error, "params": dict(job.params)}
+            out = {"state": job.state, "done": done, "total": total, "message": message, "partial": job.partial,
+                   "result": job.result, "error": job.error, "params": dict(job.params)}
             if job.state in ("done", "error", "cancelled"):
                 job.clients.discard(str(client)[:64])
                 if not job.clients:
@@ -357,9 +368,12 @@ class JobRunner:
             return
         events = self._client.get_events(f"{job.name}-progress")
         value = events[-1][1] if events else None
+        parts = self._client.get_events(f"{job.name}-partial")
         with self._lock:
             if value is not None and job.state in ("queued", "running"):
                 job.state, job.progress = "running", tuple(value)
+            if parts and job.state in ("queued", "running"):
+                job.partial = parts[-1][1][0]
             if time.monotonic() - job.submitted > self.time_limit + GRACE_S and job.state in ("queued", "running"):
                 self._stop(job, "error", f"stopped after its time limit of {self.time_limit:g} s")
 

@@ -95,7 +95,7 @@ def run(args) -> int:
                      scheduler=args.scheduler, n_workers=args.workers, time_limit=args.job_time_limit,
                      max_jobs=args.max_jobs, max_per_client=args.max_jobs_per_client, memory_limit=args.worker_memory)
     runner = app.vaefrag_runner
-    if not args.no_warm:       # start the workers and compile their numerics while nobody waits
+    if not args.no_warm:       # start the workers and import their numerics while nobody waits
         threading.Thread(target=runner.start, name="vaefrag-workers", daemon=True).start()
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     try:

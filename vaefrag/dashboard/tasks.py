@@ -96,8 +96,11 @@ def _analysis_params(p: dict) -> dict:
     return {k: p[k] for k in ANALYSIS_PARAMS}
 
 
-def run(kind: str, params: dict, root, cache_dir, progress=None):
+def run(kind: str, params: dict, root, cache_dir, progress=None, partial=None):
     """Run task ``kind`` (after `check_params`) on the ensembles under ``root``.
+
+    ``partial(value)``, if given, receives a result a page can show before the task ends: for an
+    analysis, {"key", "n_hotspots"} of its structure-only stage (cached) as soon as the hotspots exist.
 
     Returns: analysis -> {"key"}; spaces -> {"key"}; fusion -> `fusion.FusionResult`;
     compare -> `crossrun.EnsembleComparison`. Bad input raises ValueError / FileNotFoundError.
@@ -110,7 +113,8 @@ def run(kind: str, params: dict, root, cache_dir, progress=None):
     if progress is not None:
         progress(0, 1, "loading the ensemble ...")
     if kind == "analysis":
-        res = data.compute_analysis(path, _analysis_params(p), cache_dir, progress=progress)
+        preview = None if partial is None else (lambda a: partial({"key": a.key, "n_hotspots": len(a.hotspots)}))
+        res = data.compute_analysis(path, _analysis_params(p), cache_dir, progress=progress, preview=preview)
         return {"key": res.key, "n_hotspots": len(res.hotspots)}
     if kind == "dynamics":
         from vaefrag.dynamics import training_dynamics

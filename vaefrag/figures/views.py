@@ -321,7 +321,9 @@ def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=
     maps = analysis.maps or {}
     if method not in maps:
         if not maps:
-            return empty_figure("no channel map in this analysis", height)
+            pending = "maps" in getattr(analysis, "pending", ())
+            return empty_figure("computing the channel maps ..." if pending else "no channel map in this analysis",
+                                height)
         method = next(iter(maps))
     xy = np.asarray(maps[method], dtype=np.float64)
     mk = len(xy)

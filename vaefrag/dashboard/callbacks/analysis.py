@@ -4,7 +4,8 @@ Flow: URL / ensemble / "Recompute" -> `open_analysis` (`request_from`: ensemble 
 `resolve_request`): a cached analysis becomes the ``ANALYSIS`` token at once; otherwise the request
 goes to ``PENDING`` and `start_job` hands it to the app's job runner (`dashboard.jobs`: a worker process,
 not the server); `callbacks.jobs` polls it (progress bar) and `finish_job` turns its result into the
-token; Cancel (`cancelled_job`) returns the controls to the analysis on screen.
+token (`preview_job` shows its structure stage first, while stability, maps and scores compute);
+Cancel (`cancelled_job`) returns the controls to the analysis on screen.
 The layout already carries the default ensemble's token and figures when its analysis is cached.
 Uploads are validated, imported with `store.import_posteriors`, and then opened the same way.
 
@@ -168,6 +169,17 @@ def finish_job(result, params: dict, hints: dict, cfg) -> tuple:
     return None, data.token(params["ensemble"], aparams, key) | extra, None
 
 
+def preview_job(partial, params: dict, hints: dict, cfg):
+    """What a running analysis job's structure stage shows (`finish_job` of its {"key"}): the token
+    of the structure-only analysis and a note that stability and the maps follow; None if it is not
+    in the cache."""
+    status, tok, _ = finish_job(partial, params, hints, cfg)
+    if tok is no_update:
+        return None
+    msg = alert(f"Hotspots of {params.get('ensemble')} shown; stability, maps and scores are computing ...", "info")
+    return msg, tok, no_update
+
+
 def cancelled_job(current: dict | None, ensemble) -> tuple:
     """(status, ensemble, measure, threshold, min_samples, xi, upload status) after Cancel: the
     controls return to the parameters of the analysis on screen."""
@@ -319,6 +331,7 @@ def register(app, cfg) -> None:
     jobs_ui.register(app, runner, jobs_ui.ANALYSIS,
                      outputs=[Output(ids.ANALYSIS, "data"), Output(ids.UPLOAD_STATUS, "children")],
                      finish=lambda result, params, hints: finish_job(result, params, hints, cfg),
+                     preview=lambda partial, params, hints: preview_job(partial, params, hints, cfg),
                      cancelled=cancelled_job,
                      cancel_outputs=[Output(ids.ENSEMBLE, "value"), Output(ids.MEASURE, "value"),
                                      Output(ids.INFO_THRESHOLD, "value"), Output(ids.MIN_SAMPLES, "value"),

@@ -106,13 +106,46 @@ def register_start(app, panel: JobPanel, inputs: list, submit, extra_outputs=())
     app.callback(*_start_outputs(panel), *extra, *inputs, prevent_initial_call=True)(submit)
 
 
-def register(app, runner, panel: JobPanel, *, outputs: list, finish, cancelled=None, cancel_outputs=(),
-             cancel_states=()) -> None:
+def poll_outputs(runner, store, client, finish, preview, n_out: int) -> tuple:
+    """One poll of a panel's job: (bar value, bar max, bar text, *`start` outputs, *``n_out`` values);
+    ``finish`` / ``preview`` as in `register`."""
+    from vaefrag.dashboard.callbacks.analysis import alert
+
+    jid, hints = job_ref(store)
+    if jid is None:
+        return (no_update,) * 3 + (None, True, HIDE, False, True, no_update) + (no_update,) * n_out
+    s = runner.poll(jid, client_id(client))
+    bar = (str(s["done"]), str(max(s["total"], 1)), f"{s['message']} ({s['done']}/{s['total']})")
+    if s["state"] in ("queued", "running"):
+        part = s.get("partial")
+        if preview is not None and part is not None and part != store.get("shown"):
+            shown = preview(part, s.get("params"), hints)
+            if shown is not None:
+                status, *values = shown
+                return bar + ({**store, "shown": part},) + (no_update,) * 4 + (status,) + tuple(values)
+        return bar + (no_update,) * 6 + (no_update,) * n_out
+    end = (None, True, HIDE, False, True)
+    if s["state"] == "done":
+        status, *values = finish(s["result"], s.get("params"), hints)
+        return bar + end + (status,) + tuple(values)
+    if s["state"] == "unknown":
+        msg = alert("The job is no longer known to the server (restarted?): press the button again.", "info")
+    elif s["state"] == "cancelled":
+        msg = alert(f"Stopped: {s['error'] or 'cancelled'}.", "info")
+    else:
+        msg = alert(f"Failed: {s['error']}")
+    return bar + end + (msg,) + (no_update,) * n_out
+
+
+def register(app, runner, panel: JobPanel, *, outputs: list, finish, preview=None, cancelled=None,
+             cancel_outputs=(), cancel_states=()) -> None:
     """Poll and cancel callbacks of ``panel``.
 
     finish(result, params, hints) -> (status, *values of ``outputs``) when the job is done (params:
-    the job's own, from the server); cancelled(*cancel_states) -> (status, *values of
-    ``cancel_outputs``) after a cancel (default: an info alert, nothing else).
+    the job's own, from the server); preview(partial, params, hints) -> the same, or None, once for
+    each new intermediate result of a running job (the job store remembers the one shown);
+    cancelled(*cancel_states) -> (status, *values of ``cancel_outputs``) after a cancel (default:
+    an info alert, nothing else).
     """
     from vaefrag.dashboard.callbacks.analysis import alert
 
@@ -124,24 +157,7 @@ def register(app, runner, panel: JobPanel, *, outputs: list, finish, cancelled=N
     @app.callback(*common, *dup, Input(panel.interval, "n_intervals"), State(panel.store, "data"),
                   State(ids.CLIENT, "data"), prevent_initial_call=True)
     def _poll(_n, store, client):
-        jid, hints = job_ref(store)
-        if jid is None:
-            return (no_update,) * 3 + (None, True, HIDE, False, True, no_update) + (no_update,) * n_out
-        s = runner.poll(jid, client_id(client))
-        bar = (str(s["done"]), str(max(s["total"], 1)), f"{s['message']} ({s['done']}/{s['total']})")
-        if s["state"] in ("queued", "running"):
-            return bar + (no_update,) * 6 + (no_update,) * n_out
-        end = (None, True, HIDE, False, True)
-        if s["state"] == "done":
-            status, *values = finish(s["result"], s.get("params"), hints)
-            return bar + end + (status,) + tuple(values)
-        if s["state"] == "unknown":
-            msg = alert("The job is no longer known to the server (restarted?): press the button again.", "info")
-        elif s["state"] == "cancelled":
-            msg = alert(f"Stopped: {s['error'] or 'cancelled'}.", "info")
-        else:
-            msg = alert(f"Failed: {s['error']}")
-        return bar + end + (msg,) + (no_update,) * n_out
+        return poll_outputs(runner, store, client, finish, preview, n_out)
 
     cdup = [Output(o.component_id, o.component_property, allow_duplicate=True) for o in cancel_outputs]
 

@@ -96,17 +96,16 @@ class Failed:
 
 
 def _warm_worker() -> float:
-    """Import the numerics in a fresh worker (torch, scikit-learn, umap: a few seconds) so that the
-    first job does not pay it. UMAP's code is not compiled here: on a fresh machine that takes 30-70 s
-    of one core, and a job submitted meanwhile would wait for it; a job compiles it in its maps
-    stage, after its hotspots were shown (`tasks.run` previews), into numba's on-disk cache, which
-    later workers load. Returns seconds."""
+    """Import the numerics in a fresh worker (torch, scikit-learn: a few seconds) so that the first
+    job does not pay it. umap is not imported here: on a fresh machine its import and first fit
+    compile 30-70 s of numba code, and a job submitted meanwhile would wait for it; a job pays that
+    in its maps stage, after its hotspots were shown (`tasks.run` previews), and numba's on-disk
+    cache keeps the code for later workers. Returns seconds."""
     import numpy as np
 
     from vaefrag import measures, structure  # noqa: F401
 
     t0 = time.perf_counter()
-    structure._import_umap()
     rng = np.random.default_rng(0)
     d = rng.random((24, 24))
     d = d + d.T

@@ -81,6 +81,7 @@ class _GaussianRows:
         self.n_channels, self.n_points = mu.shape[0], mu.shape[1]
         self.dims = mu.shape[2]
         self._scratch = None                                               # [1 or 2, B, M, N]
+        self._tiny = float(torch.finfo(dtype).tiny) ** 0.5                 # below it: 0 (no subnormals)
 
     def rows(self, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
         """BC[start:stop] written into `out` [B, M, N] (B = stop - start); returns `out`.
@@ -88,6 +89,10 @@ class _GaussianRows:
         Per dimension, BC = exp(-D) = sqrt(2) (v_i v_j)^(1/4) (v_i + v_j)^(-1/2) exp(-dmu^2 / (4 (v_i + v_j))),
         evaluated with in-place passes and no logarithm. The scratch buffers are kept between
         calls: a fresh block-sized tensor per call costs page faults that outweigh the arithmetic.
+        Coefficients below sqrt(smallest normal) (2^-63 in float32) are set to 0: they and their
+        products would be subnormal numbers, which make the GEMM several times slower (narrow
+        posteriors of trained models: 6.4 s instead of 1.2 s for 200 channels), and they change a
+        row sum, whose own diagonal term is 1, by less than N * 2^-63.
         """
         b = out.shape[0]
         if self._scratch is None or self._scratch.shape[1] < b or self._scratch.shape[2:] != out.shape[1:]:
@@ -103,7 +108,8 @@ class _GaussianRows:
             term.mul_(q).mul_(root4).mul_(ri * math.sqrt(2.0))
             if k > 0:
                 out.mul_(term)
-        return out.clamp_(max=1.0)
+        out.clamp_(max=1.0)
+        return torch.nn.functional.threshold_(out, self._tiny, 0.0)
 
 
 class _LabelRows:

@@ -34,6 +34,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def frag_env(tmp_path_factory):
+    """(Config, Analysis, token) of a 6 x 5 fragment ensemble "frag" with a warm analysis cache
+    (the dashboard's callback and traversal tests)."""
+    from vaefrag.dashboard import data
+    from vaefrag.dashboard.config import Config
+    from vaefrag.synthetic import make_fragment_ensemble
+
+    tmp = tmp_path_factory.mktemp("dash")
+    root, cache = tmp / "ensembles", tmp / "cache"
+    path = make_fragment_ensemble(root / "frag", models=6, latents=5, n_points=160, seed=1)
+    params = data.clean_params()
+    a = data.compute_analysis(path, params, cache)
+    cfg = Config(root=root, cache_dir=cache, default="frag")
+    return cfg, a, data.token("frag", params, a.key)
+
+
 @pytest.fixture
 def rng():
     import numpy as np

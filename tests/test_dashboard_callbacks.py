@@ -18,10 +18,8 @@ pytest.importorskip("dash")
 from dash import no_update  # noqa: E402
 
 from vaefrag.analysis import analyze  # noqa: E402
-from vaefrag.synthetic import make_fragment_ensemble  # noqa: E402
 from vaefrag.dashboard import data, ids  # noqa: E402
 from vaefrag.dashboard import selection as selmod  # noqa: E402
-from vaefrag.dashboard import traversals as trav  # noqa: E402
 from vaefrag.dashboard.callbacks import analysis as cba  # noqa: E402
 from vaefrag.dashboard.callbacks import export as cbe  # noqa: E402
 from vaefrag.dashboard.callbacks import traversal as cbt  # noqa: E402
@@ -32,18 +30,6 @@ from vaefrag.figures import views  # noqa: E402
 NAME = "frag"
 
 
-@pytest.fixture(scope="session")
-def env(tmp_path_factory):
-    """(Config, Analysis, token) of a 6 x 5 fragment ensemble with a warm analysis cache."""
-    tmp = tmp_path_factory.mktemp("dash")
-    root, cache = tmp / "ensembles", tmp / "cache"
-    path = make_fragment_ensemble(root / NAME, models=6, latents=5, n_points=160, seed=1)
-    params = data.clean_params()
-    a = data.compute_analysis(path, params, cache)
-    cfg = Config(root=root, cache_dir=cache, default=NAME)
-    return cfg, a, data.token(NAME, params, a.key)
-
-
 def _npz_upload(**arrays) -> str:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -51,8 +37,8 @@ def _npz_upload(**arrays) -> str:
 
 
 # ------------------------------------------------------------------------------------ data layer
-def test_cached_analysis_is_the_analyze_result(env):
-    cfg, a, tok = env
+def test_cached_analysis_is_the_analyze_result(frag_env):
+    cfg, a, tok = frag_env
     path = cfg.root / NAME
     got = data.cached_analysis(path, data.clean_params(), cfg.cache_dir)
     assert got is not None and got.key == a.key
@@ -78,15 +64,15 @@ def test_clean_params_rejects(kwargs):
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", ".hidden", ""])
-def test_ensemble_path_refuses_escapes(env, name):
-    cfg, _, _ = env
+def test_ensemble_path_refuses_escapes(frag_env, name):
+    cfg, _, _ = frag_env
     with pytest.raises(ValueError):
         data.ensemble_path(cfg.root, name)
 
 
 # ------------------------------------------------------------------------------- request / URL
-def test_request_from_url_sets_controls(env):
-    cfg, _, _ = env
+def test_request_from_url_sets_controls(frag_env):
+    cfg, _, _ = frag_env
     out = cba.request_from("?ensemble=frag&measure=vi&thr=0.05&ms=3&xi=0.1&hotspot=2&view=vi&map=mds",
                            None, None, None, None, None, None, cfg)
     req, status, ens, measure, thr, ms, xi, view, mmap = out
@@ -95,15 +81,15 @@ def test_request_from_url_sets_controls(env):
     assert (status, ens, measure, thr, ms, xi, view, mmap) == (None, NAME, "vi", 0.05, 3, 0.1, "vi", "mds")
 
 
-def test_request_bad_url_params_fall_back_with_alert(env):
-    cfg, _, _ = env
+def test_request_bad_url_params_fall_back_with_alert(frag_env):
+    cfg, _, _ = frag_env
     req, status, *_ = cba.request_from("?ensemble=nope&thr=-3", None, None, None, None, None, None, cfg)
     assert req["ensemble"] == NAME and req["params"] == data.clean_params()
     assert "threshold" in status.children
 
 
-def test_request_from_controls_and_resolve(env):
-    cfg, a, _ = env
+def test_request_from_controls_and_resolve(frag_env):
+    cfg, a, _ = frag_env
     req, status, *rest = cba.request_from("", NAME, "nmi", 0.01, None, None, ids.APPLY, cfg)
     assert status is None and req["params"] == data.clean_params()
     tok, pending, status = cba.resolve_request(req, cfg)
@@ -112,8 +98,8 @@ def test_request_from_controls_and_resolve(env):
     assert "min_samples" in bad[1].children
 
 
-def test_open_analysis_is_request_then_resolve_in_one_round_trip(env):
-    cfg, a, tok = env
+def test_open_analysis_is_request_then_resolve_in_one_round_trip(frag_env):
+    cfg, a, tok = frag_env
     out = cba.open_analysis("", None, None, None, None, None, None, None, cfg)
     assert out[0] == tok and out[1] is cba.no_update and out[2] is None and out[3] == NAME
     # the layout carries the first page's token already: the views are not redrawn
@@ -129,8 +115,8 @@ def test_open_analysis_is_request_then_resolve_in_one_round_trip(env):
     assert tok2 is cba.no_update and pending["params"]["info_threshold"] == 0.3 and "Computing" in status.children
 
 
-def test_first_page_carries_the_default_views(env, tmp_path):
-    cfg, a, tok = env
+def test_first_page_carries_the_default_views(frag_env, tmp_path):
+    cfg, a, tok = frag_env
     first = cbv.first_page(NAME, cfg)
     assert first["token"] == tok
     assert first["matrix"] is cbv.matrix_view(tok, "nmi", None, set(), cfg)       # the memoised figures
@@ -138,15 +124,14 @@ def test_first_page_carries_the_default_views(env, tmp_path):
     assert (first["hotspot_rows"], first["model_rows"]) == cbv.tables(tok, cfg)       # the tables need no call
     heat = next(t for t in first["matrix"].data if t.name == "matrix")
     np.testing.assert_allclose(heat.z, np.round(a.nmi[np.ix_(a.ordering, a.ordering)], 3), atol=1e-6)
-    from vaefrag.dashboard.config import Config
 
     cold = Config(root=cfg.root, cache_dir=tmp_path / "empty-cache", default=NAME)
     assert cbv.first_page(NAME, cold) is None and cbv.first_page(None, cfg) is None
     assert cbv.first_page("nope", cfg) is None
 
 
-def test_uncached_request_goes_to_the_background_job(env):
-    cfg, a, _ = env
+def test_uncached_request_goes_to_the_background_job(frag_env):
+    cfg, a, _ = frag_env
     req = {"ensemble": NAME, "params": data.clean_params(info_threshold=0.2)}
     tok, pending, status = cba.resolve_request(req, cfg)
     assert pending == req and "Computing" in status.children
@@ -162,8 +147,8 @@ def test_uncached_request_goes_to_the_background_job(env):
 
 
 # -------------------------------------------------------------------------------------- views
-def test_matrix_figure_is_the_ordered_matrix(env):
-    cfg, a, tok = env
+def test_matrix_figure_is_the_ordered_matrix(frag_env):
+    cfg, a, tok = frag_env
     order = a.ordering
     for measure, full in (("nmi", a.nmi), ("vi", np.maximum(a.vi, 0))):
         fig = cbv.matrix_view(tok, measure, None, {ids.ANALYSIS}, cfg)
@@ -184,8 +169,8 @@ def test_matrix_figure_is_the_ordered_matrix(env):
     assert sorted(kept_idx) == sorted(np.flatnonzero(a.labels >= 0))
 
 
-def test_big_matrix_is_drawn_as_block_means_and_its_cells_still_select(env, monkeypatch):
-    cfg, a, tok = env
+def test_big_matrix_is_drawn_as_block_means_and_its_cells_still_select(frag_env, monkeypatch):
+    cfg, a, tok = frag_env
     order = a.ordering
     mk = order.size
     full = a.nmi[np.ix_(order, order)]
@@ -219,8 +204,8 @@ def _trace(fig, name):
     return next(t for t in fig.data if t.name == name)
 
 
-def test_selection_only_change_patches_the_matrix(env):
-    cfg, a, tok = env
+def test_selection_only_change_patches_the_matrix(frag_env):
+    cfg, a, tok = frag_env
     sel = selmod.hotspot(a, a.hotspots[0].id)
     patch = cbv.matrix_view(tok, "nmi", sel, {ids.HIGHLIGHT}, cfg)
     blob = json.dumps(patch.to_plotly_json(), default=list)
@@ -245,8 +230,8 @@ def test_selection_only_change_patches_the_matrix(env):
         assert set(chosen) <= set(a.hotspots[0].members.tolist())
 
 
-def test_map_points_carry_their_channel(env):
-    cfg, a, tok = env
+def test_map_points_carry_their_channel(frag_env):
+    cfg, a, tok = frag_env
     for method in ("umap", "mds"):
         fig = cbv.map_view(tok, method, "hotspot", None, {ids.ANALYSIS}, cfg)
         for tr in fig.data:
@@ -259,8 +244,8 @@ def test_map_points_carry_their_channel(env):
     np.testing.assert_allclose(np.asarray(fig.data[0].marker.color, dtype=float), a.factor_nmi[:, 0], atol=1e-4)
 
 
-def test_tables(env):
-    cfg, a, tok = env
+def test_tables(frag_env):
+    cfg, a, tok = frag_env
     hs, models = cbv.tables(tok, cfg)
     assert [r["id"] for r in hs] == [h.id for h in a.hotspots]
     assert [r["size"] for r in hs] == [len(h.members) for h in a.hotspots]
@@ -270,9 +255,9 @@ def test_tables(env):
         assert r["info"] == pytest.approx(a.info[a.channel_ids[:, 0] == r["model"]].sum(), abs=1e-3)
 
 
-def test_fragments_are_found_as_hotspots(env):
+def test_fragments_are_found_as_hotspots(frag_env):
     """Every factor the synthetic channels carry comes out as a hotspot spanning most models."""
-    _, a, _ = env
+    _, a, _ = frag_env
     best = {a.factor_names[h.best_factor] for h in a.hotspots if h.best_factor is not None}
     assert best == {"x", "y", "scale", "shape", "orientation"}
     assert all(h.n_models == len(set(a.channel_ids[a.kept[h.members], 0])) for h in a.hotspots)
@@ -284,8 +269,8 @@ def _sel(event, tok, cfg, current=None, **inputs):
     return sel
 
 
-def test_selection_events(env):
-    cfg, a, tok = env
+def test_selection_events(frag_env):
+    cfg, a, tok = frag_env
     h = a.hotspots[1]
     members = sorted(int(m) for m in h.members)
     # a reachability bar inside the hotspot band
@@ -320,10 +305,10 @@ def test_selection_events(env):
     assert sel["kind"] == "hotspot" and sel["channels"] == members
 
 
-def test_every_new_request_is_a_new_selection(env):
+def test_every_new_request_is_a_new_selection(frag_env):
     """The same row clicked again (after a lasso, or after Clear) is a new selection with a higher
     sequence number; the map's selectionrevision follows it, so plotly drops a lasso it keeps."""
-    cfg, a, tok = env
+    cfg, a, tok = frag_env
     h = a.hotspots[0]
     cell = {"rowId": str(h.id), "timestamp": 5}
     first = _sel(f"{ids.HOTSPOTS}.cellClicked", tok, cfg, hotspot_cell=cell)
@@ -341,8 +326,8 @@ def test_every_new_request_is_a_new_selection(env):
     assert all(v is None for k, v in cops.items() if k[-1] == "selectedpoints")
 
 
-def test_channel_search(env):
-    cfg, a, tok = env
+def test_channel_search(frag_env):
+    cfg, a, tok = frag_env
     m, z = a.channel_ids[a.kept[3]]
     sel, msg = cbv.update_selection(f"{ids.CHANNEL_SEARCH}.value", {"search_text": f" M{m}:z{z} "}, tok, None, cfg)
     assert sel["kind"] == "channel" and sel["channel"] == 3 and msg == ""
@@ -358,8 +343,8 @@ def test_channel_search(env):
     assert "expected a channel like m5:z2" in msg
 
 
-def test_selection_round_trips_through_the_url(env):
-    cfg, a, tok = env
+def test_selection_round_trips_through_the_url(frag_env):
+    cfg, a, tok = frag_env
     h = a.hotspots[0]
     lasso = selmod.channels(a, [0, 2, 4])
     for sel in (selmod.hotspot(a, h.id), selmod.channel(a, 3), selmod.model(a, 1), lasso):
@@ -378,9 +363,9 @@ def test_selection_round_trips_through_the_url(env):
     assert got is no_update
 
 
-def test_recompute_carries_the_selection_over(env):
+def test_recompute_carries_the_selection_over(frag_env):
     """A selection survives a recompute with other parameters: the same channels by (model, latent)."""
-    cfg, a, tok = env
+    cfg, a, tok = frag_env
     params = data.clean_params(info_threshold=0.05)
     b = data.compute_analysis(cfg.root / NAME, params, cfg.cache_dir)
     tok_b = data.token(NAME, params, b.key)
@@ -397,8 +382,8 @@ def test_recompute_carries_the_selection_over(env):
     assert got["hotspot"] == max(overlap, key=overlap.get)
 
 
-def test_single_channel_has_a_row_and_column_cue(env):
-    cfg, a, tok = env
+def test_single_channel_has_a_row_and_column_cue(frag_env):
+    cfg, a, tok = frag_env
     c = int(a.ordering[4])
     shapes = views.matrix_selection(a, [c], None, c)
     cue = [s_ for s_ in shapes if s_.get("name") == "channel cue"]
@@ -406,104 +391,6 @@ def test_single_channel_has_a_row_and_column_cue(env):
     assert sorted((s_["x0"], s_["x1"], s_["y0"], s_["y1"]) for s_ in cue) == sorted(
         [(3.5, 4.5, -0.5, mk - 0.5), (-0.5, mk - 0.5, 3.5, 4.5)])
     assert not [s_ for s_ in views.matrix_selection(a, [c], None, None) if s_.get("name") == "channel cue"]
-
-
-# ----------------------------------------------------------------------------------- traversals
-def test_hotspot_traversals_are_every_member_by_nmi_with_the_medoid(env):
-    cfg, a, tok = env
-    h = max(a.hotspots, key=lambda h: h.size)
-    cards, pager = trav.cards(cfg.root / NAME, a, selmod.hotspot(a, h.id), steps=5, n_bases=2, seed=0, show_all=True)
-    kept = [c["kept"] for c in cards]
-    assert kept[0] == h.medoid and sorted(kept) == sorted(int(m) for m in h.members)      # every member
-    nmi = [a.nmi[h.medoid, k] for k in kept[1:]]
-    assert nmi == sorted(nmi, reverse=True)                                  # most typical first
-    assert pager == {"page": 0, "pages": 1, "first": 1, "last": len(kept), "total": len(kept)}
-    ens = data.load_ensemble(cfg.root / NAME)
-    ref = ens.mu[cards[0]["model"], :, cards[0]["latent"]]
-    for c in cards[1:]:
-        r = np.corrcoef(ref, ens.mu[c["model"], :, c["latent"]])[0, 1]
-        assert c["sign"] == (1 if r > 0 else -1)
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(base64.b64decode(cards[0]["uri"].split(",", 1)[1])))
-    side = ens.x.shape[-1]
-    assert img.size == (5 * side + 4, 2 * side + 1)          # 5 steps x 2 bases, 1-pixel gaps
-    assert cards[0]["cell"] == (side, side) and cards[0]["scale"] * side >= trav.MIN_CELL_PX
-    assert (cards[0]["scale"] - 1) * side < trav.MIN_CELL_PX
-
-
-def test_traversal_pages(env, monkeypatch):
-    cfg, a, tok = env
-    h = max(a.hotspots, key=lambda h: h.size)
-    monkeypatch.setattr(trav, "PAGE_SIZE", 2)
-    every = trav.channels_to_show(a, selmod.hotspot(a, h.id))
-    seen = []
-    for page in range(10):
-        cards, pager = trav.cards(cfg.root / NAME, a, selmod.hotspot(a, h.id), steps=3, n_bases=1, page=page)
-        if pager["page"] != page:                     # past the last page: the last one again
-            assert page == pager["pages"] and [c["kept"] for c in cards] == seen[-len(cards):]
-            break
-        seen += [c["kept"] for c in cards]
-        assert pager["first"] == 2 * page + 1 and cards[0]["reference"] == (page == 0)
-    assert seen == every and pager["pages"] == -(-len(every) // 2)
-
-
-def test_vector_outputs_are_drawn_as_points():
-    """A 2-D output traversal is drawn as paths in the plane: the decoded points themselves."""
-    pts = np.stack([np.c_[np.cos(t), np.sin(t)] for t in (np.linspace(0, 1, 5), np.linspace(2, 3, 5))])   # [2, 5, 2]
-    fig = views.vector_traversal_figure(pts, backdrop=np.zeros((7, 2)))
-    paths = [t for t in fig.data if t.mode == "lines+markers"]
-    assert len(paths) == 2
-    for tr, want in zip(paths, pts):
-        np.testing.assert_allclose(np.c_[tr.x, tr.y], want, atol=1e-4)
-    assert len(fig.data[0].x) == 7                                     # the backdrop
-    one_d = views.vector_traversal_figure(pts[:, :, :1])
-    np.testing.assert_allclose(one_d.data[0].y, pts[0, :, 0], atol=1e-4)
-    np.testing.assert_array_equal(one_d.data[0].x, np.arange(5))
-
-
-def test_decode_grid_matches_library_traverse(env):
-    """Decoding from stored means = `traversal.traverse` (which encodes) when the means are the encodings."""
-    import torch
-
-    from vaefrag import traversal
-
-    cfg, _, _ = env
-    ens = data.load_ensemble(cfg.root / NAME)
-    model = data.load_member(cfg.root / NAME, 2)
-    x = ens.x[[3, 8, 11]]
-    with torch.no_grad():
-        mu, _ = model.encode(torch.from_numpy(x))
-    vals = np.linspace(-2, 2, 5)
-    got = trav.decode_grid(model, mu.numpy(), 1, vals)
-    want = traversal.traverse(model, x, 1, vals)
-    assert got.shape == want.shape == (3, 5) + ens.x.shape[2:]
-    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
-
-
-def test_traversal_panel_for_one_channel_and_bases(env):
-    cfg, a, tok = env
-    kids, desc, pager = cbt.traversal_panel(tok, selmod.channel(a, 0), 7, [0.1, 0.9], 2, 0, [5, 7, 9], cfg)
-    assert len(kids) == 1 and "Channel" in desc and pager["total"] == 1
-    img = kids[0].children[0]
-    assert img.className == ids.TRAV_IMAGE and img.src.startswith("data:image/png;base64,")
-    side = data.load_ensemble(cfg.root / NAME).x.shape[-1]
-    k = trav.display_scale(side)
-    assert img.style == {"width": f"{(7 * side + 6) * k}px", "height": f"{(3 * side + 2) * k}px"}   # 3 picked bases
-    assert cbt.pick_bases({"type": ids.BASE_THUMB_TYPE, "index": 4}, [1], [2]) == [2, 4]
-    assert cbt.pick_bases({"type": ids.BASE_THUMB_TYPE, "index": 4}, [1], [2, 4]) == [2]
-    assert cbt.pick_bases(ids.BASE_RANDOM, [], [2]) is None
-    np.testing.assert_array_equal(trav.base_rows(160, 3, 0, [9, 1]), [9, 1])
-
-
-@pytest.mark.parametrize("steps, bases, seed, match", [("16", "2", "0", "steps: expected an integer from 3 to 15"),
-                                                        ("7", "0", "0", "bases: expected an integer from 1 to 6"),
-                                                        ("7", "2", "-1", "seed: expected an integer"),
-                                                        ("7.5", "2", "0", "steps"), ("abc", "2", "0", "steps: expected a number")])
-def test_traversal_settings_out_of_range_are_errors(env, steps, bases, seed, match):
-    cfg, a, tok = env
-    with pytest.raises(ValueError, match=match):
-        cbt.traversal_panel(tok, selmod.channel(a, 0), steps, [0.05, 0.95], bases, seed, None, cfg)
 
 
 @pytest.mark.parametrize("thr, ms, xi", [("0.013", "", "0.05"), ("0", "3", "0.1"), ("0.5", "2", "0.2"), ("1", "", "0.3")])
@@ -529,8 +416,8 @@ def test_invalid_analysis_inputs_are_errors_that_block_recompute(thr, ms, xi, wh
 
 
 # --------------------------------------------------------------------------------------- upload
-def test_upload_good_npz_is_imported_with_a_safe_name(env):
-    cfg, _, _ = env
+def test_upload_good_npz_is_imported_with_a_safe_name(frag_env):
+    cfg, _, _ = frag_env
     rng = np.random.default_rng(0)
     mu = rng.normal(size=(2, 40, 3)).astype(np.float32)
     contents = _npz_upload(mu=mu, logvar=np.full_like(mu, -2.0))
@@ -550,8 +437,8 @@ def test_upload_good_npz_is_imported_with_a_safe_name(env):
     (None, "x.npz", "logvar"),                  # wrong shapes
     ("nan", "x.npz", "finite"),
 ])
-def test_upload_bad_files_give_an_alert(env, payload, fname, match):
-    cfg, _, _ = env
+def test_upload_bad_files_give_an_alert(frag_env, payload, fname, match):
+    cfg, _, _ = frag_env
     before = sorted(p.name for p in cfg.root.iterdir())
     if payload is None:
         payload = _npz_upload(mu=np.zeros((2, 10, 3)), logvar=np.zeros((2, 10, 4)))
@@ -566,8 +453,8 @@ def test_upload_bad_files_give_an_alert(env, payload, fname, match):
 
 
 # --------------------------------------------------------------------------------------- export
-def test_exports(env):
-    cfg, a, tok = env
+def test_exports(frag_env):
+    cfg, a, tok = frag_env
     csv = cbe.hotspots_csv(tok, cfg).splitlines()
     assert len(csv) == len(a.hotspots) + 1 and csv[0].startswith("hotspot,size,models")
     with np.load(io.BytesIO(cbe.matrices_npz(tok, cfg)), allow_pickle=False) as z:
@@ -583,10 +470,10 @@ def test_exports(env):
     assert "Nothing to export" in status.children
 
 
-def test_paper_figure_marks_the_selection(env):
+def test_paper_figure_marks_the_selection(frag_env):
     from vaefrag.figures.paper import paper_figure
 
-    cfg, a, tok = env
+    cfg, a, tok = frag_env
     h = a.hotspots[-1]
     fig = paper_figure(a, None, selected=h.members, hotspot=h.id)
     pos = np.argsort(a.ordering)                                # kept index -> position in OPTICS order
@@ -599,8 +486,8 @@ def test_paper_figure_marks_the_selection(env):
         paper_figure(a, None, selected=[len(a.kept)])
 
 
-def test_callbacks_leave_the_analysis_unchanged(env):
-    cfg, a, tok = env
+def test_callbacks_leave_the_analysis_unchanged(frag_env):
+    cfg, a, tok = frag_env
     before = {k: np.copy(getattr(a, k)) for k in ("nmi", "vi", "ordering", "labels", "kept")}
     sel = selmod.hotspot(a, a.hotspots[0].id)
     cbv.matrix_view(tok, "vi", sel, {ids.ANALYSIS}, cfg)
@@ -612,10 +499,10 @@ def test_callbacks_leave_the_analysis_unchanged(env):
 
 
 # ------------------------------------------------------------------------------- app / serve
-def test_create_app_checks_its_arguments(env, tmp_path):
+def test_create_app_checks_its_arguments(frag_env, tmp_path):
     from vaefrag.dashboard import create_app, pick_default
 
-    cfg, _, _ = env
+    cfg, _, _ = frag_env
     with pytest.raises(FileNotFoundError, match="ensembles_dir"):
         create_app(tmp_path / "missing" / "ensembles", cache_dir=tmp_path / "c")
     (tmp_path / "file").write_text("x")
@@ -644,9 +531,9 @@ def test_serve_defaults_are_local_and_debug_off():
     assert ensembles_root(args.ensembles).parts[-2:] == ("data", "ensembles")   # resolved at start: the one root
 
 
-def test_import_numerics_preloads_the_members(env):
+def test_import_numerics_preloads_the_members(frag_env):
     """After start-up's import thread, a click decodes with members already in memory."""
-    cfg, a, _ = env
+    cfg, a, _ = frag_env
     path = cfg.root / NAME
     data._member.cache_clear()
     data.import_numerics(None, path)
@@ -657,12 +544,12 @@ def test_import_numerics_preloads_the_members(env):
     data.import_numerics(None, cfg.root / "no-such-ensemble")          # nothing to load: no error
 
 
-def test_only_the_layout_request_waits_for_the_first_page(env, monkeypatch):
+def test_only_the_layout_request_waits_for_the_first_page(frag_env, monkeypatch):
     """Dash builds the page on the first request of any kind to check its ids; the index page must
     not wait for the first page's figures then, but the layout request must carry them."""
     from vaefrag.dashboard import create_app
 
-    cfg, _, tok = env
+    cfg, _, tok = frag_env
     app = create_app(cfg.root, default=NAME, cache_dir=cfg.cache_dir)
     calls = []
     real = cbv.first_page
@@ -675,21 +562,21 @@ def test_only_the_layout_request_waits_for_the_first_page(env, monkeypatch):
     assert tok["key"] in page and '"vf-matrix"' in page and "heatmap" in page
 
 
-def test_highlight_as_served_means_nothing_selected(env):
-    cfg, _, tok = env
+def test_highlight_as_served_means_nothing_selected(frag_env):
+    cfg, _, tok = frag_env
     assert cbv._current(ids.HIGHLIGHT_AS_SERVED, tok) is None
     assert cbv.table_styles(tok, ids.HIGHLIGHT_AS_SERVED, cfg) == cbv.table_styles(tok, None, cfg)
     assert cbv.matrix_view(tok, "nmi", ids.HIGHLIGHT_AS_SERVED, set(), cfg) is cbv.first_page(NAME, cfg)["matrix"]
 
 
-def test_exports_number_hotspots_from_1_and_the_structure_stage_is_served_by_token(env):
+def test_exports_number_hotspots_from_1_and_the_structure_stage_is_served_by_token(frag_env):
     """CSV and NPZ number hotspots as the page does (1, 2, ...; 0 = none in the NPZ); the structure
     stage alone is cached under its own key, so a token finds it before stability and maps exist."""
     import csv as csvmod
 
     from vaefrag.results import hotspot_numbers
 
-    cfg, a, tok = env
+    cfg, a, tok = frag_env
     rows = list(csvmod.DictReader(io.StringIO(cbe.hotspots_csv(tok, cfg))))
     assert [int(r["hotspot"]) for r in rows] == [h.id + 1 for h in a.hotspots] == list(range(1, len(a.hotspots) + 1))
     with np.load(io.BytesIO(cbe.matrices_npz(tok, cfg)), allow_pickle=False) as z:
@@ -705,7 +592,7 @@ def test_exports_number_hotspots_from_1_and_the_structure_stage_is_served_by_tok
         sorted(map(sorted, (h.members.tolist() for h in quick.hotspots)))
 
 
-def test_one_palette_and_numbering_across_page_npz_and_paper(env):
+def test_one_palette_and_numbering_across_page_npz_and_paper(frag_env):
     """The hotspot colours and numbers of the page (table rows, matrix labels), the NPZ export and
     the paper figure are the same: the numbers are id + 1, the colours `palette.hotspot_color`."""
     from matplotlib.colors import to_hex
@@ -713,7 +600,7 @@ def test_one_palette_and_numbering_across_page_npz_and_paper(env):
     from vaefrag.figures import palette
     from vaefrag.figures.paper import paper_figure
 
-    cfg, a, tok = env
+    cfg, a, tok = frag_env
     rows, _ = cbv.tables(tok, cfg)
     assert [(r["number"], r["color"]) for r in rows] == [(h.id + 1, palette.hotspot_color(h.id)) for h in a.hotspots]
     ann = {x.name: (x.text, x.font.color) for x in views.matrix_figure(a, "nmi").layout.annotations if x.name}
@@ -748,11 +635,11 @@ def test_model_palette_is_distinct_for_50_models():
     assert model_colors(8) == cols[:8]                       # adding models never recolours the first ones
 
 
-def test_paper_figure_draws_vector_outputs_as_points(env):
+def test_paper_figure_draws_vector_outputs_as_points(frag_env):
     """A vector-output ensemble (2-D outputs) gets its traversal drawn as the decoded points."""
     from vaefrag.figures.paper import paper_figure
 
-    _, a, _ = env
+    _, a, _ = frag_env
     h = a.hotspots[0]
     pts = np.stack([np.c_[np.cos(t), np.sin(t)] for t in (np.linspace(0, 3, 7),)] * 2)      # [2, 7, 2]
     fig = paper_figure(a, {h.id: pts})

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from vaefrag.cli import CLIError
-from vaefrag.commands._args import device, directory, float_in, int_in
+from vaefrag.commands._args import device, directory
 
 def add_analysis_args(p) -> None:
     """Options shared by `analyze` and `export` (the parameters of `analysis.analyze`)."""

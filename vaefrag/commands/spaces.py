@@ -51,7 +51,7 @@ def run(args) -> int:
 
     if args.samples < 2:
         raise ValueError(f"--samples must be >= 2, got {args.samples}")
-    from vaefrag.store import load_ensemble, resolve_ensemble
+    from vaefrag.store import resolve_ensemble
 
     ens = load_ensemble(resolve_ensemble(args.ensemble, args.ensembles))
     sample_size = sample_size_for(ens, args.sample_size)

@@ -11,7 +11,6 @@ import functools
 import zipfile
 from pathlib import Path
 
-import numpy as np
 
 from vaefrag import store
 from vaefrag.cache import default_cache_dir

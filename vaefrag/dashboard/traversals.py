@@ -13,7 +13,11 @@ vector outputs come back as points (the panel draws them in the plane).
 from __future__ import annotations
 
 import functools
+import logging
 import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,8 @@ import numpy as np
 from vaefrag import traversal
 from vaefrag.dashboard import data
 from vaefrag.figures.views import channel_label, png_data_uri, traversal_image
+
+log = logging.getLogger(__name__)
 
 #: cards per page of the traversal panel
 PAGE_SIZE = 12
@@ -188,3 +194,41 @@ def thumbnails(path, count: int = 24, seed: int = 0) -> list[tuple[int, str]]:
     imgs = traversal.to_uint8(ens.x[rows])                              # [n, C, H, W]
     imgs = imgs[:, 0] if imgs.shape[1] == 1 else np.moveaxis(imgs, 1, -1)
     return [(int(r), png_data_uri(im)) for r, im in zip(rows, imgs)]
+
+
+# ------------------------------------------------------------------------------ prefetching
+#: one background thread decodes the first page of every hotspot of an analysis once it is shown
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaefrag-prefetch")
+_prefetched: set = set()
+_prefetch_lock = threading.Lock()
+
+
+def prefetch(path, analysis, *, delay: float = 1.0, **settings) -> bool:
+    """Decode, in a background thread, the first page of traversals of every hotspot of ``analysis``
+    with the panel's default settings (or ``settings``, keywords of `cards`), so that a first click
+    on a hotspot is served from the memo (`_card_grid`). Once per (ensemble, analysis, settings);
+    starts after ``delay`` seconds (the page's own requests go first). True when it was queued."""
+    try:
+        ens = data.load_ensemble(path)
+    except (ValueError, OSError):
+        return False
+    if not ens.has_weights or ens.x is None or not analysis.hotspots:
+        return False
+    key = (str(Path(path).resolve()), analysis.key, tuple(sorted(settings.items())))
+    with _prefetch_lock:
+        if key in _prefetched:
+            return False
+        _prefetched.add(key)
+
+    def run():
+        time.sleep(delay)
+        for h in analysis.hotspots:
+            try:
+                cards(path, analysis, {"kind": "hotspot", "hotspot": int(h.id), "channels": [int(c) for c in h.members]},
+                      **settings)
+            except Exception as exc:  # noqa: BLE001 - a cache warmer never fails the page
+                log.warning("prefetching traversals of %s: %s", Path(path).name, exc)
+                return
+
+    _PREFETCH.submit(run)
+    return True

@@ -70,13 +70,18 @@ def traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg, *, page
 
 
 def base_strip(tok, seed, cfg) -> list:
-    """Clickable thumbnails of fingerprint inputs (pattern ids `ids.base_thumb`)."""
+    """Clickable thumbnails of fingerprint inputs (pattern ids `ids.base_thumb`). Each analysis
+    shown also starts the background decoding of its hotspots' traversals (`traversals.prefetch`)."""
     if not tok:
         return []
     try:
-        thumbs = trav.thumbnails(data.ensemble_path(cfg.root, tok["ensemble"]), 24, int(seed or 0) + 1)
-    except (ValueError, FileNotFoundError):
+        path = data.ensemble_path(cfg.root, tok["ensemble"])
+        thumbs = trav.thumbnails(path, 24, int(seed or 0) + 1)
+    except (ValueError, FileNotFoundError, TypeError):
         return []
+    a = data.analysis_from_token(tok, cfg.cache_dir)
+    if a is not None:
+        trav.prefetch(path, a)
     return [html.Img(src=uri, id=ids.base_thumb(row), n_clicks=0, className="vf-thumb", title=f"fingerprint item {row}")
             for row, uri in thumbs]
 

@@ -76,7 +76,7 @@ def pick_default(names: list[str], default: str | None = None) -> str | None:
 
 def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache_dir=None,
                torch_threads: int | None = None, *, allowed_hosts=LOCAL_HOSTS, runner: JobRunner | None = None,
-               **runner_options) -> dash.Dash:
+               start_workers: bool = False, **runner_options) -> dash.Dash:
     """Build the dashboard for the ensembles under ``ensembles_dir``.
 
     Parameters
@@ -89,6 +89,8 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     runner : the job runner (default: a new `jobs.JobRunner` with ``runner_options``, e.g.
         scheduler, n_workers, time_limit, max_jobs, max_per_client, memory_limit); it starts its
         workers with the first job. ``app.vaefrag_runner`` holds it (close it to stop the jobs).
+    start_workers : start (and warm) the runner's workers once the first page is answered, instead
+        of with the first job (what a server wants; the page's own requests go first).
 
     Raises ValueError when ``default`` names no ensemble under ``ensembles_dir`` or that is not a
     directory, FileNotFoundError when its parent does not exist.
@@ -130,7 +132,9 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
                      daemon=True).start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
-    _import_numerics_when_idle(app.server, torch_threads, cfg.root / cfg.default if cfg.default else None)
+    preload = cfg.root / cfg.default if cfg.default else None
+    _when_idle(app.server, ([runner.start] if start_workers else [])
+               + [lambda: data.import_numerics(torch_threads, preload)])
     return app
 
 
@@ -205,12 +209,12 @@ def _guard(server, allowed_hosts) -> None:
         return flask.Response("bad request\n", status=400, mimetype="text/plain")
 
 
-def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, quiet: float = 0.3,
-                               latest: float = 10.0) -> None:
-    """Import torch and the traversal code and load the members of ``preload`` (`data.import_numerics`,
-    1.5-3 s of the interpreter) in a thread once the first page's callbacks are answered (no request
-    for ``quiet`` seconds after the first callback request), or ``latest`` seconds after start:
-    imported at once, it would compete with the first page's requests for the interpreter."""
+def _when_idle(server, work: list, quiet: float = 0.3, latest: float = 10.0) -> None:
+    """Run the callables of ``work`` in order, in a thread, once the first page's callbacks are
+    answered (no request for ``quiet`` seconds after the first callback request), or ``latest``
+    seconds after start. What runs here (starting the job workers, importing torch and loading the
+    default ensemble's members: `data.import_numerics`, 1.5-3 s) would otherwise compete with the
+    first page's requests for the interpreter and the cores. A failure is logged, never raised."""
     seen = {"callback": False, "last": time.perf_counter()}
 
     @server.after_request
@@ -225,9 +229,13 @@ def _import_numerics_when_idle(server, torch_threads: int | None, preload=None, 
             if seen["callback"] and time.perf_counter() - seen["last"] > quiet:
                 break
             time.sleep(0.05)
-        data.import_numerics(torch_threads, preload)
+        for job in work:
+            try:
+                job()
+            except Exception as exc:  # noqa: BLE001 - start-up work never takes the server down
+                log.warning("start-up work %s failed: %s", getattr(job, "__name__", job), exc)
 
-    threading.Thread(target=run, name="vaefrag-import", daemon=True).start()
+    threading.Thread(target=run, name="vaefrag-when-idle", daemon=True).start()
 
 
 def _server_timing(server) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import threading
 from pathlib import Path
 
 from vaefrag.commands._args import int_in
@@ -93,10 +92,9 @@ def run(args) -> int:
     # fastest and does not oversubscribe the cores (set once, when torch is imported, never in a callback)
     app = create_app(root, default=args.default, cache_dir=args.cache_dir, torch_threads=1, allowed_hosts=hosts,
                      scheduler=args.scheduler, n_workers=args.workers, time_limit=args.job_time_limit,
-                     max_jobs=args.max_jobs, max_per_client=args.max_jobs_per_client, memory_limit=args.worker_memory)
+                     max_jobs=args.max_jobs, max_per_client=args.max_jobs_per_client, memory_limit=args.worker_memory,
+                     start_workers=not args.no_warm)    # once the first page is answered
     runner = app.vaefrag_runner
-    if not args.no_warm:       # start the workers and import their numerics while nobody waits
-        threading.Thread(target=runner.start, name="vaefrag-workers", daemon=True).start()
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     try:
         if args.debug:

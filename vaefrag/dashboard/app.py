@@ -89,8 +89,9 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     runner : the job runner (default: a new `jobs.JobRunner` with ``runner_options``, e.g.
         scheduler, n_workers, time_limit, max_jobs, max_per_client, memory_limit); it starts its
         workers with the first job. ``app.vaefrag_runner`` holds it (close it to stop the jobs).
-    start_workers : start (and warm) the runner's workers once the first page is answered, instead
-        of with the first job (what a server wants; the page's own requests go first).
+    start_workers : start (and warm) the runner's workers before the first job: at once when the
+        default ensemble's analysis is not cached (the first page waits for a job), else once the
+        first page is answered (its own requests go first).
 
     Raises ValueError when ``default`` names no ensemble under ``ensembles_dir`` or that is not a
     directory, FileNotFoundError when its parent does not exist.
@@ -133,9 +134,21 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
     preload = cfg.root / cfg.default if cfg.default else None
-    _when_idle(app.server, ([runner.start] if start_workers else [])
-               + [lambda: data.import_numerics(torch_threads, preload)])
+    later = [lambda: data.import_numerics(torch_threads, preload)]
+    if start_workers and preload is not None and _needs_a_job(preload, cfg.cache_dir):
+        threading.Thread(target=runner.start, name="vaefrag-workers", daemon=True).start()   # the page will wait for one
+    elif start_workers:
+        later.insert(0, runner.start)
+    _when_idle(app.server, later)
     return app
+
+
+def _needs_a_job(path, cache_dir) -> bool:
+    """True when the first page's analysis is not cached (the page's first request starts a job)."""
+    try:
+        return data.cached_analysis(path, data.clean_params(), cache_dir) is None
+    except (ValueError, OSError):
+        return False
 
 
 def valid_token(tok) -> bool:

@@ -92,9 +92,8 @@ return q('#vf-matrix g.hm image') > 0 && q('#vf-hotspots .ag-center-cols-contain
 """
 
 
-def measure_fresh(url: str, t0: float, driver) -> dict:
-    """Seconds from the server's start (perf_counter ``t0``) until it answers, until the hotspots
-    are drawn, and until the first full render."""
+def _open_when_up(url: str, driver) -> float:
+    """Wait until the server at ``url`` answers, then open the page; returns when it answered."""
     import urllib.request
 
     def up():
@@ -103,6 +102,13 @@ def measure_fresh(url: str, t0: float, driver) -> dict:
 
     t_up = _until(up, 120, "the server to answer", poll=0.05)
     driver.get(url)
+    return t_up
+
+
+def measure_fresh(url: str, t0: float, driver) -> dict:
+    """Seconds from the server's start (perf_counter ``t0``) until it answers, until the hotspots
+    are drawn, and until the first full render."""
+    t_up = _open_when_up(url, driver)
     t_structure = _until(lambda: driver.execute_script(STRUCTURE_JS), 600, "the hotspots", poll=0.02)
     t_render = _until(lambda: driver.execute_script(RENDERED_JS), 600, "the first full render", poll=0.05)
     return {"up_s": t_up - t0, "structure_s": t_structure - t0, "start_s": t_render - t0}
@@ -110,16 +116,9 @@ def measure_fresh(url: str, t0: float, driver) -> dict:
 
 def measure(url: str, t0: float, analysis, driver, repeats: int = 3) -> dict:
     """Drive the page at ``url`` (server started at perf_counter ``t0``); see the module docstring."""
-    import urllib.request
-
     from vaefrag.figures.views import channel_label
 
-    def up():
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-
-    t_up = _until(up, 120, "the server to answer", poll=0.05)
-    driver.get(url)
+    t_up = _open_when_up(url, driver)
     t_render = _until(lambda: driver.execute_script(RENDERED_JS), 300, "the first full render", poll=0.02)
     driver.execute_script("performance.setResourceTimingBufferSize(10000);")
     driver.execute_script(PROBE_JS)

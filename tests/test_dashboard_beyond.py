@@ -349,10 +349,12 @@ def test_a_broken_ensemble_is_listed_with_its_error_and_breaks_nothing(two_roots
         assert opts[0] == {"label": "b", "value": "b"} and value == "b"
         assert opts[1]["value"] == "zz-broken" and opts[1]["disabled"]
         assert "nested too deeply" in opts[1]["label"]
-        from vaefrag.dashboard.callbacks.analysis import ensemble_options
-
-        listed = {o["value"]: o["label"] for o in ensemble_options(cfg.root)}
+        listed = {o["value"]: o["label"] for o in data.ensemble_options(cfg.root)}
         assert listed["a"] == "a" and "broken" in listed["zz-broken"]
+        from vaefrag.dashboard import create_app
+
+        page = str(create_app(cfg.root, default="a", cache_dir=cfg.cache_dir).layout())   # the page's own list
+        assert "zz-broken (broken: " in page
         fig, status = cbb.compare_job(lambda _: None, 1, tok, "zz-broken", cfg)
         assert "vf-alert-error" in status.className and "nested too deeply" in status.children
     finally:

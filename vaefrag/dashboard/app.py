@@ -118,7 +118,7 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         # server starts and the browser loads the scripts; only the layout request waits for them.
         wanted = flask.has_request_context() and flask.request.path.endswith("_dash-layout")
         first = cb_views.first_page(default_name, cfg) if wanted else None
-        page = serve_layout(names, default_name, first)
+        page = serve_layout(data.ensemble_options(cfg.root), default_name, first)
         page.children = [*page.children, *jobs_ui.components()]
         return page
 

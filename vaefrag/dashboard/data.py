@@ -60,6 +60,17 @@ def ensemble_names(root) -> list[str]:
     return [p.name for p in store.list_ensembles(root)]
 
 
+def ensemble_options(root) -> list[dict]:
+    """Dropdown options of the ensembles under ``root``; a broken one is labelled with its error
+    (`store.ensemble_problem`: manifest and archive headers only) and opens to that error."""
+    out = []
+    for n in ensemble_names(root):
+        problem = store.ensemble_problem(Path(root) / n)
+        label = n if problem is None else f"{n} (broken: {problem.replace(str(root), '')[:120]})"
+        out.append({"label": label, "value": n})
+    return out
+
+
 def ensemble_path(root, name: str) -> Path:
     """The directory of ensemble ``name`` under ``root``; the name must be a safe, existing one.
 

@@ -92,11 +92,11 @@ def _panel(title: str, body, *, extra=None, class_name: str = "") -> html.Sectio
                         className=f"vf-panel {class_name}".strip())
 
 
-def header(names: list[str], default: str | None) -> html.Header:
+def header(options: list[dict], default: str | None) -> html.Header:
     return html.Header([
         html.Div([html.Span("vaefrag", className="vf-logo"),
                   html.Span("information fragments of VAE ensembles", className="vf-tagline")], className="vf-brand"),
-        html.Div([dcc.Dropdown(id=ids.ENSEMBLE, options=[{"label": n, "value": n} for n in names], value=default,
+        html.Div([dcc.Dropdown(id=ids.ENSEMBLE, options=options, value=default,
                                clearable=False, placeholder="choose an ensemble", className="vf-ensemble-dd"),
                   html.Span(id=ids.ENSEMBLE_INFO, className="vf-ensemble-info")], className="vf-ensemble"),
         dcc.Upload(id=ids.UPLOAD, children=html.Button("Upload posteriors .npz", className="vf-btn"),
@@ -325,8 +325,8 @@ def beyond_panel() -> html.Section:
                   class_name="vf-beyond-panel")
 
 
-def serve_layout(names: list[str], default: str | None, first: dict | None = None) -> html.Div:
-    """The whole page for the ensembles ``names`` with ``default`` open; ``first`` (a dict with the
+def serve_layout(options: list[dict], default: str | None, first: dict | None = None) -> html.Div:
+    """The whole page for the ensembles of the dropdown ``options`` (`data.ensemble_options`) with ``default`` open; ``first`` (a dict with the
     default analysis' "token" and its "matrix" and "map" figures, or None) lets the first page draw
     without waiting for a callback."""
     return html.Div([
@@ -335,7 +335,7 @@ def serve_layout(names: list[str], default: str | None, first: dict | None = Non
         dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.HIGHLIGHT, data=ids.HIGHLIGHT_AS_SERVED),
         dcc.Store(id=ids.TRAV_BASES, data=None),
         dcc.Store(id=ids.URL_STATE), dcc.Store(id=ids.URL_POP),
-        header(names, default),
+        header(options, default),
         html.Div(id=ids.STATUS, className="vf-status"),
         html.Div(id=ids.UPLOAD_STATUS, className="vf-status"),
         html.Div([sidebar(), main_views(first)], className="vf-body"),

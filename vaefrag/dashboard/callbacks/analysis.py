@@ -266,18 +266,7 @@ def handle_upload(contents: str | None, filename: str | None, cfg) -> tuple:
     except (ValueError, OSError) as exc:
         msg = str(exc).replace(str(Path(tempfile.gettempdir())), "<upload>")
         return alert(f"Upload rejected: {msg}"), no_update, no_update
-    return (alert(f"Imported {fname} as ensemble '{name}'; analysing it ...", "ok"), ensemble_options(cfg.root), name)
-
-
-def ensemble_options(root) -> list[dict]:
-    """Dropdown options of the ensembles under ``root``; a broken one is labelled with its error
-    (`store.ensemble_problem`: manifest and archive headers only) and opens to that error."""
-    out = []
-    for n in data.ensemble_names(root):
-        problem = store.ensemble_problem(Path(root) / n)
-        label = n if problem is None else f"{n} (broken: {problem.replace(str(root), '')[:120]})"
-        out.append({"label": label, "value": n})
-    return out
+    return (alert(f"Imported {fname} as ensemble '{name}'; analysing it ...", "ok"), data.ensemble_options(cfg.root), name)
 
 
 def ensemble_info(tok: dict | None, cfg) -> str:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from byo_helpers import TutorialVAE, posteriors, torch_grid
-from vaefrag import bring, store, traversal
+from vaefrag import bring, members, store, traversal
 from vaefrag.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_docs_plain_torch_recipe_runs_as_written(models, tmp_path, monkeypatch):
     ens = check_ensemble(tmp_path / "ens" / "my-vaes", vaes, x)
     np.testing.assert_array_equal(ens.factors[:, 0], labels)
     assert ens.factor_names == ["digit"]
-    assert store.member_metadata(ens) == {"beta": [1.0, 2.0], "seed": [3.0, 4.0]}
+    assert members.member_metadata(ens) == {"beta": [1.0, 2.0], "seed": [3.0, 4.0]}
 
 
 class ModelOutput(OrderedDict):
@@ -137,7 +137,7 @@ def test_flattened_tutorial_vae_and_plain_callables(tmp_path):
         mu, lv = vae.encode(torch.from_numpy(x.reshape(12, 64)))
         np.testing.assert_allclose(ens.mu[0], mu.numpy(), atol=1e-6)
         z = torch.randn(5, 2)
-        np.testing.assert_allclose(store.load_member(ens, 0).decode(z).numpy(),
+        np.testing.assert_allclose(members.load_member(ens, 0).decode(z).numpy(),
                                    vae.decode(z).numpy().reshape(5, 1, 8, 8), atol=1e-5)
     # plain functions give posteriors, but cannot be exported
     enc = lambda t: vae.encode(t.reshape(len(t), -1))                      # noqa: E731

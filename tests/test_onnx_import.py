@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from byo_helpers import Method, TutorialVAE, export, export_vaes, posteriors, torch_grid
-from vaefrag import store, traversal
+from vaefrag import members, store, traversal
 from vaefrag.cli import main
 from vaefrag.store import EnsembleError
 
@@ -52,7 +52,7 @@ def test_traversals_of_an_onnx_export_match_torch(outside, tmp_path, capsys):
         assert g.shape == ref.shape == (3, 5, 8, 8)
         assert np.abs(g.astype(int) - ref.astype(int)).max() <= 1          # rounding of float noise only
     # the ONNX member is the network: decode and encode to float tolerance
-    member = store.load_member(ens, 1)
+    member = members.load_member(ens, 1)
     z = torch.from_numpy(np.random.default_rng(1).normal(size=(7, 3)).astype(np.float32))
     with torch.no_grad():
         np.testing.assert_allclose(member.decode(z).numpy(), vaes[1].decode(z).numpy(), atol=1e-5)
@@ -60,10 +60,10 @@ def test_traversals_of_an_onnx_export_match_torch(outside, tmp_path, capsys):
     np.testing.assert_allclose(m_.numpy(), mu[1], atol=1e-5)
     np.testing.assert_allclose(lv_.numpy(), logvar[1], atol=1e-5)
     # the per-model metadata is kept in the manifest members and offered as model-table columns
-    meta = store.member_metadata(ens)
+    meta = members.member_metadata(ens)
     assert meta["beta"] == [1.0, 4.0] and meta["seed"] == [11.0, 12.0] and meta["final_loss"] == [3.5, 2.5]
     assert meta["family"] == ["beta-vae", "beta-vae"] and "junk" not in meta
-    table = store.member_metadata(ens, numeric_only=True)                  # Analysis.model_table's form
+    table = members.member_metadata(ens, numeric_only=True)                  # Analysis.model_table's form
     assert sorted(table) == ["beta", "final_loss", "seed"] and table["beta"].dtype == np.float64
     assert ens.manifest["model"]["family"] == "beta-vae"
     assert ens.manifest["metadata"] == {"note": "trained in my own code"}
@@ -154,7 +154,7 @@ def test_static_batch_and_logit_decoders(tmp_path):
     assert not (tmp_path / "e").exists()
     path = store.import_posteriors(tmp_path / "p.npz", "l", tmp_path / "e", decoders=tmp_path / "dec",
                                    decoder_output="logits")
-    member = store.load_member(store.load_ensemble(path), 0)
+    member = members.load_member(store.load_ensemble(path), 0)
     z = torch.from_numpy(rng.normal(size=(7, 2)).astype(np.float32))        # 7 rows: chunks of 4, padded
     with torch.no_grad():
         np.testing.assert_allclose(member.decode(z).numpy(), vae.decode(z).numpy(), atol=1e-5)

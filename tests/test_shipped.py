@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaefrag import store
+from vaefrag import members, store
 from vaefrag.analysis import analyze
 from vaefrag.measures import split_channels, compare_channels
 
@@ -29,7 +29,7 @@ def test_shipped_members_reproduce_their_posteriors(name):
     assert ens.n_models >= 10
     for k in (0, ens.n_models - 1):
         with torch.no_grad():
-            mu, logvar = store.load_member(ens, k).encode(torch.from_numpy(ens.x))
+            mu, logvar = members.load_member(ens, k).encode(torch.from_numpy(ens.x))
         np.testing.assert_allclose(mu.numpy(), ens.mu[k], rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(logvar.numpy(), ens.logvar[k], rtol=1e-4, atol=1e-4)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaefrag import store
+from vaefrag import members, store
 from vaefrag.models import EnsembleVAE, make_spec
 from vaefrag.store import EnsembleError
 
@@ -160,7 +160,7 @@ def test_import_posteriors(tmp_path, rng):
     np.testing.assert_allclose(e.mu[0], mu[0])
     assert e.x.shape == (20, 1, 8, 8) and e.factor_names == ["p", "q"] and not e.has_weights
     with pytest.raises(EnsembleError, match="model.spec"):
-        store.load_member(e, 0)
+        members.load_member(e, 0)
     bad = {
         "shapes.npz": dict(mu=mu, logvar=lv[:, :3]),
         "keys.npz": dict(mu=mu),
@@ -189,16 +189,16 @@ def test_load_member_is_strict(tmp_path, rng):
     path = store.write_ensemble(tmp_path / "e", manifest, mu, lv, x=x, weights=[net.member_state(k) for k in range(2)])
     e = store.load_ensemble(path)
     assert e.has_weights
-    m = store.load_member(e, 1)
+    m = members.load_member(e, 1)
     with torch.no_grad():
         np.testing.assert_allclose(m.encode(torch.from_numpy(x))[0].numpy(), mu[1], atol=1e-6)
     with pytest.raises(ValueError, match="member index"):
-        store.load_member(e, 2)
+        members.load_member(e, 2)
     # weights of another architecture are rejected, not silently half-loaded
     other = EnsembleVAE(make_spec([3], 2, hidden=5, likelihood="gaussian"), 1)
     store.write_ensemble(tmp_path / "f", manifest, mu, lv, weights=[other.member_state(0)] * 2)
     with pytest.raises(EnsembleError, match="shape"):
-        store.load_member(tmp_path / "f", 0)
+        members.load_member(tmp_path / "f", 0)
     (path / "members" / "member_000.safetensors").write_bytes(b"garbage")
     with pytest.raises(EnsembleError, match=r"member_000\.safetensors"):
-        store.load_member(e, 0)
+        members.load_member(e, 0)

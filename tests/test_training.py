@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaefrag import store
+from vaefrag import members, store
 from vaefrag.cli import main
 from vaefrag.datasets import make_dataset
 from vaefrag.models import EnsembleVAE, make_objective, make_spec
@@ -45,7 +45,7 @@ def test_train_ensemble_and_reload(tmp_path, decoder):
     assert [mm["seed"] for mm in m["members"]] == [0, 1, 2]
     assert all(np.isfinite(mm["final_loss"]) for mm in m["members"])
     for k in range(3):
-        member = store.load_member(e, k)
+        member = members.load_member(e, k)
         with torch.no_grad():
             mu, lv = member.encode(torch.from_numpy(e.x))
             out = member.decode(mu)
@@ -112,7 +112,7 @@ def test_cli_train_recipe_fingerprint_import(tmp_path, capsys):
     c = store.load_ensemble(out)
     assert c.n_points == 20 and c.manifest["fingerprint"] == {"size": 20, "seed": 3}
     with torch.no_grad():
-        mu = store.load_member(c, 1).encode(torch.from_numpy(c.x))[0].numpy()
+        mu = members.load_member(c, 1).encode(torch.from_numpy(c.x))[0].numpy()
     np.testing.assert_allclose(mu, c.mu[1], atol=1e-6)
     # import
     src = tmp_path / "post.npz"

@@ -60,7 +60,7 @@ def sample_posteriors(ensemble, size: int, seed: int = 0, device="cpu", progress
 
     Returns mu, logvar float32 [K, size, L]. Needs member weights or ONNX encoders, and a dataset in the manifest.
     """
-    from vaefrag import store, training
+    from vaefrag import members, store, training
 
     if not ensemble.has_encoders:
         raise store.EnsembleError(f"{ensemble.path}: has no member weights or ONNX encoders; cannot encode a larger sample")
@@ -68,7 +68,7 @@ def sample_posteriors(ensemble, size: int, seed: int = 0, device="cpu", progress
     _, x, _ = training.fingerprint_sample(ds, size, seed)
     mus, lvs = [], []
     for k in range(ensemble.n_models):
-        mu, lv = training.encode_member(store.load_member(ensemble, k, device=device), x, device=device)
+        mu, lv = training.encode_member(members.load_member(ensemble, k, device=device), x, device=device)
         mus.append(mu)
         lvs.append(lv)
         if progress is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaefrag import members as member_io
 from vaefrag import store
 from vaefrag.datasets import make_dataset
 from vaefrag.models import EnsembleVAE, make_objective, make_spec
@@ -65,7 +66,7 @@ def encode_all(net: EnsembleVAE, x: np.ndarray, device="cpu", batch: int = 256):
 
 @torch.no_grad()
 def encode_member(member, x: np.ndarray, device="cpu", batch: int = 256):
-    """Posteriors of one member (`store.load_member`: our network or an ONNX one):
+    """Posteriors of one member (`vaefrag.members.load_member`: our network or an ONNX one):
     x [N, *shape] -> mu, logvar float32 [N, L]."""
     mus, lvs = [], []
     for lo in range(0, len(x), batch):
@@ -362,7 +363,7 @@ def refingerprint(ensemble, size: int, seed: int = 0, *, out=None, device="cpu",
     _, x, factors = fingerprint_sample(ds, size, seed)
     mus, lvs = [], []
     for k in range(ens.n_models):
-        member = store.load_member(ens, k, device=device)
+        member = member_io.load_member(ens, k, device=device)
         mu, lv = encode_member(member, x, device=device)
         mus.append(mu)
         lvs.append(lv)

@@ -82,7 +82,7 @@ def decode_traversal(model, base_mu, latent: int, values, *, device="cpu") -> np
 
     Parameters
     ----------
-    model : anything with ``decode(z [B, L]) -> x`` in [0, 1] on torch tensors (`store.load_member`:
+    model : anything with ``decode(z [B, L]) -> x`` in [0, 1] on torch tensors (`members.load_member`:
         our network or an ONNX member).
     base_mu : [R, L] posterior means of the base inputs (rows).
     latent : the latent index to traverse.  values : [V] values it takes (columns).
@@ -120,7 +120,7 @@ def traverse(model, base_inputs, latent: int, values, *, device="cpu") -> np.nda
     Parameters
     ----------
     model : a VAE with ``encode(x) -> (mu, logvar)`` [B, L] and ``decode(z) -> x`` in [0, 1]
-        (e.g. ``store.load_member``).
+        (e.g. ``members.load_member``).
     base_inputs : [R, *input_shape] inputs (images [R, C, H, W] or vectors [R, D]); one row each.
     latent : the latent index to traverse.  values : [V] values it takes (columns).
 
@@ -155,7 +155,7 @@ def channel_traversals(ensemble, channels: Sequence, *, n_values: int = 7, n_row
     -------
     grids : list of arrays from `traverse`, one per channel.  signs : int [len(channels)].
     """
-    from vaefrag.store import load_member
+    from vaefrag.members import load_member
 
     if not getattr(ensemble, "has_weights", False):
         raise ValueError(f"ensemble {getattr(ensemble, 'name', '?')}: traversals need member weights or ONNX "

@@ -36,7 +36,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from vaefrag.cli import CLIError
     from vaefrag.datasets import dataset_params
-    from vaefrag.store import check_archive, import_posteriors, load_ensemble, member_metadata
+    from vaefrag.members import member_metadata
+    from vaefrag.store import check_archive, import_posteriors, load_ensemble
 
     dataset = None
     if args.dataset:

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 
-from vaefrag import store
+from vaefrag import members, store
 from vaefrag.cache import default_cache_dir
 from vaefrag.params import AnalysisParams
 
@@ -173,11 +173,11 @@ def analysis_from_token(tok: dict | None, cache_dir=None):
 
 @functools.lru_cache(maxsize=MAX_MEMBERS)
 def _member(path: str, stamp: int, k: int):
-    return store.load_member(load_ensemble(path), k)
+    return members.load_member(load_ensemble(path), k)
 
 
 def load_member(path, k: int):
-    """`store.load_member`, memoised per (ensemble path, posteriors mtime, member)."""
+    """`members.load_member`, memoised per (ensemble path, posteriors mtime, member)."""
     path = Path(path)
     return _member(str(path.resolve()), _stamp(path), int(k))
 

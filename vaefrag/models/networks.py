@@ -180,7 +180,7 @@ class EnsembleVAE(nn.Module):
 
 
 class Member(nn.Module):
-    """One VAE (a K=1 :class:`EnsembleVAE` without the member axis), as returned by ``store.load_member``.
+    """One VAE (a K=1 :class:`EnsembleVAE` without the member axis), as returned by ``members.load_member``.
 
     ``encode(x [B, *input_shape]) -> (mu [B, L], logvar [B, L])``;
     ``decode(z [B, L]) -> [B, *input_shape]`` (in [0, 1] for Bernoulli likelihoods).

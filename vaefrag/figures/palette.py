@@ -16,6 +16,8 @@ import functools
 
 import numpy as np
 
+from vaefrag.results import hotspot_number
+
 #: qualitative palette for hotspots (ColorBrewer Dark2 + Set1, readable on white), cycled by id
 HOTSPOT_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#377eb8",
                    "#e41a1c", "#984ea3", "#ff7f00", "#4daf4a", "#f781bf", "#999933", "#17becf", "#8c564b")
@@ -32,14 +34,9 @@ def hotspot_color(hid: int) -> str:
     return NOISE_COLOR if hid < 0 else HOTSPOT_PALETTE[hid % len(HOTSPOT_PALETTE)]
 
 
-def hotspot_number(hid: int) -> int:
-    """What a person reads for hotspot id ``hid``: ``hid + 1`` (0 for no hotspot)."""
-    return int(hid) + 1 if int(hid) >= 0 else 0
-
-
 def hotspot_name(hid: int) -> str:
-    """"hotspot 3" for id 2, "no hotspot" for -1."""
-    return "no hotspot" if int(hid) < 0 else f"hotspot {int(hid) + 1}"
+    """"hotspot 3" for id 2 (`results.hotspot_number`), "no hotspot" for -1."""
+    return "no hotspot" if int(hid) < 0 else f"hotspot {hotspot_number(hid)}"
 
 
 def _lab(rgb01: np.ndarray) -> np.ndarray:

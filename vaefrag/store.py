@@ -162,7 +162,7 @@ def _check_posteriors(where, mu, logvar) -> tuple[np.ndarray, np.ndarray]:
         raise EnsembleError(f"{where}: fields 'mu' {mu.shape} and 'logvar' {logvar.shape} must have the same shape [K, N, L]")
     if min(mu.shape) < 1:
         raise EnsembleError(f"{where}: field 'mu' has an empty axis, shape {mu.shape}")
-    # check_numeric refused values beyond float32's range (the one overflow check), so this is exact
+    # check_numeric refused values beyond float32's range (the one overflow check): no inf can appear here
     return mu.astype(np.float32), logvar.astype(np.float32)
 
 

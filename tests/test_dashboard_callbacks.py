@@ -73,12 +73,12 @@ def test_ensemble_path_refuses_escapes(frag_env, name):
 # ------------------------------------------------------------------------------- request / URL
 def test_request_from_url_sets_controls(frag_env):
     cfg, _, _ = frag_env
-    out = cba.request_from("?ensemble=frag&measure=vi&thr=0.05&ms=3&xi=0.1&hotspot=2&view=vi&map=mds",
+    out = cba.request_from("?ensemble=frag&measure=vi&thr=0.05&ms=3&xi=0.1&nmin=0.2&hotspot=2&view=vi&map=mds",
                            None, None, None, None, None, None, cfg)
-    req, status, ens, measure, thr, ms, xi, view, mmap = out
+    req, status, ens, measure, thr, ms, xi, view, mmap, min_nmi = out
     assert req == {"ensemble": NAME, "params": {"measure": "vi", "info_threshold": 0.05, "min_samples": 3,
-                                                "xi": 0.1}, "hotspot": 1}   # the URL counts from 1
-    assert (status, ens, measure, thr, ms, xi, view, mmap) == (None, NAME, "vi", 0.05, 3, 0.1, "vi", "mds")
+                                                "xi": 0.1, "min_nmi": 0.2}, "hotspot": 1}   # the URL counts from 1
+    assert (status, ens, measure, thr, ms, xi, view, mmap, min_nmi) == (None, NAME, "vi", 0.05, 3, 0.1, "vi", "mds", 0.2)
 
 
 def test_request_bad_url_params_fall_back_with_alert(frag_env):
@@ -397,22 +397,38 @@ def test_single_channel_has_a_row_and_column_cue(frag_env):
 def test_analysis_inputs_accept_every_value_in_range(thr, ms, xi):
     from vaefrag.dashboard.callbacks import controls
 
-    assert controls.analysis_errors(thr, ms, xi) == ("", "", "", False)
+    assert controls.analysis_errors(thr, ms, xi) == ("", "", "", "", False)
     # and those are the values the request carries (no silent default)
     p = data.clean_params("nmi", thr, ms or None, xi)
     assert p["info_threshold"] == float(thr) and p["xi"] == float(xi)
 
 
-@pytest.mark.parametrize("thr, ms, xi, which, match", [("-0.1", "", "", 0, "information threshold"),
-                                                       ("abc", "", "", 0, "expected a number"),
-                                                       ("", "1", "", 1, "min_samples"), ("", "2.5", "", 1, "min_samples"),
-                                                       ("", "", "1.5", 2, "xi"), ("", "", "0", 2, "xi")])
-def test_invalid_analysis_inputs_are_errors_that_block_recompute(thr, ms, xi, which, match):
+@pytest.mark.parametrize("thr, ms, xi, nmin, which, match", [("-0.1", "", "", "", 0, "information threshold"),
+                                                             ("abc", "", "", "", 0, "expected a number"),
+                                                             ("", "1", "", "", 1, "min_samples"),
+                                                             ("", "2.5", "", "", 1, "min_samples"),
+                                                             ("", "", "1.5", "", 2, "xi"), ("", "", "0", "", 2, "xi"),
+                                                             ("", "", "", "1.2", 3, "min_nmi"),
+                                                             ("", "", "", "-0.1", 3, "min_nmi")])
+def test_invalid_analysis_inputs_are_errors_that_block_recompute(thr, ms, xi, nmin, which, match):
     from vaefrag.dashboard.callbacks import controls
 
-    errors = controls.analysis_errors(thr, ms, xi)
-    assert match in errors[which] and errors[3] is True
-    assert [e for i, e in enumerate(errors[:3]) if i != which] == ["", ""]
+    errors = controls.analysis_errors(thr, ms, xi, nmin)
+    assert match in errors[which] and errors[4] is True
+    assert [e for i, e in enumerate(errors[:4]) if i != which] == ["", "", ""]
+
+
+def test_the_paper_preset_fills_the_fields_with_the_reference_settings():
+    from vaefrag.dashboard.callbacks import controls
+    from vaefrag.params import DEFAULT_MIN_NMI, PRESETS
+
+    assert controls.preset_controls("paper") == (PRESETS["paper"]["min_samples"], PRESETS["paper"]["xi"],
+                                                 PRESETS["paper"]["min_nmi"]) == (20, 0.05, 0.0)
+    assert controls.preset_controls("default") == (None, None, DEFAULT_MIN_NMI)        # auto, auto, 0.3
+    assert controls.preset_controls("forged") == (cba.no_update,) * 3
+    # those values make the request the CLI's --preset paper makes (one cache entry for both)
+    ms, xi, nmin = controls.preset_controls("paper")
+    assert data.clean_params("nmi", 0.01, ms, xi, nmin) == data.clean_params(preset="paper")
 
 
 # --------------------------------------------------------------------------------------- upload

@@ -87,8 +87,8 @@ def test_finish_gives_the_token_of_the_cached_analysis(env):
 def test_cancel_returns_the_controls_to_the_analysis_on_screen(env):
     _, a = env
     on_screen = data.token(NAME, {**data.DEFAULT_PARAMS, "info_threshold": 0.02, "min_samples": 3}, a.key)
-    status, ensemble, measure, thr, ms, xi, upload = cba.cancelled_job(on_screen, "other-ensemble")
-    assert (ensemble, measure, thr, ms, xi) == (NAME, "nmi", 0.02, 3, None)
+    status, ensemble, measure, thr, ms, xi, upload, min_nmi = cba.cancelled_job(on_screen, "other-ensemble")
+    assert (ensemble, measure, thr, ms, xi, min_nmi) == (NAME, "nmi", 0.02, 3, None, data.DEFAULT_PARAMS["min_nmi"])
     assert "Cancelled" in status.children and upload is None
     assert cba.cancelled_job(on_screen, NAME)[1] is no_update       # the same ensemble is not re-set
 

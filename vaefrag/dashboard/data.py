@@ -29,30 +29,27 @@ MAX_MEMBERS = 64
 
 #: analysis parameters the dashboard controls, with their defaults (analyze's keywords)
 DEFAULT_PARAMS = {k: v for k, v in AnalysisParams().to_dict().items() if k in ("measure", "info_threshold",
-                                                                              "min_samples", "xi")}
+                                                                              "min_samples", "xi", "min_nmi")}
 
 #: how the controls name the parameters in messages
-_CONTROL_NAMES = {"info_threshold": "information threshold (info_threshold)"}
+_CONTROL_NAMES = {"info_threshold": "information threshold (info_threshold)",
+                  "min_nmi": "smallest mean NMI of a hotspot (min_nmi)"}
 
 
-def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None, preset=None) -> dict:
+def clean_params(measure=None, info_threshold=None, min_samples=None, xi=None, min_nmi=None, preset=None) -> dict:
     """Validated analysis parameters from control values (None / '' -> default, or the preset's value).
 
     The validation is `params.AnalysisParams` (the one the library and CLI use); a ValueError
-    names the control when a value is out of range. ``preset`` ("paper") fills the values not
-    given, and adds its ``min_nmi``.
+    names the control when a value is out of range. ``preset`` ("paper") fills the values not given.
     """
     from vaefrag.params import ParameterError
 
     try:
         p = AnalysisParams.from_values(preset=preset, measure=measure, info_threshold=info_threshold,
-                                       min_samples=min_samples, xi=xi)
+                                       min_samples=min_samples, xi=xi, min_nmi=min_nmi)
     except ParameterError as exc:
         raise ValueError(f"{_CONTROL_NAMES.get(exc.param, exc.param)}: {exc.detail}") from None
-    out = {k: p.to_dict()[k] for k in DEFAULT_PARAMS}
-    if preset not in (None, "", "default"):
-        out["min_nmi"] = p.min_nmi
-    return out
+    return {k: p.to_dict()[k] for k in DEFAULT_PARAMS}
 
 
 def ensemble_names(root) -> list[str]:

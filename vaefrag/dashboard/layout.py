@@ -15,6 +15,7 @@ from dash import dcc, html
 
 from vaefrag.dashboard import ids
 from vaefrag.figures.views import PRINT_SIZE, empty_figure
+from vaefrag.params import DEFAULT_MIN_NMI
 
 #: on-screen heights of the two graphs (pixels); the figures are built at the same heights
 MATRIX_HEIGHT = 640
@@ -117,6 +118,13 @@ def sidebar() -> html.Aside:
                        "an integer >= 2, or empty for auto"),
         _checked_field("OPTICS xi", number_input(ids.XI, None, "auto (0.05)"),
                        "steepness of a hotspot's edges: a number in (0, 1), e.g. 0.1"),
+        _checked_field("Smallest mean NMI of a hotspot", number_input(ids.MIN_NMI, DEFAULT_MIN_NMI),
+                       "a number in [0, 1]; groups of less similar channels are not hotspots"),
+        _field("Preset", dcc.Dropdown(id=ids.PRESET, options=[
+            {"label": "vaefrag defaults", "value": "default"},
+            {"label": "paper (min_samples 20, xi 0.05, no NMI filter)", "value": "paper"}],
+            value=None, placeholder="fill the fields from a preset", clearable=False),
+            "the paper's OPTICS settings, as the reference code; then Recompute"),
         html.Div([html.Button("Recompute", id=ids.APPLY, n_clicks=0, className="vf-btn vf-btn-primary"),
                   html.Button("Cancel", id=ids.CANCEL, n_clicks=0, className="vf-btn", disabled=True)],
                  className="vf-row"),

@@ -21,7 +21,7 @@ MAX_FUSE_INPUTS, MAX_FUSE_STEPS = 40, 2000
 FUSE_K, FUSE_STEPS, FUSE_LR, FUSE_SEED = 2, 150, 0.1, 0
 #: the analysis parameters a client may set (the rest stay at `analyze`'s defaults)
 ANALYSIS_PARAMS = {"measure": (str,), "info_threshold": (float,), "min_samples": (int, type(None)),
-                   "xi": (float, type(None))}
+                   "xi": (float, type(None)), "min_nmi": (float,)}
 #: per task: parameter name -> accepted types (ints are accepted where floats are)
 PARAMS: dict[str, dict[str, tuple]] = {
     "analysis": {"ensemble": (str,), **ANALYSIS_PARAMS},
@@ -38,15 +38,15 @@ DYN_SAMPLES = 1000
 #: upper bounds the analysis parameters' own checks leave open (`data.clean_params`)
 
 
-def clean_analysis_params(measure=None, info_threshold=None, min_samples=None, xi=None) -> dict:
+def clean_analysis_params(measure=None, info_threshold=None, min_samples=None, xi=None, min_nmi=None) -> dict:
     """`data.clean_params` (the one validation, `params.AnalysisParams`, bounds included), with every
     malformed value from a browser (wrong type, an overlong string) as ValueError."""
     for name, v in (("measure", measure), ("information threshold", info_threshold), ("min_samples", min_samples),
-                    ("xi", xi)):
+                    ("xi", xi), ("min_nmi", min_nmi)):
         if v is not None and (isinstance(v, (bool, list, dict)) or (isinstance(v, str) and len(v) > 40)):
             raise ValueError(f"{name}: expected a number, got {type(v).__name__}")
     try:
-        p = data.clean_params(measure, info_threshold, min_samples, xi)
+        p = data.clean_params(measure, info_threshold, min_samples, xi, min_nmi)
     except (TypeError, OverflowError) as exc:
         raise ValueError(f"analysis parameters: {exc}") from None
     return p
@@ -79,7 +79,8 @@ def check_params(kind: str, params) -> dict:
             raise ValueError(f"{kind} job: parameter {name!r} is longer than 240 characters")
         out[name] = float(v) if float in types and v is not None else v
     if kind in ("analysis", "compare"):
-        cleaned = clean_analysis_params(out["measure"], out["info_threshold"], out["min_samples"], out["xi"])
+        cleaned = clean_analysis_params(out["measure"], out["info_threshold"], out["min_samples"], out["xi"],
+                                        out["min_nmi"])
         out.update(cleaned)
     if kind == "fusion":
         ch = out["channels"]

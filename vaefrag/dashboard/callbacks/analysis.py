@@ -41,22 +41,22 @@ def alert(message: str, kind: str = "error") -> html.Div:
 
 # ----------------------------------------------------------------------------------- URL state
 def parse_query(search: str | None) -> dict:
-    """``?ensemble=a&measure=vi&thr=0.02&ms=3&xi=0.1&hotspot=2&view=vi&map=mds`` -> dict of strings."""
+    """``?ensemble=a&measure=vi&thr=0.02&ms=3&xi=0.1&nmin=0&hotspot=2&view=vi&map=mds`` -> dict of strings."""
     if not isinstance(search, str):
         return {}
     q = parse_qs(search[:4000].lstrip("?"), keep_blank_values=False)
     return {k: v[-1] for k, v in q.items() if v}
 
 
-def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg) -> tuple:
+def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg, min_nmi=None) -> tuple:
     """Build the analysis request.
 
     On the first call (``trigger`` None or the URL) the URL query wins and the controls are set
     from it; afterwards the controls win. Returns (request, status, ensemble, measure, thr, ms,
-    xi, matrix view, map method) where unchanged controls are ``no_update``.
+    xi, matrix view, map method, min_nmi) where unchanged controls are ``no_update``.
     """
     names = data.ensemble_names(cfg.root)
-    keep = (no_update,) * 7
+    keep = (no_update,) * 8
     if trigger in (None, ids.URL):
         q = parse_query(search)
         name = q.get("ensemble") if q.get("ensemble") in names else (ensemble if ensemble in names else cfg.default)
@@ -64,7 +64,7 @@ def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg) -> tuple:
             return None, alert(f"No ensembles under {cfg.root}: upload a posteriors .npz or train one "
                                "(vaefrag train).", "info"), *keep
         try:
-            params = _clean(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"))
+            params = _clean(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"), q.get("nmin"))
         except ValueError as exc:
             params = data.clean_params()
             status = alert(f"Ignored the parameters in the URL: {exc}")
@@ -76,11 +76,11 @@ def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg) -> tuple:
         view = q.get("view") if q.get("view") in ("nmi", "vi") else no_update
         mmap = q.get("map") if q.get("map") in ("umap", "mds") else no_update
         return (req, status, name, params["measure"], params["info_threshold"], params["min_samples"],
-                params["xi"], view, mmap)
+                params["xi"], view, mmap, params["min_nmi"])
     if not isinstance(ensemble, str) or ensemble not in names:
         return no_update, alert(f"No ensemble named {str(ensemble)[:80]!r} under {cfg.root}."), *keep
     try:
-        params = _clean(measure, thr, ms, xi)
+        params = _clean(measure, thr, ms, xi, min_nmi)
     except ValueError as exc:
         return no_update, alert(str(exc)), *keep
     return ({"ensemble": ensemble, "params": params}, None, *keep)
@@ -102,14 +102,14 @@ def resolve_request(req: dict | None, cfg) -> tuple:
     return no_update, req, alert(msg, "info")
 
 
-def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg) -> tuple:
+def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg, min_nmi=None) -> tuple:
     """`request_from` then `resolve_request` in one round trip.
 
     Returns (analysis token, pending request, status, then the control values of `request_from`).
     A token equal to ``current`` (the one the layout carries for the first page) is ``no_update``,
     so the views are not redrawn with what they already show ("Recompute" then says so).
     """
-    req, status, *controls = request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg)
+    req, status, *controls = request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg, min_nmi)
     if req is no_update:
         return (no_update, no_update, status, *controls)
     tok, pending, resolved = resolve_request(req, cfg)
@@ -131,21 +131,21 @@ def _extra(req: dict) -> dict:
 
 def job_params(pending) -> dict:
     """The analysis job's parameters from a pending request: {"ensemble", measure, info_threshold,
-    min_samples, xi}, re-validated (the request passed through the browser). ValueError when malformed."""
+    min_samples, xi, min_nmi}, re-validated (the request passed through the browser). ValueError when malformed."""
     if not isinstance(pending, dict) or not isinstance(pending.get("params"), dict):
         raise ValueError("analysis request: expected {'ensemble': name, 'params': {...}}")
     p = pending["params"]
     if set(p) - set(data.DEFAULT_PARAMS):
         raise ValueError(f"analysis request: unexpected parameters {sorted(set(p) - set(data.DEFAULT_PARAMS))}")
-    params = _clean(p.get("measure"), p.get("info_threshold"), p.get("min_samples"), p.get("xi"))
+    params = _clean(p.get("measure"), p.get("info_threshold"), p.get("min_samples"), p.get("xi"), p.get("min_nmi"))
     return {"ensemble": pending.get("ensemble"), **params}
 
 
-def _clean(measure, thr, ms, xi) -> dict:
+def _clean(measure, thr, ms, xi, min_nmi=None) -> dict:
     """Validated analysis parameters from the controls / URL / a request (`tasks.clean_analysis_params`)."""
     from vaefrag.dashboard import tasks
 
-    return tasks.clean_analysis_params(measure, thr, ms, xi)
+    return tasks.clean_analysis_params(measure, thr, ms, xi, min_nmi)
 
 
 def _hotspot_hint(hints) -> dict:
@@ -181,15 +181,15 @@ def preview_job(partial, params: dict, hints: dict, cfg):
 
 
 def cancelled_job(current: dict | None, ensemble) -> tuple:
-    """(status, ensemble, measure, threshold, min_samples, xi, upload status) after Cancel: the
-    controls return to the parameters of the analysis on screen."""
+    """(status, ensemble, measure, threshold, min_samples, xi, upload status, min_nmi) after Cancel:
+    the controls return to the parameters of the analysis on screen."""
     if not isinstance(current, dict) or not isinstance(current.get("params"), dict):
-        return (alert("Cancelled.", "info"),) + (no_update,) * 5 + (None,)
+        return (alert("Cancelled.", "info"),) + (no_update,) * 5 + (None, no_update)
     p = current["params"]
     name = current.get("ensemble")
     msg = alert(f"Cancelled. The controls show the analysis on screen ({name}).", "info")
     return (msg, name if name != ensemble else no_update, p.get("measure"), p.get("info_threshold"),
-            p.get("min_samples"), p.get("xi"), None)
+            p.get("min_samples"), p.get("xi"), None, p.get("min_nmi", data.DEFAULT_PARAMS["min_nmi"]))
 
 
 def compute_job(set_progress, pending: dict | None, cfg) -> tuple:
@@ -307,12 +307,12 @@ def register(app, cfg) -> None:
     @app.callback(Output(ids.ANALYSIS, "data"), Output(ids.PENDING, "data"), Output(ids.STATUS, "children"),
                   Output(ids.ENSEMBLE, "value"), Output(ids.MEASURE, "value"), Output(ids.INFO_THRESHOLD, "value"),
                   Output(ids.MIN_SAMPLES, "value"), Output(ids.XI, "value"), Output(ids.MATRIX_MEASURE, "value"),
-                  Output(ids.MAP_METHOD, "value"),
+                  Output(ids.MAP_METHOD, "value"), Output(ids.MIN_NMI, "value"),
                   Input(ids.URL, "search"), Input(ids.ENSEMBLE, "value"), Input(ids.APPLY, "n_clicks"),
                   State(ids.MEASURE, "value"), State(ids.INFO_THRESHOLD, "value"), State(ids.MIN_SAMPLES, "value"),
-                  State(ids.XI, "value"), State(ids.ANALYSIS, "data"))
-    def _open(search, ensemble, _n, measure, thr, ms, xi, current):
-        return open_analysis(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, current, cfg)
+                  State(ids.XI, "value"), State(ids.MIN_NMI, "value"), State(ids.ANALYSIS, "data"))
+    def _open(search, ensemble, _n, measure, thr, ms, xi, min_nmi, current):
+        return open_analysis(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, current, cfg, min_nmi)
 
     runner = cfg.runner
     jobs_ui.register_start(app, jobs_ui.ANALYSIS, [Input(ids.PENDING, "data"), State(ids.CLIENT, "data")],
@@ -324,7 +324,8 @@ def register(app, cfg) -> None:
                      cancelled=cancelled_job,
                      cancel_outputs=[Output(ids.ENSEMBLE, "value"), Output(ids.MEASURE, "value"),
                                      Output(ids.INFO_THRESHOLD, "value"), Output(ids.MIN_SAMPLES, "value"),
-                                     Output(ids.XI, "value"), Output(ids.UPLOAD_STATUS, "children")],
+                                     Output(ids.XI, "value"), Output(ids.UPLOAD_STATUS, "children"),
+                                     Output(ids.MIN_NMI, "value")],
                      cancel_states=[State(ids.ANALYSIS, "data"), State(ids.ENSEMBLE, "value")])
 
     @app.callback(Output(ids.UPLOAD_STATUS, "children"), Output(ids.ENSEMBLE, "options"),

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 
-from dash import Input, Output
+from dash import Input, Output, no_update
 
 from vaefrag.dashboard import data, ids
 
 #: traversal settings: (name, low, high) of the integer inputs
 TRAVERSAL_LIMITS = {"steps": (3, 15), "bases": (1, 6), "seed": (0, 2**32 - 1)}
 _ANALYSIS_FIELDS = {ids.INFO_THRESHOLD: ("info_threshold", "information threshold"),
-                    ids.MIN_SAMPLES: ("min_samples", "min_samples"), ids.XI: ("xi", "xi")}
+                    ids.MIN_SAMPLES: ("min_samples", "min_samples"), ids.XI: ("xi", "xi"),
+                    ids.MIN_NMI: ("min_nmi", "min_nmi")}
 
 
 def _number(value, name: str) -> float | None:
@@ -32,10 +33,10 @@ def _number(value, name: str) -> float | None:
     return x
 
 
-def analysis_errors(thr, ms, xi) -> tuple[str, str, str, bool]:
-    """(error beside the threshold, min_samples, xi, Recompute disabled) for typed values."""
+def analysis_errors(thr, ms, xi, min_nmi=None) -> tuple[str, str, str, str, bool]:
+    """(error beside the threshold, min_samples, xi, min_nmi, Recompute disabled) for typed values."""
     errors = []
-    for control, value in ((ids.INFO_THRESHOLD, thr), (ids.MIN_SAMPLES, ms), (ids.XI, xi)):
+    for control, value in ((ids.INFO_THRESHOLD, thr), (ids.MIN_SAMPLES, ms), (ids.XI, xi), (ids.MIN_NMI, min_nmi)):
         field, name = _ANALYSIS_FIELDS[control]
         try:
             x = _number(value, name)
@@ -65,10 +66,28 @@ def traversal_settings(steps, bases, seed) -> dict:
     return out
 
 
+def preset_controls(name) -> tuple:
+    """(min_samples, xi, min_nmi) control values of preset ``name`` (`params.PRESETS`; a value the
+    preset leaves to the default: the default, None meaning "auto"). Unknown names: no_update."""
+    from vaefrag.params import PRESETS
+
+    if not isinstance(name, str) or name not in PRESETS:
+        return no_update, no_update, no_update
+    p = data.clean_params(preset=name)
+    return p["min_samples"], p["xi"], p["min_nmi"]
+
+
 def register(app, cfg) -> None:
     @app.callback(Output(ids.error_id(ids.INFO_THRESHOLD), "children"), Output(ids.error_id(ids.MIN_SAMPLES), "children"),
-                  Output(ids.error_id(ids.XI), "children"), Output(ids.APPLY, "disabled", allow_duplicate=True),
+                  Output(ids.error_id(ids.XI), "children"), Output(ids.error_id(ids.MIN_NMI), "children"),
+                  Output(ids.APPLY, "disabled", allow_duplicate=True),
                   Input(ids.INFO_THRESHOLD, "value"), Input(ids.MIN_SAMPLES, "value"), Input(ids.XI, "value"),
+                  Input(ids.MIN_NMI, "value"), prevent_initial_call=True)
+    def _check(thr, ms, xi, min_nmi):
+        return analysis_errors(thr, ms, xi, min_nmi)
+
+    @app.callback(Output(ids.MIN_SAMPLES, "value", allow_duplicate=True), Output(ids.XI, "value", allow_duplicate=True),
+                  Output(ids.MIN_NMI, "value", allow_duplicate=True), Input(ids.PRESET, "value"),
                   prevent_initial_call=True)
-    def _check(thr, ms, xi):
-        return analysis_errors(thr, ms, xi)
+    def _preset(name):
+        return preset_controls(name)

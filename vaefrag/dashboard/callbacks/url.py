@@ -1,6 +1,6 @@
 """The URL: a bookmark of everything on screen, and Back / Forward through the selections.
 
-The query carries the ensemble and analysis parameters (``ensemble measure thr ms xi``, read by
+The query carries the ensemble and analysis parameters (``ensemble measure thr ms xi nmin``, read by
 `callbacks.analysis.open_analysis`), the selection (``hotspot`` numbered from 1, ``channel=m5:z2``,
 ``model``, ``channels=m1:z0,...``: `selection.to_query`), the views (``view`` nmi / vi, ``map``
 umap / mds, ``color``) and the traversal settings (``steps bases seed range all``).
@@ -17,6 +17,7 @@ from dash import Input, Output, ctx, no_update
 
 from vaefrag.dashboard import ids
 from vaefrag.dashboard.callbacks.analysis import parse_query
+from vaefrag.params import DEFAULT_MIN_NMI
 
 #: the traversal / view controls the URL restores: (query key, component id, default)
 CONTROL_KEYS = (("color", ids.MAP_COLOR, "hotspot"), ("steps", ids.TRAV_STEPS, 7), ("bases", ids.TRAV_NBASE, 2),
@@ -36,6 +37,7 @@ function(tok, sel, view, mapm, color, steps, nbase, seed, range, all) {
     q.set('ensemble', tok.ensemble); q.set('measure', p.measure); q.set('thr', p.info_threshold);
     if (p.min_samples !== null && p.min_samples !== undefined) { q.set('ms', p.min_samples); }
     if (p.xi !== null && p.xi !== undefined) { q.set('xi', p.xi); }
+    if (p.min_nmi !== null && p.min_nmi !== undefined && p.min_nmi !== %(min_nmi)s) { q.set('nmin', p.min_nmi); }
     const mine = (sel && sel.key === tok.key) ? sel : null;
     if (mine && mine.query) { for (const k of Object.keys(mine.query)) { q.set(k, mine.query[k]); } }
     if (view && view !== 'nmi') { q.set('view', view); }
@@ -59,7 +61,7 @@ function(tok, sel, view, mapm, color, steps, nbase, seed, range, all) {
     }
     return s;
 }
-""" % {"pop": ids.URL_POP}
+""" % {"pop": ids.URL_POP, "min_nmi": repr(DEFAULT_MIN_NMI)}
 
 
 def controls_from_query(search: str | None) -> tuple:

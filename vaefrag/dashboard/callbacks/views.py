@@ -162,7 +162,7 @@ def _query_matches(q: dict, tok: dict) -> bool:
     if q.get("ensemble") not in (None, tok.get("ensemble")):
         return False
     try:
-        want = data.clean_params(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"))
+        want = data.clean_params(q.get("measure"), q.get("thr"), q.get("ms"), q.get("xi"), q.get("nmin"))
     except ValueError:
         return False
     return want == tok.get("params")

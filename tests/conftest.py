@@ -69,9 +69,7 @@ class _GracefulRunner:
     """
 
     def __init__(self):
-        from dash.testing.application_runners import BaseDashRunner
-
-        self._ports, self.scheme, self.host, self.port = BaseDashRunner, "http", "127.0.0.1", None
+        self.scheme, self.host, self.port = "http", "127.0.0.1", None
         self.started, self._server, self._thread, self._app = False, None, None, None
 
     @property
@@ -83,9 +81,10 @@ class _GracefulRunner:
         from werkzeug.serving import make_server
 
         app.scripts.config.serve_locally = app.css.config.serve_locally = True
-        self.port = kwargs.get("port") or self._ports._next_port
-        self._ports._next_port += 1
-        self._app, self._server = app, make_server(self.host, self.port, app.server, threaded=True)
+        # port 0: the system picks a free one (a fixed range such as dash's 58050+ lies among the
+        # ephemeral ports that Dask's sockets and chromedriver take, so it was sometimes in use)
+        self._app, self._server = app, make_server(self.host, int(kwargs.get("port") or 0), app.server, threaded=True)
+        self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="dash-test-server", daemon=True)
         self._thread.start()
         requests.get(self.url, timeout=start_timeout).raise_for_status()

@@ -60,9 +60,14 @@ class User:
             n[0] += 1
             status, body = self.srv.call(self.poll, [n[0]], [job, self.client])
             assert status in (200, 204), body
+            store = body["response"].get("vf-job-analysis", {}).get("data", "x") if status == 200 else "x"
+            if isinstance(store, dict):             # the structure stage shown while the rest computes
+                assert ids.ANALYSIS in body["response"] and store.get("shown")
+                job.update(store)                   # the page sends its store back: the preview is not repeated
+                return None
             if status == 200 and ids.ANALYSIS in body["response"]:
                 return body["response"][ids.ANALYSIS]["data"]
-            if status == 200 and body["response"].get("vf-job-analysis", {}).get("data", "x") is None:
+            if store is None:
                 return {"ended": body["response"].get(ids.STATUS)}
             return None
 

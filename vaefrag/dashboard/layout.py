@@ -120,11 +120,11 @@ def sidebar() -> html.Aside:
                        "steepness of a hotspot's edges: a number in (0, 1), e.g. 0.1"),
         _checked_field("Smallest mean NMI of a hotspot", number_input(ids.MIN_NMI, DEFAULT_MIN_NMI),
                        "a number in [0, 1]; groups of less similar channels are not hotspots"),
-        _field("Preset", dcc.Dropdown(id=ids.PRESET, options=[
-            {"label": "vaefrag defaults", "value": "default"},
-            {"label": "paper (min_samples 20, xi 0.05, no NMI filter)", "value": "paper"}],
-            value=None, placeholder="fill the fields from a preset", clearable=False),
-            "the paper's OPTICS settings, as the reference code; then Recompute"),
+        _field("Preset", dcc.Dropdown(id=ids.PRESET, options=[{"label": "vaefrag defaults", "value": "default"},
+                                                              {"label": "paper", "value": "paper"}],
+                                      value=None, placeholder="choose a preset", clearable=False),
+               "fills the three fields above; paper: min_samples 20, xi 0.05, no NMI filter (the reference "
+               "code's OPTICS). Then Recompute"),
         html.Div([html.Button("Recompute", id=ids.APPLY, n_clicks=0, className="vf-btn vf-btn-primary"),
                   html.Button("Cancel", id=ids.CANCEL, n_clicks=0, className="vf-btn", disabled=True)],
                  className="vf-row"),

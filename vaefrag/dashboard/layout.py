@@ -123,7 +123,7 @@ def sidebar() -> html.Aside:
         _field("Preset", dcc.Dropdown(id=ids.PRESET, options=[{"label": "vaefrag defaults", "value": "default"},
                                                               {"label": "paper", "value": "paper"}],
                                       value=None, placeholder="choose a preset", clearable=False),
-               "fills the three fields above; paper: min_samples 20, xi 0.05, no NMI filter (the reference "
+               "fills min_samples, xi and the smallest mean NMI; paper: 20, 0.05 and 0 (the reference "
                "code's OPTICS). Then Recompute"),
         html.Div([html.Button("Recompute", id=ids.APPLY, n_clicks=0, className="vf-btn vf-btn-primary"),
                   html.Button("Cancel", id=ids.CANCEL, n_clicks=0, className="vf-btn", disabled=True)],

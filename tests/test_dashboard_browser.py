@@ -427,6 +427,18 @@ def test_xi_01_is_accepted_and_used(app_duo):
     assert duo.find_element(f"#{ids.XI}").get_attribute("value") == "0.1"
 
 
+def test_the_paper_preset_fills_the_fields_and_defaults_restore_them(app_duo):
+    duo, _ = app_duo
+    value = lambda control: duo.find_element(f"#{control}").get_attribute("value")   # noqa: E731
+    duo.select_dcc_dropdown(f"#{ids.PRESET}", value="paper")
+    _wait(duo, lambda: (value(ids.MIN_SAMPLES), value(ids.XI), value(ids.MIN_NMI)) == ("20", "0.05", "0"),
+          msg="the paper's settings in the fields")
+    assert duo.find_element(f"#{ids.APPLY}").is_enabled() and duo.find_element(f"#{ids.error_id(ids.MIN_NMI)}").text == ""
+    duo.select_dcc_dropdown(f"#{ids.PRESET}", value="vaefrag defaults")
+    _wait(duo, lambda: (value(ids.MIN_SAMPLES), value(ids.XI), value(ids.MIN_NMI)) == ("", "", "0.3"),
+          msg="the defaults back in the fields")
+
+
 def test_an_invalid_value_is_refused_with_a_message(app_duo):
     duo, a = app_duo
     _set_input(duo, f"#{ids.XI}", "1.5")

@@ -136,7 +136,9 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     preload = cfg.root / cfg.default if cfg.default else None
     later = [lambda: data.import_numerics(torch_threads, preload)]
     if start_workers and preload is not None and _needs_a_job(preload, cfg.cache_dir):
-        threading.Thread(target=runner.start, name="vaefrag-workers", daemon=True).start()   # the page will wait for one
+        # the page's first request starts a job: spawn the workers now, without a warm-up task the
+        # job would queue behind (it imports what it needs itself)
+        threading.Thread(target=runner.start, kwargs={"warm": False}, name="vaefrag-workers", daemon=True).start()
     elif start_workers:
         later.insert(0, runner.start)
     _when_idle(app.server, later)

@@ -203,7 +203,7 @@ _prefetched: set = set()
 _prefetch_lock = threading.Lock()
 
 
-def prefetch(path, analysis, *, delay: float = 1.0, **settings) -> bool:
+def prefetch(path, analysis, *, delay: float = 4.0, **settings) -> bool:
     """Decode, in a background thread, the first page of traversals of every hotspot of ``analysis``
     with the panel's default settings (or ``settings``, keywords of `cards`), so that a first click
     on a hotspot is served from the memo (`_card_grid`). Once per (ensemble, analysis, settings);

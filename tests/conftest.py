@@ -98,7 +98,7 @@ class _GracefulRunner:
             self._server = None
         runner = getattr(self._app, "vaefrag_runner", None)
         if runner is not None:
-            runner.close()
+            runner.close(timeout=30)
         self.started = False
 
     def __call__(self, *args, **kwargs):

@@ -151,8 +151,9 @@ def test_a_running_analysis_shows_its_structure_stage_once_then_the_whole(env):
     params = {"ensemble": NAME, **data.DEFAULT_PARAMS}
     running = {"state": "running", "done": 2, "total": 9, "message": "hotspots", "partial": {"key": quick.key},
                "result": None, "error": None, "params": params}
+    again = {**running, "partial": None}                                 # the runner gives it once per page
     done = {**running, "state": "done", "done": 9, "partial": None, "result": {"key": a.key}}
-    runner = Scripted([running, running, done])
+    runner = Scripted([running, again, done])
 
     def finish(result, p, hints):
         return cba.finish_job(result, p, hints, cfg)
@@ -162,13 +163,16 @@ def test_a_running_analysis_shows_its_structure_stage_once_then_the_whole(env):
 
     store = {"id": "a" * 24, "hints": {}}
     out = jobs_ui.poll_outputs(runner, store, "c" * 32, finish, preview, 2)
-    new_store, status, (tok, upload) = out[3], out[8], out[9:]
+    status, (tok, upload) = out[8], out[9:]
     assert tok == data.token(NAME, data.DEFAULT_PARAMS, quick.key) and upload is no_update
-    assert new_store == {**store, "shown": {"key": quick.key}} and out[4] is no_update     # still polling
+    assert out[3:8] == (no_update,) * 5           # a running poll never writes the job store: still polling
     assert "stability, maps and scores are computing" in status.children
-    again = jobs_ui.poll_outputs(runner, new_store, "c" * 32, finish, preview, 2)
-    assert again[9] is no_update and again[3] is no_update                # the same preview is not sent twice
-    last = jobs_ui.poll_outputs(runner, new_store, "c" * 32, finish, preview, 2)
+    out = jobs_ui.poll_outputs(runner, store, "c" * 32, finish, preview, 2)
+    assert out[9] is no_update and out[3] is no_update
+    last = jobs_ui.poll_outputs(runner, store, "c" * 32, finish, preview, 2)
     assert last[9] == data.token(NAME, data.DEFAULT_PARAMS, a.key) and last[3] is None and last[4] is True
+    # a cancel after the preview says what the page shows; after a whole analysis it does not
+    assert "Recompute finishes it" in cba.cancelled_job(tok, NAME, cfg)[0].children
+    assert "Recompute finishes it" not in cba.cancelled_job(last[9], NAME, cfg)[0].children
     # a preview whose key is not in the cache shows nothing
     assert cba.preview_job({"key": "0" * 64}, params, {}, cfg) is None

@@ -2,7 +2,6 @@
 in which order and pages, decoded how, and decoded ahead in the background (no server)."""
 import base64
 import io
-import time
 
 import numpy as np
 import pytest
@@ -118,18 +117,21 @@ def test_traversal_settings_out_of_range_are_errors(frag_env, steps, bases, seed
 def test_a_shown_analysis_has_its_hotspots_decoded_in_the_background(frag_env):
     cfg, a, tok = frag_env
     path = cfg.root / NAME
-    trav._card_grid.cache_clear()
-    trav._prefetched.clear()
     assert cbt.base_strip(tok, 0, cfg)                   # what the page calls for each analysis it shows
-    assert not trav.prefetch(path, a, delay=0.0)          # queued once per analysis
+    trav._card_grid.cache_clear()
+    done = trav.prefetch(path, a, delay=0.0, steps=7)    # the panel's defaults, spelled out: a new key
+    assert done is not None and trav.prefetch(path, a, delay=0.0, steps=7) is None     # queued once
+    assert done.wait(120)                                # the queue is FIFO: everything before it ran too
     first_pages = sum(len(trav.page_of(trav.channels_to_show(a, selmod.hotspot(a, h.id)))[0]) for h in a.hotspots)
-    end = time.time() + 120
-    while trav._card_grid.cache_info().currsize < first_pages and time.time() < end:
-        time.sleep(0.1)
-    assert trav._card_grid.cache_info().currsize == first_pages
+    assert trav._card_grid.cache_info().misses == first_pages          # each first-page card decoded once
     # a first click on any hotspot, with the panel's default settings, decodes nothing
     before = trav._card_grid.cache_info()
     for h in a.hotspots:
         cbt.traversal_panel(tok, selmod.hotspot(a, h.id), 7, [0.05, 0.95], 2, 0, None, cfg)
     after = trav._card_grid.cache_info()
     assert after.misses == before.misses and after.hits - before.hits == first_pages
+    # an analysis whose channels the ensemble does not have is not decoded
+    import dataclasses
+
+    other = dataclasses.replace(a, key="other", channel_ids=a.channel_ids + [[100, 0]])
+    assert trav.prefetch(path, other, delay=0.0) is None

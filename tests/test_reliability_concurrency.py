@@ -48,7 +48,8 @@ class User:
         self.poll = srv.callback("vf-job-analysis-poll.n_intervals")
         self.cancel_dep = srv.callback(f"{ids.CANCEL}.n_clicks")
 
-    def submit(self, thr: float) -> dict:
+    def submit(self, thr: float, path=None) -> dict:
+        self.thr, self.path, self.previews = thr, path, 0
         status, body = self.srv.call(self.start, [{"ensemble": "frag", "params": _params(thr)}], [self.client])
         assert status == 200, body
         return response_value(body, "vf-job-analysis", "data")
@@ -60,15 +61,18 @@ class User:
             n[0] += 1
             status, body = self.srv.call(self.poll, [n[0]], [job, self.client])
             assert status in (200, 204), body
-            store = body["response"].get("vf-job-analysis", {}).get("data", "x") if status == 200 else "x"
-            if isinstance(store, dict):             # the structure stage shown while the rest computes
-                assert ids.ANALYSIS in body["response"] and store.get("shown")
-                job.update(store)                   # the page sends its store back: the preview is not repeated
+            if status != 200:
                 return None
-            if status == 200 and ids.ANALYSIS in body["response"]:
-                return body["response"][ids.ANALYSIS]["data"]
-            if store is None:
-                return {"ended": body["response"].get(ids.STATUS)}
+            resp = body["response"]
+            ended = "vf-job-analysis" in resp and resp["vf-job-analysis"].get("data", "x") is None
+            if ids.ANALYSIS in resp and ended:
+                return resp[ids.ANALYSIS]["data"]
+            if ended:
+                return {"ended": resp.get(ids.STATUS)}
+            if ids.ANALYSIS in resp:                # the structure stage, shown while the rest computes
+                if self.path is not None:
+                    assert resp[ids.ANALYSIS]["data"]["key"] != data.analysis_key(self.path, _params(self.thr))
+                self.previews += 1
             return None
 
         return wait_for(step, TIMEOUT, 0.4)
@@ -93,7 +97,7 @@ def test_eight_users_two_identical_uncached_requests(server):
         try:
             u = User(srv)
             barrier.wait(30)
-            job = u.submit(thr)
+            job = u.submit(thr, path)
             results[name] = (job["id"], u.wait(job))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(f"{name}: {type(exc).__name__}: {exc}")

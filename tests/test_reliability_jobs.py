@@ -81,6 +81,25 @@ def test_equal_requests_share_one_job_and_both_get_the_result(runner):
     assert r.poll(a, "alice")["state"] == "unknown"       # both read it: released
 
 
+def test_an_analysis_job_hands_each_page_its_structure_stage_once(runner):
+    """The worker publishes the structure-only analysis (`tasks.run(partial=)`); each subscriber's
+    poll carries it once, its key is in the cache with the later stages pending, and it has the
+    hotspots of the finished analysis."""
+    r, tmp = runner
+    params = {**GOOD, "info_threshold": 0.03}                          # not computed by another test
+    jid = r.submit("analysis", params, "carol")
+    polls = []
+    done = wait_for(lambda: (lambda s: polls.append(s) or (s if s["state"] not in ("queued", "running") else None))(
+        r.poll(jid, "carol")), 180, 0.1)
+    seen = [s["partial"] for s in polls if s["partial"] is not None]
+    assert len(seen) == 1                                                # once for this page, done or not
+    part = data.analysis_from_token(seen[0], tmp / "cache")
+    full = data.analysis_from_token(done["result"], tmp / "cache")
+    assert part is not None and full is not None and part.key != full.key
+    assert set(part.pending) == {"stability", "maps", "scores"} and full.pending == ()
+    assert [h.members.tolist() for h in part.hotspots] == [h.members.tolist() for h in full.hotspots]
+
+
 def test_caps_per_client_and_in_total(runner):
     r, _ = runner
     j1 = r.submit("fusion", _fusion(2000), "carol")

@@ -380,7 +380,7 @@ def _compute(ens, p: AnalysisParams, key: str, run: tuple, device, tiling: dict,
     timings["hotspots"] = time.perf_counter() - t
     tick("hotspots")
     if preview is not None and run != ("structure",):
-        _preview(ens, p, run, ids, meas, finder, timings, cache_dir, use_cache, preview)
+        _preview(ens, p, ids, meas, finder, timings, cache_dir, use_cache, preview)
 
     if n_boot:
         t = time.perf_counter()
@@ -403,9 +403,14 @@ def _compute(ens, p: AnalysisParams, key: str, run: tuple, device, tiling: dict,
     if "scores" in run:
         timings["scores"] = time.perf_counter() - t
         tick("scores")
-    pending = tuple(s for s in STAGES if s not in run and not (s == "stability" and p.n_bootstrap == 0)
-                    and not (s == "maps" and not p.maps))
-    return _assemble(ens, p, ids, meas, finder, chan_maps, table, timings, key, pending)
+    return _assemble(ens, p, ids, meas, finder, chan_maps, table, timings, key, _pending(p, run))
+
+
+def _pending(p: AnalysisParams, run: tuple) -> tuple:
+    """The stages a result of ``run`` leaves out (stability without resamples, maps without
+    methods are not "pending": they were not asked for)."""
+    return tuple(s for s in STAGES if s not in run and not (s == "stability" and p.n_bootstrap == 0)
+                 and not (s == "maps" and not p.maps))
 
 
 def _assemble(ens, p: AnalysisParams, ids, meas: ChannelMeasures, finder, chan_maps: dict, table: dict,
@@ -423,12 +428,11 @@ def _assemble(ens, p: AnalysisParams, ids, meas: ChannelMeasures, finder, chan_m
                     model_table=dict(table), timings=dict(timings), key=key, pending=tuple(pending))
 
 
-def _preview(ens, p: AnalysisParams, run: tuple, ids, meas, finder, timings, cache_dir, use_cache, preview) -> None:
-    """The structure-only `Analysis` (what ``analyze(stages=("structure",))`` returns), cached under
-    its key, handed to ``preview``; later stages are listed in its ``pending``."""
+def _preview(ens, p: AnalysisParams, ids, meas, finder, timings, cache_dir, use_cache, preview) -> None:
+    """The structure-only `Analysis` (what ``analyze(stages=("structure",))`` returns, ``pending``
+    included), cached under its key, handed to ``preview``."""
     key = cache_key(ens.mu, ens.logvar, ens.factors, p.to_dict(), ("structure",))
-    pending = tuple(s for s in run if s != "structure" and not (s == "stability" and p.n_bootstrap == 0)
-                    and not (s == "maps" and not p.maps))
+    pending = _pending(p, ("structure",))             # what analyze(stages=("structure",)) would list
     part = _assemble(ens, p, ids, meas, finder, {}, _model_table(ens, meas.at_threshold(p.info_threshold), ids, None),
                      timings, key, pending)
     if use_cache:

@@ -89,9 +89,9 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     runner : the job runner (default: a new `jobs.JobRunner` with ``runner_options``, e.g.
         scheduler, n_workers, time_limit, max_jobs, max_per_client, memory_limit); it starts its
         workers with the first job. ``app.vaefrag_runner`` holds it (close it to stop the jobs).
-    start_workers : start (and warm) the runner's workers before the first job: at once when the
-        default ensemble's analysis is not cached (the first page waits for a job), else once the
-        first page is answered (its own requests go first).
+    start_workers : start the runner's workers before the first job: at once, without a warm-up,
+        when the default ensemble's analysis is not cached (the first page waits for a job), else
+        once the first page is answered (its own requests go first), warmed (`jobs._warm_worker`).
 
     Raises ValueError when ``default`` names no ensemble under ``ensembles_dir`` or that is not a
     directory, FileNotFoundError when its parent does not exist.
@@ -140,7 +140,7 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         # job would queue behind (it imports what it needs itself)
         threading.Thread(target=runner.start, kwargs={"warm": False}, name="vaefrag-workers", daemon=True).start()
     elif start_workers:
-        later.insert(0, runner.start)
+        later.append(runner.start)         # after torch is imported with its thread count (prefetch decodes)
     _when_idle(app.server, later)
     return app
 

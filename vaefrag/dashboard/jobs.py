@@ -127,6 +127,7 @@ class Job:
     state: str = "queued"
     progress: tuple = (0, 1, "waiting for a worker ...")
     partial: object = None                      # the task's last intermediate result (`tasks.run`)
+    partial_sent: dict = field(default_factory=dict)   # client -> the partial it was last given
     result: object = None
     error: str | None = None
     submitted: float = field(default_factory=time.monotonic)
@@ -245,7 +246,8 @@ class JobRunner:
 
     def poll(self, jid, client: str) -> dict:
         """{"state", "done", "total", "message", "partial", "result", "error", "params"} of job ``jid``
-        for ``client`` (partial: the task's last intermediate result, or None).
+        for ``client``. partial: the task's last intermediate result the first time this client
+        polls after it appeared, else None (so a page shows each one once; the job keeps it).
 
         A finished job is reported to each subscriber; the subscriber that reads it last releases
         it. An unknown id reads as state "unknown".
@@ -256,8 +258,13 @@ class JobRunner:
                 return {"state": "unknown", "done": 0, "total": 1, "message": "", "partial": None, "result": None,
                         "error": None}
             done, total, message = job.progress
-            out = {"state": job.state, "done": done, "total": total, "message": message, "partial": job.partial,
-                   "result": job.result, "error": job.error, "params": dict(job.params)}
+            me = str(client)[:64]
+            fresh = job.partial is not None and job.partial_sent.get(me) != job.partial
+            if fresh:
+                job.partial_sent[me] = job.partial
+            out = {"state": job.state, "done": done, "total": total, "message": message,
+                   "partial": job.partial if fresh else None, "result": job.result, "error": job.error,
+                   "params": dict(job.params)}
             if job.state in ("done", "error", "cancelled"):
                 job.clients.discard(str(client)[:64])
                 if not job.clients:
@@ -344,6 +351,10 @@ class JobRunner:
     def _update(self, job: Job) -> None:
         fut = job.future
         status = fut.status
+        parts = self._client.get_events(f"{job.name}-partial")
+        if parts:
+            with self._lock:
+                job.partial = parts[-1][1][0]
         if status == "finished":
             result = fut.result()
             with self._lock:
@@ -367,12 +378,9 @@ class JobRunner:
             return
         events = self._client.get_events(f"{job.name}-progress")
         value = events[-1][1] if events else None
-        parts = self._client.get_events(f"{job.name}-partial")
         with self._lock:
             if value is not None and job.state in ("queued", "running"):
                 job.state, job.progress = "running", tuple(value)
-            if parts and job.state in ("queued", "running"):
-                job.partial = parts[-1][1][0]
             if time.monotonic() - job.submitted > self.time_limit + GRACE_S and job.state in ("queued", "running"):
                 self._stop(job, "error", f"stopped after its time limit of {self.time_limit:g} s")
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -197,38 +197,72 @@ def thumbnails(path, count: int = 24, seed: int = 0) -> list[tuple[int, str]]:
 
 
 # ------------------------------------------------------------------------------ prefetching
-#: one background thread decodes the first page of every hotspot of an analysis once it is shown
-_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaefrag-prefetch")
-_prefetched: set = set()
-_prefetch_lock = threading.Lock()
+#: analyses whose traversals were queued (bounded: the oldest are forgotten, and may be queued again)
+_PREFETCH_MEMORY = 256
 
 
-def prefetch(path, analysis, *, delay: float = 4.0, **settings) -> bool:
+class _Prefetcher:
+    """One daemon thread that decodes queued (due time, job) items in order; it never delays the
+    process's exit (a ThreadPoolExecutor would wait at exit for every queued item)."""
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue()
+        self._seen: dict = {}                        # insertion-ordered set of queued keys
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def add(self, key, due: float, job) -> threading.Event | None:
+        """Queue ``job`` (a callable) to run at perf_counter ``due``, once per ``key``; returns an
+        Event set when it has run, or None when ``key`` was queued before."""
+        with self._lock:
+            if key in self._seen:
+                return None
+            self._seen[key] = True
+            while len(self._seen) > _PREFETCH_MEMORY:
+                self._seen.pop(next(iter(self._seen)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="vaefrag-prefetch", daemon=True)
+                self._thread.start()
+        done = threading.Event()
+        self._queue.put((due, job, done))
+        return done
+
+    def _run(self):
+        while True:
+            due, job, done = self._queue.get()
+            time.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                job()
+            except Exception as exc:  # noqa: BLE001 - a cache warmer never fails the page
+                log.warning("prefetching traversals: %s", exc)
+            finally:
+                done.set()
+
+
+_PREFETCH = _Prefetcher()
+
+
+def prefetch(path, analysis, *, delay: float = 4.0, **settings) -> threading.Event | None:
     """Decode, in a background thread, the first page of traversals of every hotspot of ``analysis``
     with the panel's default settings (or ``settings``, keywords of `cards`), so that a first click
     on a hotspot is served from the memo (`_card_grid`). Once per (ensemble, analysis, settings);
-    starts after ``delay`` seconds (the page's own requests go first). True when it was queued."""
+    runs ``delay`` seconds after the call at the earliest (after the page's first render).
+    Returns an Event set once it ran, or None when nothing was queued (queued before, no weights,
+    no hotspots, or an analysis whose channels the ensemble does not have)."""
     try:
         ens = data.load_ensemble(path)
     except (ValueError, OSError):
-        return False
-    if not ens.has_weights or ens.x is None or not analysis.hotspots:
-        return False
+        return None
+    ids = np.asarray(analysis.channel_ids)
+    if not ens.has_weights or ens.x is None or not analysis.hotspots or not len(ids):
+        return None
+    if ids[:, 0].max() >= ens.n_models or ids[:, 1].max() >= ens.n_latents:
+        return None                                  # a token naming another ensemble's analysis
     key = (str(Path(path).resolve()), analysis.key, tuple(sorted(settings.items())))
-    with _prefetch_lock:
-        if key in _prefetched:
-            return False
-        _prefetched.add(key)
 
     def run():
-        time.sleep(delay)
         for h in analysis.hotspots:
-            try:
-                cards(path, analysis, {"kind": "hotspot", "hotspot": int(h.id), "channels": [int(c) for c in h.members]},
-                      **settings)
-            except Exception as exc:  # noqa: BLE001 - a cache warmer never fails the page
-                log.warning("prefetching traversals of %s: %s", Path(path).name, exc)
-                return
+            cards(path, analysis, {"kind": "hotspot", "hotspot": int(h.id), "channels": [int(c) for c in h.members]},
+                  **settings)
 
-    _PREFETCH.submit(run)
-    return True
+    return _PREFETCH.add(key, time.perf_counter() + delay, run)

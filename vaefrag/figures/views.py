@@ -322,8 +322,8 @@ def map_figure(analysis, method: str = "umap", color: str = "hotspot", selected=
     if method not in maps:
         if not maps:
             pending = "maps" in getattr(analysis, "pending", ())
-            return empty_figure("computing the channel maps ..." if pending else "no channel map in this analysis",
-                                height)
+            return empty_figure("channel maps not computed yet (they follow the hotspots)" if pending
+                                else "no channel map in this analysis", height)
         method = next(iter(maps))
     xy = np.asarray(maps[method], dtype=np.float64)
     mk = len(xy)

@@ -180,7 +180,7 @@ def preview_job(partial, params: dict, hints: dict, cfg):
     return msg, tok, no_update
 
 
-def cancelled_job(current: dict | None, ensemble) -> tuple:
+def cancelled_job(current: dict | None, ensemble, cfg=None) -> tuple:
     """(status, ensemble, measure, threshold, min_samples, xi, upload status, min_nmi) after Cancel:
     the controls return to the parameters of the analysis on screen."""
     if not isinstance(current, dict) or not isinstance(current.get("params"), dict):
@@ -188,6 +188,10 @@ def cancelled_job(current: dict | None, ensemble) -> tuple:
     p = current["params"]
     name = current.get("ensemble")
     msg = alert(f"Cancelled. The controls show the analysis on screen ({name}).", "info")
+    shown = data.analysis_from_token(current, cfg.cache_dir) if cfg is not None else None
+    if shown is not None and shown.pending:             # a preview: the job stopped after its hotspots
+        msg = alert(f"Cancelled. The page shows the hotspots of that analysis of {name} without its stability, "
+                    "maps and scores; Recompute finishes it.", "info")
     return (msg, name if name != ensemble else no_update, p.get("measure"), p.get("info_threshold"),
             p.get("min_samples"), p.get("xi"), None, p.get("min_nmi", data.DEFAULT_PARAMS["min_nmi"]))
 
@@ -321,7 +325,7 @@ def register(app, cfg) -> None:
                      outputs=[Output(ids.ANALYSIS, "data"), Output(ids.UPLOAD_STATUS, "children")],
                      finish=lambda result, params, hints: finish_job(result, params, hints, cfg),
                      preview=lambda partial, params, hints: preview_job(partial, params, hints, cfg),
-                     cancelled=cancelled_job,
+                     cancelled=lambda current, ensemble: cancelled_job(current, ensemble, cfg),
                      cancel_outputs=[Output(ids.ENSEMBLE, "value"), Output(ids.MEASURE, "value"),
                                      Output(ids.INFO_THRESHOLD, "value"), Output(ids.MIN_SAMPLES, "value"),
                                      Output(ids.XI, "value"), Output(ids.UPLOAD_STATUS, "children"),

@@ -87,7 +87,8 @@ def register(app, cfg) -> None:
         return analysis_errors(thr, ms, xi, min_nmi)
 
     @app.callback(Output(ids.MIN_SAMPLES, "value", allow_duplicate=True), Output(ids.XI, "value", allow_duplicate=True),
-                  Output(ids.MIN_NMI, "value", allow_duplicate=True), Input(ids.PRESET, "value"),
-                  prevent_initial_call=True)
+                  Output(ids.MIN_NMI, "value", allow_duplicate=True), Output(ids.PRESET, "value"),
+                  Input(ids.PRESET, "value"), prevent_initial_call=True)
     def _preset(name):
-        return preset_controls(name)
+        # the menu goes back to "choose a preset": the fields, not the menu, say what is set
+        return (*preset_controls(name), None if name is not None else no_update)

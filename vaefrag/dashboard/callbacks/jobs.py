@@ -117,12 +117,12 @@ def poll_outputs(runner, store, client, finish, preview, n_out: int) -> tuple:
     s = runner.poll(jid, client_id(client))
     bar = (str(s["done"]), str(max(s["total"], 1)), f"{s['message']} ({s['done']}/{s['total']})")
     if s["state"] in ("queued", "running"):
-        part = s.get("partial")
-        if preview is not None and part is not None and part != store.get("shown"):
+        part = s.get("partial")                 # given once per page by the runner
+        if preview is not None and part is not None:
             shown = preview(part, s.get("params"), hints)
             if shown is not None:
                 status, *values = shown
-                return bar + ({**store, "shown": part},) + (no_update,) * 4 + (status,) + tuple(values)
+                return bar + (no_update,) * 5 + (status,) + tuple(values)
         return bar + (no_update,) * 6 + (no_update,) * n_out
     end = (None, True, HIDE, False, True)
     if s["state"] == "done":
@@ -142,8 +142,9 @@ def register(app, runner, panel: JobPanel, *, outputs: list, finish, preview=Non
     """Poll and cancel callbacks of ``panel``.
 
     finish(result, params, hints) -> (status, *values of ``outputs``) when the job is done (params:
-    the job's own, from the server); preview(partial, params, hints) -> the same, or None, once for
-    each new intermediate result of a running job (the job store remembers the one shown);
+    the job's own, from the server); preview(partial, params, hints) -> the same, or None, for an
+    intermediate result of a running job (the runner hands each page each one once; a running poll
+    never writes the job store, so a late answer cannot bring back a cancelled job);
     cancelled(*cancel_states) -> (status, *values of ``cancel_outputs``) after a cancel (default:
     an info alert, nothing else).
     """

@@ -127,30 +127,31 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         module.register(app, cfg)
     _server_timing(app.server)
     _guard(app.server, allowed_hosts)
-    # load the default analysis and build its first page while the server starts and the browser loads
-    # the scripts (~0.5 s); the first layout request waits for it
-    threading.Thread(target=cb_views.first_page, args=(cfg.default, cfg), name="vaefrag-first-page",
-                     daemon=True).start()
+    preload = cfg.root / cfg.default if cfg.default else None
+    early = threading.Event()             # the workers were started for the first page's job
+
+    def first():
+        """Load the default analysis and build its first page while the server starts and the browser
+        loads the scripts (~0.5 s; the first layout request waits for it). When it is not cached the
+        page's first request starts a job: spawn the workers now, without a warm-up task that job
+        would queue behind (it imports what it needs itself)."""
+        if cb_views.first_page(cfg.default, cfg) is None and start_workers and preload is not None:
+            early.set()
+            runner.start(warm=False)
+
+    def start_later():
+        first_thread.join()
+        if not early.is_set():
+            runner.start()
+
+    first_thread = threading.Thread(target=first, name="vaefrag-first-page", daemon=True)
+    first_thread.start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
-    preload = cfg.root / cfg.default if cfg.default else None
-    later = [lambda: data.import_numerics(torch_threads, preload)]
-    if start_workers and preload is not None and _needs_a_job(preload, cfg.cache_dir):
-        # the page's first request starts a job: spawn the workers now, without a warm-up task the
-        # job would queue behind (it imports what it needs itself)
-        threading.Thread(target=runner.start, kwargs={"warm": False}, name="vaefrag-workers", daemon=True).start()
-    elif start_workers:
-        later.append(runner.start)         # after torch is imported with its thread count (prefetch decodes)
-    _when_idle(app.server, later)
+    # the workers after torch (imported with its thread count: the traversal prefetch decodes)
+    _when_idle(app.server, [lambda: data.import_numerics(torch_threads, preload)]
+               + ([start_later] if start_workers else []))
     return app
-
-
-def _needs_a_job(path, cache_dir) -> bool:
-    """True when the first page's analysis is not cached (the page's first request starts a job)."""
-    try:
-        return data.cached_analysis(path, data.clean_params(), cache_dir) is None
-    except (ValueError, OSError):
-        return False
 
 
 def valid_token(tok) -> bool:

@@ -291,8 +291,7 @@ def _xi_labels(reach, pred, ordering, min_samples: int, min_cluster_size: int, x
     """scikit-learn's xi cluster extraction (``cluster_optics_xi``, predecessor correction on)."""
     from sklearn.cluster import cluster_optics_xi
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with np.errstate(divide="ignore", invalid="ignore"):     # its ratio of reachabilities (inf / 0); thread-local
         labels, _ = cluster_optics_xi(reachability=reach, predecessor=pred, ordering=ordering,
                                       min_samples=min_samples, min_cluster_size=min_cluster_size, xi=xi,
                                       predecessor_correction=True)
@@ -346,9 +345,7 @@ def _mds(d: np.ndarray, random_state: int) -> np.ndarray:
     else:
         mds = MDS(n_components=2, metric=True, dissimilarity="precomputed", random_state=random_state,
                   n_init=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(mds.fit_transform(d), dtype=np.float64)
+    return np.asarray(mds.fit_transform(d), dtype=np.float64)
 
 
 def _import_umap():
@@ -382,22 +379,22 @@ def _import_umap():
     finally:
         for name, deco in plain.items():
             setattr(numba, name, deco)
+    # every precomputed fit warns that inverse_transform is unavailable (we never call it): one
+    # narrow filter for that message, added once (no catch_warnings, which is not thread-safe)
+    warnings.filterwarnings("ignore", message="using precomputed metric; inverse_transform", category=UserWarning)
     return umap
 
 
 def _umap(d: np.ndarray, random_state: int, n_neighbors: int | None) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        umap = _import_umap()
-
-        m = d.shape[0]
-        k = int(min(15, m - 1) if n_neighbors is None else n_neighbors)
-        if not 2 <= k < m:
-            raise ValueError(f"n_neighbors: expected an integer in [2, {m - 1}], got {k}")
-        init = "spectral" if m > k + 2 else "random"
-        reducer = umap.UMAP(n_neighbors=k, n_components=2, metric="precomputed", random_state=random_state,
-                            init=init, n_jobs=1)
-        return np.asarray(reducer.fit_transform(d), dtype=np.float64)
+    umap = _import_umap()
+    m = d.shape[0]
+    k = int(min(15, m - 1) if n_neighbors is None else n_neighbors)
+    if not 2 <= k < m:
+        raise ValueError(f"n_neighbors: expected an integer in [2, {m - 1}], got {k}")
+    init = "spectral" if m > k + 2 else "random"
+    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric="precomputed", random_state=random_state,
+                        init=init, n_jobs=1)
+    return np.asarray(reducer.fit_transform(d), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- stability

@@ -118,6 +118,26 @@ def test_app_loads_with_views_filled(app_duo):
     assert duo.get_logs() == []
 
 
+UPDATES_JS = ("return performance.getEntriesByType('resource')"
+              ".filter(e => e.name.includes('_dash-update-component')).length;")
+
+
+def test_the_page_as_served_needs_no_callback(app_duo):
+    """The layout carries what every view's callback would compute (`callbacks.first_page`): the
+    first page sends no callback request, shows those values, and the callbacks run on a change."""
+    duo, a = app_duo
+    _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} {ROWS}")) >= len(a.hotspots), msg="hotspot rows")
+    time.sleep(1.5)                                              # anything the page would still ask for
+    assert _js(duo, UPDATES_JS) == 0
+    assert duo.find_element(f"#{ids.ENSEMBLE_INFO}").text == "6 models x 5 latents, N=160 (sprites)"
+    assert len(duo.find_elements(f"#{ids.BASE_STRIP} img")) == 24
+    assert duo.find_element(f"#{ids.SELECTION_INFO}").text.startswith("Nothing selected")
+    assert "ensemble=" in duo.driver.current_url                  # the URL writer runs in the browser
+    _row(duo, ids.HOTSPOTS, 0).click()
+    _wait(duo, lambda: len(duo.find_elements(f"#{ids.TRAVERSALS} figure")) > 0, msg="traversals after a click")
+    assert _js(duo, UPDATES_JS) > 0 and duo.get_logs() == []
+
+
 def test_app_opens_the_shipped_sprites_ensemble(dash_duo):
     shipped = REPO / "data" / "ensembles"
     names = data.ensemble_names(shipped)

@@ -114,18 +114,46 @@ def test_open_analysis_is_request_then_resolve_in_one_round_trip(frag_env):
 
 
 def test_first_page_carries_the_default_views(frag_env, tmp_path):
+    from vaefrag.dashboard.callbacks import beyond as cbb
+    from vaefrag.dashboard.callbacks import first_page
+    from vaefrag.dashboard.callbacks import traversal as cbt
+
     cfg, a, tok = frag_env
-    first = cbv.first_page(NAME, cfg)
-    assert first["token"] == tok
-    assert first["matrix"] is cbv.matrix_view(tok, "nmi", None, set(), cfg)       # the memoised figures
-    assert first["map"] is cbv.map_view(tok, "umap", "hotspot", None, set(), cfg)
-    assert (first["hotspot_rows"], first["model_rows"]) == cbv.tables(tok, cfg)       # the tables need no call
-    heat = next(t for t in first["matrix"].data if t.name == "matrix")
+    got, values = first_page.values(NAME, cfg)
+    assert got == tok
+    assert values[(ids.MATRIX, "figure")] is cbv.matrix_view(tok, "nmi", None, set(), cfg)     # the memoised figures
+    assert values[(ids.MAP, "figure")] is cbv.map_view(tok, "umap", "hotspot", None, set(), cfg)
+    assert (values[(ids.HOTSPOTS, "rowData")], values[(ids.MODELS, "rowData")]) == cbv.tables(tok, cfg)
+    heat = next(t for t in values[(ids.MATRIX, "figure")].data if t.name == "matrix")
     np.testing.assert_allclose(heat.z, np.round(a.nmi[np.ix_(a.ordering, a.ordering)], 3), atol=1e-6)
+    # what the callbacks without an initial call would have sent, from the same functions
+    assert values[(ids.ENSEMBLE_INFO, "children")] == "6 models x 5 latents, N=160 (sprites)"     # the frag_env fixture
+    assert [o["value"] for o in values[(ids.MAP_COLOR, "options")]] == [o["value"] for o in cbv.color_options(tok, cfg)]
+    assert len(values[(ids.BASE_STRIP, "children")]) == 24 and values[(ids.TRAVERSALS, "children")] == []
+    assert values[(ids.TRAV_PREV, "disabled")] and values[(ids.TRAV_NEXT, "disabled")]
+    assert (ids.HIGHLIGHT, "data") not in values or values[(ids.HIGHLIGHT, "data")] is cbt.no_update
+    assert values[(ids.FUSE_COLOR, "value")] == cbb.color_options(tok, None, cfg)[1] != "index"    # a factor
+    assert values[(ids.SPACES_STATUS, "children")].children.startswith("The full latent spaces")
 
     cold = Config(root=cfg.root, cache_dir=tmp_path / "empty-cache", default=NAME)
-    assert cbv.first_page(NAME, cold) is None and cbv.first_page(None, cfg) is None
-    assert cbv.first_page("nope", cfg) is None
+    tok_cold, cold_values = first_page.values(NAME, cold)
+    assert tok_cold is None and (ids.MATRIX, "figure") not in cold_values and cold_values[(ids.BASE_STRIP, "children")] == []
+    assert first_page.values(None, cfg)[0] is None and first_page.values("nope", cfg)[0] is None
+
+
+def test_hydrate_sets_the_values_on_the_page(frag_env):
+    from vaefrag.dashboard.callbacks import first_page
+    from vaefrag.dashboard.layout import hydrate, serve_layout
+
+    cfg, _, tok = frag_env
+    got, values = first_page.values(NAME, cfg)
+    page = serve_layout(data.ensemble_options(cfg.root), NAME, got)
+    assert hydrate(page, {**values, ("no-such-id", "children"): 1}) == {("no-such-id", "children")}
+    found = {c.id: c for c in page._traverse() if isinstance(getattr(c, "id", None), str)}
+    for (cid, prop), value in values.items():
+        if value is not cba.no_update:
+            assert getattr(found[cid], prop) is value, (cid, prop)
+    assert found[ids.ANALYSIS].data == tok
 
 
 def test_uncached_request_goes_to_the_background_job(frag_env):
@@ -482,9 +510,11 @@ def test_only_the_layout_request_waits_for_the_first_page(frag_env, monkeypatch)
 
     cfg, _, tok = frag_env
     app = create_app(cfg.root, default=NAME, cache_dir=cfg.cache_dir)
+    from vaefrag.dashboard.callbacks import first_page
+
     calls = []
-    real = cbv.first_page
-    monkeypatch.setattr(cbv, "first_page", lambda name, c: calls.append(name) or real(name, c))
+    real = first_page.values
+    monkeypatch.setattr(first_page, "values", lambda name, c: calls.append(name) or real(name, c))
     client = app.server.test_client()
     assert client.get("/").status_code == 200
     assert calls == []
@@ -497,4 +527,4 @@ def test_highlight_as_served_means_nothing_selected(frag_env):
     cfg, _, tok = frag_env
     assert cbv._current(ids.HIGHLIGHT_AS_SERVED, tok) is None
     assert cbv.table_styles(tok, ids.HIGHLIGHT_AS_SERVED, cfg) == cbv.table_styles(tok, None, cfg)
-    assert cbv.matrix_view(tok, "nmi", ids.HIGHLIGHT_AS_SERVED, set(), cfg) is cbv.first_page(NAME, cfg)["matrix"]
+    assert cbv.matrix_view(tok, "nmi", ids.HIGHLIGHT_AS_SERVED, set(), cfg) is cbv.matrix_view(tok, "nmi", None, set(), cfg)

@@ -217,7 +217,7 @@ def http_cases(srv: Server, files, rng) -> list[tuple[dict, list, list]]:
         cases.append((upload, [b64], [f"{name}.npz"]))
     cases.append((upload, ["data:x;base64,!!!notbase64"], ["x.npz"]))
     cases.append((upload, [b"raw".hex()], [["list", "name"]]))
-    url = srv.callback("vf-url.search", output_has="vf-analysis")
+    url = srv.callback("vf-url-query.data", output_has="vf-analysis")
     for q in ("?ms=inf", "?ms=nan", "?ms=1e400", "?thr=-1", "?xi=2", "?hotspot=" + "9" * 30, "?hotspot=%C2%B2",
               "?ensemble=../good", "?ensemble=/etc", "?ensemble=broken-json", "?ensemble=deep", "?measure=" + "x" * 10000,
               "?view=1&map=2", "?" + "&".join(f"k{i}=v" for i in range(2000))):

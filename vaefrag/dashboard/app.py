@@ -28,11 +28,12 @@ from vaefrag.dashboard.callbacks import jobs as jobs_ui
 from vaefrag.dashboard.callbacks import analysis as cb_analysis
 from vaefrag.dashboard.callbacks import beyond as cb_beyond
 from vaefrag.dashboard.callbacks import export as cb_export
+from vaefrag.dashboard.callbacks import first_page
 from vaefrag.dashboard.callbacks import traversal as cb_traversal
 from vaefrag.dashboard.callbacks import views as cb_views
 from vaefrag.dashboard.config import Config
 from vaefrag.dashboard.jobs import JobRunner
-from vaefrag.dashboard.layout import MAX_UPLOAD_BYTES, serve_layout
+from vaefrag.dashboard.layout import MAX_UPLOAD_BYTES, hydrate, serve_layout
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,12 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         # Those checks get the page without the first page's figures, which a thread builds while the
         # server starts and the browser loads the scripts; only the layout request waits for them.
         wanted = flask.has_request_context() and flask.request.path.endswith("_dash-layout")
-        first = cb_views.first_page(default_name, cfg) if wanted else None
-        page = serve_layout(data.ensemble_options(cfg.root), default_name, first)
+        tok, values = first_page.values(default_name, cfg) if wanted else (None, {})
+        page = serve_layout(data.ensemble_options(cfg.root), default_name, tok)
         page.children = [*page.children, *jobs_ui.components()]
+        missing = hydrate(page, values)
+        if missing:
+            log.warning("first page: no component for %s", sorted(missing))
         return page
 
     app.layout = layout
@@ -135,7 +139,7 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         loads the scripts (~0.5 s; the first layout request waits for it). When it is not cached the
         page's first request starts a job: spawn the workers now, without a warm-up task that job
         would queue behind (it imports what it needs itself)."""
-        if cb_views.first_page(cfg.default, cfg) is None and start_workers and preload is not None:
+        if first_page.values(cfg.default, cfg)[0] is None and start_workers and preload is not None:
             early.set()
             runner.start(warm=False)
 

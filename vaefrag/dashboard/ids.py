@@ -16,6 +16,7 @@ HIGHLIGHT = "vf-highlight"          # dcc.Store: the selection the linked views 
 #: have nothing to patch. Dash still calls their selection callbacks once on load (the store is an
 #: output of an initial callback); they answer no_update instead of redrawing the same figure.
 HIGHLIGHT_AS_SERVED = {"as_served": True}
+URL_QUERY = "vf-url-query"          # dcc.Store: URL.search relayed (`callbacks.url`), not the page's own empty query
 URL_STATE = "vf-url-state"          # dcc.Store: dummy output of the clientside URL writer
 URL_POP = "vf-url-pop"              # dcc.Store: the query string after Back / Forward (popstate listener)
 CLIENT = "vf-client"                # dcc.Store: this page's client id (random; names its job subscriptions)

@@ -213,11 +213,11 @@ def column_defs(columns, sort_field: str) -> list[dict]:
     return out
 
 
-def _grid(grid_id: str, columns, sort_field: str, height: int, rows=None) -> dag.AgGrid:
+def _grid(grid_id: str, columns, sort_field: str, height: int) -> dag.AgGrid:
     """A sortable, filterable table whose row ids are the rows' ``row_id`` (str of the hotspot id / model); a click
     on any cell is a ``cellClicked`` event (each with its own time stamp, so clicking the same row
     again is a new event)."""
-    return dag.AgGrid(id=grid_id, rowData=rows or [], columnDefs=column_defs(columns, sort_field),
+    return dag.AgGrid(id=grid_id, rowData=[], columnDefs=column_defs(columns, sort_field),
                       getRowId="params.data.row_id", columnSize="responsiveSizeToFit",
                       defaultColDef={"filter": True, "floatingFilter": False, "suppressHeaderMenuButton": False},
                       dashGridOptions={"rowHeight": 26, "headerHeight": 30, "tooltipShowDelay": 300,
@@ -226,22 +226,20 @@ def _grid(grid_id: str, columns, sort_field: str, height: int, rows=None) -> dag
                       className="ag-theme-quartz vf-grid", style={"height": f"{height}px", "width": "100%"})
 
 
-def main_views(first: dict | None = None) -> html.Main:
-    """The linked views; ``first`` (`callbacks.views.first_page`) fills the matrix and map figures."""
-    first = first or {}
-    matrix_fig = first.get("matrix") or empty_figure("loading ...", 600)
-    matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=matrix_fig,
+def main_views() -> html.Main:
+    """The linked views, empty; `hydrate` fills them for the first page."""
+    matrix = _panel("Ordered similarity matrix", dcc.Graph(id=ids.MATRIX, figure=empty_figure("loading ...", 600),
                                                            config=graph_config("matrix", "vaefrag-matrix"),
                                                            className="vf-graph-matrix", style={"height": f"{MATRIX_HEIGHT}px"}),
                     extra=dcc.RadioItems(id=ids.MATRIX_MEASURE, options=[{"label": "NMI", "value": "nmi"},
                                                                          {"label": "VI", "value": "vi"}],
                                          value="nmi", inline=True, className="vf-radio vf-head-radio"),
                     class_name="vf-matrix-panel")
-    chan_map = _panel("Channel map", dcc.Graph(id=ids.MAP, figure=first.get("map") or empty_figure("", 300),
+    chan_map = _panel("Channel map", dcc.Graph(id=ids.MAP, figure=empty_figure("", 300),
                                                config=graph_config("map", "vaefrag-map"), className="vf-graph-map",
                                                style={"height": f"{MAP_HEIGHT}px"}),
                       extra=html.Span("lasso or box to select", className="vf-hint"), class_name="vf-map-panel")
-    hotspots = _panel("Hotspots", _grid(ids.HOTSPOTS, HOTSPOT_COLUMNS, "number", 236, first.get("hotspot_rows")),
+    hotspots = _panel("Hotspots", _grid(ids.HOTSPOTS, HOTSPOT_COLUMNS, "number", 236),
                       extra=html.Span("click a row; sort / filter by the headers", className="vf-hint"),
                       class_name="vf-hotspot-panel")
     pager = html.Div([html.Button("‹ previous", id=ids.TRAV_PREV, n_clicks=0, className="vf-btn vf-btn-sm"),
@@ -261,7 +259,7 @@ def main_views(first: dict | None = None) -> html.Main:
                   class_name="vf-trav-panel")
     models = _panel("Models", [dcc.Input(id=ids.MODEL_FILTER, type="text", placeholder="filter models ...",
                                          debounce=False, className="vf-input vf-grid-filter", autoComplete="off"),
-                               _grid(ids.MODELS, MODEL_COLUMNS, "model", 400, first.get("model_rows"))],
+                               _grid(ids.MODELS, MODEL_COLUMNS, "model", 400)],
                     extra=html.Span("click a row to select the model's channels", className="vf-hint"),
                     class_name="vf-model-panel")
     return html.Main([matrix, chan_map, hotspots, trav, models, beyond_panel()], className="vf-main")
@@ -333,18 +331,36 @@ def beyond_panel() -> html.Section:
                   class_name="vf-beyond-panel")
 
 
-def serve_layout(options: list[dict], default: str | None, first: dict | None = None) -> html.Div:
-    """The whole page for the ensembles of the dropdown ``options`` (`data.ensemble_options`) with ``default`` open; ``first`` (a dict with the
-    default analysis' "token" and its "matrix" and "map" figures, or None) lets the first page draw
-    without waiting for a callback."""
+def serve_layout(options: list[dict], default: str | None, token: dict | None = None) -> html.Div:
+    """The whole page for the ensembles of the dropdown ``options`` (`data.ensemble_options`) with
+    ``default`` open and the analysis ``token`` (None: none yet) in its store; its views are empty
+    until `hydrate` fills them with what their callbacks would compute (`callbacks.first_page`)."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
-        dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS, data=first["token"] if first else None),
-        dcc.Store(id=ids.SELECTION, data=None), dcc.Store(id=ids.HIGHLIGHT, data=ids.HIGHLIGHT_AS_SERVED),
-        dcc.Store(id=ids.TRAV_BASES, data=None),
-        dcc.Store(id=ids.URL_STATE), dcc.Store(id=ids.URL_POP),
+        # a Store given data=None sets its data again when it mounts, which fires every callback reading
+        # it: empty Stores are given no data
+        dcc.Store(id=ids.PENDING), dcc.Store(id=ids.ANALYSIS, **({} if token is None else {"data": token})),
+        dcc.Store(id=ids.SELECTION), dcc.Store(id=ids.HIGHLIGHT, data=ids.HIGHLIGHT_AS_SERVED),
+        dcc.Store(id=ids.TRAV_BASES),
+        dcc.Store(id=ids.URL_QUERY), dcc.Store(id=ids.URL_STATE), dcc.Store(id=ids.URL_POP),
         header(options, default),
         html.Div(id=ids.STATUS, className="vf-status"),
         html.Div(id=ids.UPLOAD_STATUS, className="vf-status"),
-        html.Div([sidebar(), main_views(first)], className="vf-body"),
+        html.Div([sidebar(), main_views()], className="vf-body"),
     ], className="vf-app")
+
+
+def hydrate(page, values: dict) -> set:
+    """Set ``values`` {(component id, property): value} on the components of ``page`` in place
+    (values that are ``no_update`` are skipped); returns the (id, property) pairs it found no component for."""
+    from dash import no_update
+
+    by_id: dict = {}
+    for (cid, prop), value in values.items():
+        if value is not no_update:
+            by_id.setdefault(cid, {})[prop] = value
+    for comp in page._traverse():
+        props = by_id.pop(getattr(comp, "id", None), None) if isinstance(getattr(comp, "id", None), str) else None
+        for prop, value in (props or {}).items():
+            setattr(comp, prop, value)
+    return {(cid, prop) for cid, props in by_id.items() for prop in props}

@@ -62,7 +62,7 @@ DYN_JOB = jobs_ui.JobPanel("dynamics", DYN_COMPUTE, DYN_CANCEL, DYN_JOB_PANEL, D
 
 def _job_components(panel) -> list:
     """A panel's job store and poll interval (`callbacks.jobs`)."""
-    return [dcc.Store(id=panel.store, data=None), dcc.Interval(id=panel.interval, interval=jobs_ui.POLL_MS, disabled=True)]
+    return [dcc.Store(id=panel.store), dcc.Interval(id=panel.interval, interval=jobs_ui.POLL_MS, disabled=True)]
 
 
 def sweeps_root(cfg) -> Path:
@@ -225,11 +225,16 @@ def open_node(click, nodes, cfg) -> tuple:
     return "?" + urlencode({"ensemble": name, "hotspot": hotspot + 1}), no_update
 
 
+def first_values(_tok, cfg) -> dict:
+    """{(id, property): value} of the sweep tab for the page as served (`callbacks.first_page`)."""
+    return dict(zip([(SWEEP_NAME, "options"), (SWEEP_NAME, "value")], sweep_options(None, cfg)))
+
+
 def register(app, cfg) -> None:
     from vaefrag.dashboard.callbacks.analysis import alert
 
     @app.callback(Output(SWEEP_NAME, "options"), Output(SWEEP_NAME, "value"),
-                  Input(ids.BEYOND_TABS, "value"), State(SWEEP_NAME, "value"))
+                  Input(ids.BEYOND_TABS, "value"), State(SWEEP_NAME, "value"), prevent_initial_call=True)
     def _options(_tab, current):
         return sweep_options(current, cfg)
 

@@ -57,7 +57,7 @@ def request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg, min_nmi=N
     """
     names = data.ensemble_names(cfg.root)
     keep = (no_update,) * 8
-    if trigger in (None, ids.URL):
+    if trigger in (None, ids.URL_QUERY):
         q = parse_query(search)
         name = q.get("ensemble") if q.get("ensemble") in names else (ensemble if ensemble in names else cfg.default)
         if name is None:
@@ -102,14 +102,33 @@ def resolve_request(req: dict | None, cfg) -> tuple:
     return no_update, req, alert(msg, "info")
 
 
-def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg, min_nmi=None) -> tuple:
+def _same_value(new, old) -> bool:
+    """Whether a control showing ``old`` already shows ``new`` (a typed "0.01" shows 0.01; "" shows None)."""
+    if new is no_update:
+        return False
+    norm = [None if v is None or (isinstance(v, str) and not v.strip()) else v for v in (new, old)]
+    if norm[0] == norm[1]:
+        return True
+    try:
+        return float(str(norm[0]).strip()) == float(str(norm[1]).strip())
+    except (TypeError, ValueError):
+        return False
+
+
+def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg, min_nmi=None, view=None,
+                  map_method=None) -> tuple:
     """`request_from` then `resolve_request` in one round trip.
 
-    Returns (analysis token, pending request, status, then the control values of `request_from`).
+    Returns (analysis token, pending request, status, then the control values of `request_from`;
+    ``no_update`` for a control that already shows its value: ``ensemble`` ... ``min_nmi``,
+    ``view`` (matrix measure) and ``map_method`` are what the controls show).
     A token equal to ``current`` (the one the layout carries for the first page) is ``no_update``,
     so the views are not redrawn with what they already show ("Recompute" then says so).
     """
     req, status, *controls = request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg, min_nmi)
+    # a control that already shows its value is not set again (that would fire its dependents for nothing)
+    shown = (ensemble, measure, thr, ms, xi, view, map_method, min_nmi)
+    controls = [no_update if _same_value(new, old) else new for new, old in zip(controls, shown)]
     if req is no_update:
         return (no_update, no_update, status, *controls)
     tok, pending, resolved = resolve_request(req, cfg)
@@ -122,6 +141,8 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg,
             status = alert("Nothing to recompute: the analysis on screen has these parameters.", "info")
     if resolved is not no_update and resolved is not None:
         status = resolved
+    if status is None and tok is no_update and trigger in (None, ids.URL_QUERY):
+        status = no_update          # the page as served, or a URL naming what it shows: no message to clear
     return (tok, pending, status, *controls)
 
 
@@ -303,6 +324,11 @@ def settled_upload_status(tok, upload_status):
     return no_update
 
 
+def first_values(tok: dict | None, cfg) -> dict:
+    """{(id, property): value} of this module's outputs for the page as served (`callbacks.first_page`)."""
+    return {(ids.ENSEMBLE_INFO, "children"): ensemble_info(tok, cfg)}
+
+
 # ----------------------------------------------------------------------------------- register
 # the URL writer (selection, views, traversal settings, history) is `callbacks.url`
 
@@ -312,11 +338,13 @@ def register(app, cfg) -> None:
                   Output(ids.ENSEMBLE, "value"), Output(ids.MEASURE, "value"), Output(ids.INFO_THRESHOLD, "value"),
                   Output(ids.MIN_SAMPLES, "value"), Output(ids.XI, "value"), Output(ids.MATRIX_MEASURE, "value"),
                   Output(ids.MAP_METHOD, "value"), Output(ids.MIN_NMI, "value"),
-                  Input(ids.URL, "search"), Input(ids.ENSEMBLE, "value"), Input(ids.APPLY, "n_clicks"),
+                  Input(ids.URL_QUERY, "data"), Input(ids.ENSEMBLE, "value"), Input(ids.APPLY, "n_clicks"),
                   State(ids.MEASURE, "value"), State(ids.INFO_THRESHOLD, "value"), State(ids.MIN_SAMPLES, "value"),
-                  State(ids.XI, "value"), State(ids.MIN_NMI, "value"), State(ids.ANALYSIS, "data"))
-    def _open(search, ensemble, _n, measure, thr, ms, xi, min_nmi, current):
-        return open_analysis(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, current, cfg, min_nmi)
+                  State(ids.XI, "value"), State(ids.MIN_NMI, "value"), State(ids.ANALYSIS, "data"),
+                  State(ids.MATRIX_MEASURE, "value"), State(ids.MAP_METHOD, "value"), prevent_initial_call=True)
+    def _open(search, ensemble, _n, measure, thr, ms, xi, min_nmi, current, view, map_method):
+        return open_analysis(search, ensemble, measure, thr, ms, xi, ctx.triggered_id, current, cfg, min_nmi,
+                             view, map_method)
 
     runner = cfg.runner
     jobs_ui.register_start(app, jobs_ui.ANALYSIS, [Input(ids.PENDING, "data"), State(ids.CLIENT, "data")],
@@ -338,7 +366,7 @@ def register(app, cfg) -> None:
     def _upload(contents, filename):
         return handle_upload(contents, filename, cfg)
 
-    @app.callback(Output(ids.ENSEMBLE_INFO, "children"), Input(ids.ANALYSIS, "data"))
+    @app.callback(Output(ids.ENSEMBLE_INFO, "children"), Input(ids.ANALYSIS, "data"), prevent_initial_call=True)
     def _info(tok):
         return ensemble_info(tok, cfg)
 

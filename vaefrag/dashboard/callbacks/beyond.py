@@ -362,10 +362,20 @@ def _triggers() -> set[str]:
     return {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") not in (None, ".")}
 
 
+def first_values(tok: dict | None, cfg) -> dict:
+    """{(id, property): value} of the panel for the page as served (`callbacks.first_page`): the
+    full-space view (NMI), the fused-space colourings and the ensembles to compare with."""
+    out = dict(zip([(ids.SPACES_GRAPH, "figure"), (ids.SPACES_STATUS, "children")], spaces_view(tok, "nmi", cfg)))
+    out.update(zip([(ids.FUSE_COLOR, "options"), (ids.FUSE_COLOR, "value")], color_options(tok, None, cfg)))
+    out.update(zip([(ids.COMPARE_WITH, "options"), (ids.COMPARE_WITH, "value")], compare_options(tok, None, cfg)))
+    return out
+
+
 # ----------------------------------------------------------------------------------------- register
 def register(app, cfg) -> None:
     @app.callback(Output(ids.SPACES_GRAPH, "figure"), Output(ids.SPACES_STATUS, "children"),
-                  Input(ids.ANALYSIS, "data"), Input(ids.SPACES_MEASURE, "value"), Input(ids.SPACES_DONE, "data"))
+                  Input(ids.ANALYSIS, "data"), Input(ids.SPACES_MEASURE, "value"), Input(ids.SPACES_DONE, "data"),
+                  prevent_initial_call=True)
     def _spaces(tok, measure, _done):
         return spaces_view(tok, measure, cfg)
 
@@ -380,7 +390,7 @@ def register(app, cfg) -> None:
     jobs_ui.register(app, runner, jobs_ui.SPACES, outputs=[Output(ids.SPACES_DONE, "data")], finish=spaces_finish)
 
     @app.callback(Output(ids.FUSE_COLOR, "options"), Output(ids.FUSE_COLOR, "value"),
-                  Input(ids.ANALYSIS, "data"), State(ids.FUSE_COLOR, "value"))
+                  Input(ids.ANALYSIS, "data"), State(ids.FUSE_COLOR, "value"), prevent_initial_call=True)
     def _colors(tok, current):
         return color_options(tok, current, cfg)
 
@@ -401,7 +411,7 @@ def register(app, cfg) -> None:
                      finish=lambda res, params, hints: fuse_finish(res, params, hints, cfg))
 
     @app.callback(Output(ids.COMPARE_WITH, "options"), Output(ids.COMPARE_WITH, "value"),
-                  Input(ids.ANALYSIS, "data"), State(ids.COMPARE_WITH, "value"))
+                  Input(ids.ANALYSIS, "data"), State(ids.COMPARE_WITH, "value"), prevent_initial_call=True)
     def _compare_options(tok, current):
         return compare_options(tok, current, cfg)
 

@@ -59,7 +59,7 @@ def components() -> list:
     """The page's client id store and each panel's job store and poll interval (added to the layout)."""
     out = [dcc.Store(id=ids.CLIENT, data=uuid.uuid4().hex)]
     for p in PANELS:
-        out += [dcc.Store(id=p.store, data=None), dcc.Interval(id=p.interval, interval=POLL_MS, disabled=True)]
+        out += [dcc.Store(id=p.store), dcc.Interval(id=p.interval, interval=POLL_MS, disabled=True)]   # no data: see layout
     return out
 
 

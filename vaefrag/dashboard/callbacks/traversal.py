@@ -117,38 +117,57 @@ function(prev, next, sel, page) {
 """ % {"prev": ids.TRAV_PREV, "next": ids.TRAV_NEXT}
 
 
+#: what `panel_outputs` returns, in order
+PANEL_OUTPUTS = [(ids.TRAVERSALS, "children"), (ids.SELECTION_INFO, "children"), (ids.HIGHLIGHT, "data"),
+                 (ids.TRAV_PAGER, "children"), (ids.TRAV_ERROR, "children"), (ids.TRAV_PREV, "disabled"),
+                 (ids.TRAV_NEXT, "disabled")]
+
+
+def panel_outputs(tok, sel, shown, new_sel: bool, steps, qrange, n_bases, seed, picked, page, show_all, cfg) -> tuple:
+    """The traversal panel's outputs (`PANEL_OUTPUTS`) for selection ``sel``; ``shown`` is the
+    selection the linked views follow (``HIGHLIGHT``), ``new_sel`` whether ``sel`` just changed.
+    The views follow a new selection (the highlight); an unchanged one (e.g. none, on the first
+    page) would only make them redraw what they show."""
+    shown = None if shown == ids.HIGHLIGHT_AS_SERVED else shown
+    highlight = sel if new_sel and sel != shown else no_update
+    try:
+        cards, desc, pager = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg,
+                                             page=0 if new_sel else int(page or 0), show_all=bool(show_all))
+    except ValueError as exc:           # a traversal setting out of range: said beside the inputs
+        return no_update, no_update, highlight, no_update, str(exc), no_update, no_update
+    except Exception as exc:  # the linked views must still follow the selection
+        log.exception("traversals failed")
+        return ([html.Div(f"Traversals failed: {exc}", className="vf-alert vf-alert-error")], "", highlight,
+                "", "", True, True)
+    pages, at = pager.get("pages", 0), pager.get("page", 0)
+    return cards, desc, highlight, pager_text(pager), "", at <= 0, at >= pages - 1
+
+
+def first_values(tok: dict | None, cfg) -> dict:
+    """{(id, property): value} of the panel for the page as served (nothing selected, the layout's
+    settings): what `panel_outputs` and `base_strip` give, for `callbacks.first_page`."""
+    out = dict(zip(PANEL_OUTPUTS, panel_outputs(tok, None, ids.HIGHLIGHT_AS_SERVED, True, 7, [0.05, 0.95], 2, 0,
+                                                 None, 0, [], cfg)))
+    out[(ids.BASE_STRIP, "children")] = base_strip(tok, 0, cfg)
+    return out
+
+
 def register(app, cfg) -> None:
     app.clientside_callback(PAGE_JS, Output(ids.TRAV_PAGE, "data"), Input(ids.TRAV_PREV, "n_clicks"),
                             Input(ids.TRAV_NEXT, "n_clicks"), Input(ids.SELECTION, "data"), State(ids.TRAV_PAGE, "data"),
                             prevent_initial_call=True)
 
-    @app.callback(Output(ids.TRAVERSALS, "children"), Output(ids.SELECTION_INFO, "children"),
-                  Output(ids.HIGHLIGHT, "data"), Output(ids.TRAV_PAGER, "children"), Output(ids.TRAV_ERROR, "children"),
-                  Output(ids.TRAV_PREV, "disabled"), Output(ids.TRAV_NEXT, "disabled"),
+    @app.callback(*[Output(*o) for o in PANEL_OUTPUTS],
                   Input(ids.SELECTION, "data"), Input(ids.TRAV_STEPS, "value"), Input(ids.TRAV_RANGE, "value"),
                   Input(ids.TRAV_NBASE, "value"), Input(ids.TRAV_SEED, "value"), Input(ids.TRAV_BASES, "data"),
                   Input(ids.TRAV_PAGE, "data"), Input(ids.TRAV_ALL, "value"),
-                  State(ids.ANALYSIS, "data"), State(ids.HIGHLIGHT, "data"))
+                  State(ids.ANALYSIS, "data"), State(ids.HIGHLIGHT, "data"), prevent_initial_call=True)
     def _traversals(sel, steps, qrange, n_bases, seed, picked, page, show_all, tok, shown):
-        # the linked views follow a new selection; an unchanged one (e.g. none, on the first page) would
-        # only make them redraw what they show
-        shown = None if shown == ids.HIGHLIGHT_AS_SERVED else shown
         new_sel = any(t["prop_id"].startswith(ids.SELECTION + ".") for t in ctx.triggered) or not ctx.triggered
-        fresh = new_sel and sel != shown
-        highlight = sel if fresh else no_update
-        try:
-            cards, desc, pager = traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg,
-                                                 page=0 if new_sel else int(page or 0), show_all=bool(show_all))
-        except ValueError as exc:           # a traversal setting out of range: said beside the inputs
-            return no_update, no_update, highlight, no_update, str(exc), no_update, no_update
-        except Exception as exc:  # the linked views must still follow the selection
-            log.exception("traversals failed")
-            return ([html.Div(f"Traversals failed: {exc}", className="vf-alert vf-alert-error")], "", highlight,
-                    "", "", True, True)
-        pages, at = pager.get("pages", 0), pager.get("page", 0)
-        return cards, desc, highlight, pager_text(pager), "", at <= 0, at >= pages - 1
+        return panel_outputs(tok, sel, shown, new_sel, steps, qrange, n_bases, seed, picked, page, show_all, cfg)
 
-    @app.callback(Output(ids.BASE_STRIP, "children"), Input(ids.ANALYSIS, "data"), Input(ids.TRAV_SEED, "value"))
+    @app.callback(Output(ids.BASE_STRIP, "children"), Input(ids.ANALYSIS, "data"), Input(ids.TRAV_SEED, "value"),
+                  prevent_initial_call=True)
     def _strip(tok, seed):
         return base_strip(tok, seed, cfg)
 
@@ -158,6 +177,6 @@ def register(app, cfg) -> None:
         return pick_bases(ctx.triggered_id, clicks, picked)
 
     @app.callback(Output({"type": ids.BASE_THUMB_TYPE, "index": ALL}, "className"), Input(ids.TRAV_BASES, "data"),
-                  State({"type": ids.BASE_THUMB_TYPE, "index": ALL}, "id"))
+                  State({"type": ids.BASE_THUMB_TYPE, "index": ALL}, "id"), prevent_initial_call=True)
     def _thumbs(picked, thumb_ids):
         return thumb_classes(picked, thumb_ids)

@@ -13,7 +13,7 @@ is marked ``from_url`` and is not pushed again (Forward stays possible).
 """
 from __future__ import annotations
 
-from dash import Input, Output, ctx, no_update
+from dash import Input, Output, State, ctx, no_update
 
 from vaefrag.dashboard import ids
 from vaefrag.dashboard.callbacks.analysis import parse_query
@@ -83,7 +83,24 @@ def controls_from_query(search: str | None) -> tuple:
     return (*out, rng, show_all)
 
 
+#: URL.search -> ``URL_QUERY``, except the empty query of the page as served when it carries an
+#: analysis (what an empty query asks for: the callbacks reading the query would only answer "no
+#: change", and three requests at load delay the first render by a few hundred ms)
+RELAY_JS = """
+function(search, tok) {
+    const nu = window.dash_clientside.no_update;
+    if (typeof search !== 'string') { return nu; }
+    if (!window.__vfQuerySeen) {
+        window.__vfQuerySeen = true;
+        if (!search && tok) { return nu; }
+    }
+    return search;
+}
+"""
+
+
 def register(app, cfg) -> None:
+    app.clientside_callback(RELAY_JS, Output(ids.URL_QUERY, "data"), Input(ids.URL, "search"), State(ids.ANALYSIS, "data"))
     app.clientside_callback(URL_JS, Output(ids.URL_STATE, "data"), Input(ids.ANALYSIS, "data"),
                             Input(ids.SELECTION, "data"), Input(ids.MATRIX_MEASURE, "value"),
                             Input(ids.MAP_METHOD, "value"), Input(ids.MAP_COLOR, "value"),
@@ -92,7 +109,7 @@ def register(app, cfg) -> None:
 
     @app.callback(*[Output(cid, "value", allow_duplicate=True) for _, cid, _ in CONTROL_KEYS],
                   Output(ids.TRAV_RANGE, "value"), Output(ids.TRAV_ALL, "value"),
-                  Input(ids.URL, "search"), Input(ids.URL_POP, "data"), prevent_initial_call="initial_duplicate")
+                  Input(ids.URL_QUERY, "data"), Input(ids.URL_POP, "data"), prevent_initial_call=True)
     def _controls(search, pop):
         if ctx.triggered_id == ids.URL_POP:
             search = (pop or {}).get("search")

@@ -8,7 +8,6 @@ the map's ``selectedpoints`` (a few kilobytes) instead of re-sending and re-draw
 from __future__ import annotations
 
 import functools
-import threading
 import time
 
 from dash import Input, Output, Patch, State, ctx, no_update
@@ -39,7 +38,7 @@ def _current(sel, tok):
 @functools.lru_cache(maxsize=16)
 def _unselected(kind: str, cache_dir: str, key: str, method: str, color: str = "hotspot"):
     """The matrix (kind "matrix", method = measure) or map figure without a selection, memoised
-    per analysis: the same for every user (never mutated), built once (`first_page`, while the server starts)."""
+    per analysis: the same for every user (never mutated), built once (`first_values`, while the server starts)."""
     a = data.analysis_from_token({"key": key}, cache_dir)
     if a is None:
         return None
@@ -209,8 +208,8 @@ def update_selection(event: str, inputs: dict, tok, current, cfg, *, search=None
         if sel is None and not current:
             return no_update, no_update   # nothing to clear: the first page's matrix and map need not wait
                                           # for selection -> traversal -> highlight
-    elif trigger in (ids.URL, ids.URL_POP):
-        about, sel = _from_query(a, search if trigger == ids.URL else (pop or {}).get("search"), tok)
+    elif trigger in (ids.URL_QUERY, ids.URL_POP):
+        about, sel = _from_query(a, search if trigger == ids.URL_QUERY else (pop or {}).get("search"), tok)
         if not about or (sel is None and not current) or selmod.same(sel, _strip(current)):
             return no_update, no_update          # another analysis (opened by the URL), or nothing new
         from_url = True
@@ -238,7 +237,7 @@ def update_selection(event: str, inputs: dict, tok, current, cfg, *, search=None
             return no_update, str(exc)
     else:
         return no_update, no_update
-    if sel is None and trigger not in (ids.CLEAR, ids.ANALYSIS, ids.URL, ids.URL_POP):
+    if sel is None and trigger not in (ids.CLEAR, ids.ANALYSIS, ids.URL_QUERY, ids.URL_POP):
         return no_update, msg
     out = selmod.stamp(sel, current, tok.get("key"))
     if out is not None:
@@ -257,37 +256,40 @@ def _triggers() -> set[str]:
     return {t["prop_id"].rsplit(".", 1)[0] for t in ctx.triggered if t.get("prop_id") not in (None, ".")}
 
 
-#: one first page is built at a time (the start-up thread and early page loads wait for it, not
-#: build it twice)
-_FIRST_PAGE_LOCK = threading.Lock()
-
-
-def first_page(name: str | None, cfg) -> dict | None:
-    """What the page needs to show ensemble ``name`` at the default parameters without a callback:
-    {"token", "matrix", "map", "hotspot_rows", "model_rows"} (the memoised NMI matrix and UMAP map by
-    hotspot, the table rows), or None when its
-    analysis is not cached yet (the callbacks then compute it with a progress bar)."""
+def default_token(name: str | None, cfg) -> dict | None:
+    """The token of ensemble ``name``'s analysis at the default parameters, or None when it is not
+    cached (or no such ensemble)."""
     if name is None:
         return None
-    with _FIRST_PAGE_LOCK:
-        try:
-            params = data.clean_params()
-            found = data.cached_analysis(data.ensemble_path(cfg.root, name), params, cfg.cache_dir)
-        except (ValueError, FileNotFoundError):
-            return None
-        if found is None:
-            return None
-        tok = data.token(name, params, found.key)
-        hs_rows, model_rows = tables(tok, cfg)
-        return {"token": tok, "hotspot_rows": hs_rows, "model_rows": model_rows,
-                "matrix": matrix_view(tok, "nmi", None, set(), cfg),
-                "map": map_view(tok, "umap", "hotspot", None, set(), cfg)}
+    try:
+        params = data.clean_params()
+        found = data.cached_analysis(data.ensemble_path(cfg.root, name), params, cfg.cache_dir)
+    except (ValueError, FileNotFoundError):
+        return None
+    return None if found is None else data.token(name, params, found.key)
+
+
+def first_values(tok: dict | None, cfg) -> dict:
+    """{(id, property): value} of the views as their callbacks compute them for analysis ``tok`` with
+    nothing selected (the memoised NMI matrix and UMAP map by hotspot, the table rows and styles, the
+    map colourings), for the page to carry (`callbacks.first_page`)."""
+    out = {(ids.MAP_COLOR, "options"): color_options(tok, cfg)}
+    out.update(zip(_STYLE_OUTPUTS, table_styles(tok, None, cfg)))
+    if tok is not None:
+        out.update(zip(_TABLE_OUTPUTS, tables(tok, cfg)))
+        out[(ids.MATRIX, "figure")] = matrix_view(tok, "nmi", None, set(), cfg)
+        out[(ids.MAP, "figure")] = map_view(tok, "umap", "hotspot", None, set(), cfg)
+    return out
+
+
+_TABLE_OUTPUTS = [(ids.HOTSPOTS, "rowData"), (ids.MODELS, "rowData")]
+_STYLE_OUTPUTS = [(ids.HOTSPOTS, "getRowStyle"), (ids.MODELS, "getRowStyle")]
 
 
 def register(app, cfg) -> None:
     # A new analysis or view redraws the figure (reading the selection as State, so the first page does
     # not wait for selection -> traversal -> highlight); a new selection alone sends a small Patch.
-    # The layout carries the first page's figures (`first_page`): no initial call.
+    # The layout carries the first page's views (`first_values`): no callback here has an initial call.
     @app.callback(Output(ids.MATRIX, "figure"), Input(ids.ANALYSIS, "data"), Input(ids.MATRIX_MEASURE, "value"),
                   State(ids.HIGHLIGHT, "data"), prevent_initial_call=True)
     def _matrix(tok, measure, sel):
@@ -313,18 +315,16 @@ def register(app, cfg) -> None:
             return no_update
         return map_view(tok, method, color, sel, {ids.HIGHLIGHT}, cfg)
 
-    @app.callback(Output(ids.MAP_COLOR, "options"), Input(ids.ANALYSIS, "data"))
+    @app.callback(Output(ids.MAP_COLOR, "options"), Input(ids.ANALYSIS, "data"), prevent_initial_call=True)
     def _colors(tok):
         return color_options(tok, cfg)
 
-    # the layout carries the first page's rows (`first_page`): no initial call
-    @app.callback(Output(ids.HOTSPOTS, "rowData"), Output(ids.MODELS, "rowData"), Input(ids.ANALYSIS, "data"),
-                  prevent_initial_call=True)
+    @app.callback(*[Output(*o) for o in _TABLE_OUTPUTS], Input(ids.ANALYSIS, "data"), prevent_initial_call=True)
     def _tables(tok):
         return tables(tok, cfg)
 
-    @app.callback(Output(ids.HOTSPOTS, "getRowStyle"), Output(ids.MODELS, "getRowStyle"),
-                  Input(ids.ANALYSIS, "data"), Input(ids.HIGHLIGHT, "data"))
+    @app.callback(*[Output(*o) for o in _STYLE_OUTPUTS], Input(ids.ANALYSIS, "data"), Input(ids.HIGHLIGHT, "data"),
+                  prevent_initial_call=True)
     def _styles(tok, sel):
         return table_styles(tok, sel, cfg)
 
@@ -338,7 +338,7 @@ def register(app, cfg) -> None:
                   Input(ids.MATRIX, "clickData"), Input(ids.MATRIX, "clickAnnotationData"),
                   Input(ids.MAP, "clickData"), Input(ids.MAP, "selectedData"),
                   Input(ids.HOTSPOTS, "cellClicked"), Input(ids.MODELS, "cellClicked"), Input(ids.CLEAR, "n_clicks"),
-                  Input(ids.CHANNEL_SEARCH, "value"), Input(ids.URL, "search"), Input(ids.URL_POP, "data"),
+                  Input(ids.CHANNEL_SEARCH, "value"), Input(ids.URL_QUERY, "data"), Input(ids.URL_POP, "data"),
                   Input(ids.ANALYSIS, "data"), State(ids.SELECTION, "data"), prevent_initial_call=True)
     def _selection(mclick, annot, pclick, psel, hcell, mcell, _clear, text, search, pop, tok, current):
         props = [t["prop_id"] for t in ctx.triggered if t.get("prop_id") not in (None, ".")]

@@ -134,3 +134,27 @@ def test_a_shown_analysis_has_its_hotspots_decoded_in_the_background(frag_env):
 
     other = dataclasses.replace(a, key="other", channel_ids=a.channel_ids + [[100, 0]])
     assert trav.prefetch(path, other, delay=0.0) is None
+
+
+def test_the_first_page_is_decoded_once_the_server_is_idle(tmp_path):
+    """The page as served queues no decoding (the server starts it once the page is answered and torch
+    is imported: `first_page.prefetch`); after it, a first click on any hotspot decodes nothing."""
+    from vaefrag.dashboard.callbacks import first_page
+    from vaefrag.dashboard.config import Config
+    from vaefrag.synthetic import make_fragment_ensemble
+
+    root, cache = tmp_path / "ensembles", tmp_path / "cache"
+    make_fragment_ensemble(root / "solo", models=6, latents=5, n_points=160, seed=1)
+    cfg = Config(root=root, cache_dir=cache, default="solo")
+    assert first_page.prefetch("solo", cfg) is None                  # not analysed yet: nothing to decode
+    a = data.compute_analysis(root / "solo", data.clean_params(), cache)
+    tok, values = first_page.values("solo", cfg)
+    assert values[(ids.BASE_STRIP, "children")]                       # the strip is built ...
+    done = first_page.prefetch("solo", cfg)                           # ... without queueing the decoding
+    assert done is not None and first_page.prefetch("solo", cfg) is None
+    assert done.wait(120)
+    before = trav._card_grid.cache_info()
+    for h in a.hotspots:
+        cbt.traversal_panel(tok, selmod.hotspot(a, h.id), 7, [0.05, 0.95], 2, 0, None, cfg)
+    after = trav._card_grid.cache_info()
+    assert a.hotspots and after.misses == before.misses and after.hits > before.hits

@@ -152,9 +152,9 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     first_thread.start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
-    # the workers after torch (imported with its thread count: the traversal prefetch decodes)
-    _when_idle(app.server, [lambda: data.import_numerics(torch_threads, preload)]
-               + ([start_later] if start_workers else []))
+    # torch (imported with its thread count), then the first page's traversals decoded, then the workers
+    _when_idle(app.server, [lambda: data.import_numerics(torch_threads, preload),
+                            lambda: first_page.prefetch(cfg.default, cfg)] + ([start_later] if start_workers else []))
     return app
 
 
@@ -230,9 +230,9 @@ def _guard(server, allowed_hosts) -> None:
 
 
 def _when_idle(server, work: list, quiet: float = 0.3, latest: float = 10.0) -> None:
-    """Run the callables of ``work`` in order, in a thread, once the first page's callbacks are
-    answered (no request for ``quiet`` seconds after the first callback request), or ``latest``
-    seconds after start. What runs here (starting the job workers, importing torch and loading the
+    """Run the callables of ``work`` in order, in a thread, once the first page is answered (no
+    request for ``quiet`` seconds after its layout or a callback request), or ``latest`` seconds
+    after start. What runs here (starting the job workers, importing torch and loading the
     default ensemble's members: `data.import_numerics`, 1.5-3 s) would otherwise compete with the
     first page's requests for the interpreter and the cores. A failure is logged, never raised."""
     seen = {"callback": False, "last": time.perf_counter()}
@@ -240,7 +240,7 @@ def _when_idle(server, work: list, quiet: float = 0.3, latest: float = 10.0) -> 
     @server.after_request
     def _note(response):
         seen["last"] = time.perf_counter()
-        seen["callback"] = seen["callback"] or flask.request.path.endswith("_dash-update-component")
+        seen["callback"] = seen["callback"] or flask.request.path.endswith(("_dash-update-component", "_dash-layout"))
         return response
 
     def run():

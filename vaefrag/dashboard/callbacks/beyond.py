@@ -371,6 +371,15 @@ def first_values(tok: dict | None, cfg) -> dict:
     return out
 
 
+#: the fusion status after a new selection: "Nothing to fuse ..." (`fuse_request`) cleared, else unchanged
+SETTLE_JS = """
+function(_sel, status) {
+    const text = status && status.props ? status.props.children : status;
+    return (typeof text === 'string' && text.startsWith('Nothing to fuse')) ? null : window.dash_clientside.no_update;
+}
+"""
+
+
 # ----------------------------------------------------------------------------------------- register
 def register(app, cfg) -> None:
     @app.callback(Output(ids.SPACES_GRAPH, "figure"), Output(ids.SPACES_STATUS, "children"),
@@ -427,11 +436,10 @@ def register(app, cfg) -> None:
                            start_compare, extra_outputs=[Output(ids.COMPARE_GRAPH, "figure")])
     jobs_ui.register(app, runner, jobs_ui.COMPARE, outputs=[Output(ids.COMPARE_GRAPH, "figure")], finish=compare_finish)
 
-    @app.callback(Output(ids.FUSE_STATUS, "children", allow_duplicate=True), Input(ids.SELECTION, "data"),
-                  State(ids.FUSE_STATUS, "children"), prevent_initial_call=True)
-    def _settle(_sel, status):
-        # "Nothing to fuse: select ..." is answered by a new selection
-        return None if alert_text(status).startswith("Nothing to fuse") else no_update
+    # "Nothing to fuse: select ..." is answered by a new selection (in the browser: every click changes
+    # the selection, and a request of its own would delay the traversals)
+    app.clientside_callback(SETTLE_JS, Output(ids.FUSE_STATUS, "children", allow_duplicate=True),
+                            Input(ids.SELECTION, "data"), State(ids.FUSE_STATUS, "children"), prevent_initial_call=True)
 
     @app.callback(Output(ids.FUSED, "figure", allow_duplicate=True), Input(ids.FUSE_COLOR, "value"),
                   Input(ids.FUSION, "data"), prevent_initial_call=True)

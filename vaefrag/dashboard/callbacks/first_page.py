@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import threading
 
+from vaefrag.dashboard import data
 from vaefrag.dashboard import sweep as sweep_view
+from vaefrag.dashboard import traversals
 from vaefrag.dashboard.callbacks import analysis, beyond, traversal, views
 
 #: the modules whose outputs the page carries
@@ -32,3 +34,14 @@ def values(name: str | None, cfg) -> tuple[dict | None, dict]:
         for module in MODULES:
             out.update(module.first_values(tok, cfg))
         return tok, out
+
+
+def prefetch(name: str | None, cfg):
+    """Decode the first page of traversals of every hotspot of ensemble ``name``'s default analysis
+    in the background, now (`traversals.prefetch`); the server calls it once the first page is served
+    and torch is imported. Returns the prefetch's Event, or None when nothing was queued."""
+    tok = views.default_token(name, cfg)
+    a = data.analysis_from_token(tok, cfg.cache_dir) if tok else None
+    if a is None:
+        return None
+    return traversals.prefetch(data.ensemble_path(cfg.root, name), a, delay=0.0)

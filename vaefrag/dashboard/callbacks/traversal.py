@@ -69,9 +69,10 @@ def traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg, *, page
     return [_card(c, color, settings["steps"], n_rows, backdrop) for c in cards], desc, pager
 
 
-def base_strip(tok, seed, cfg) -> list:
+def base_strip(tok, seed, cfg, *, prefetch: bool = True) -> list:
     """Clickable thumbnails of fingerprint inputs (pattern ids `ids.base_thumb`). Each analysis
-    shown also starts the background decoding of its hotspots' traversals (`traversals.prefetch`)."""
+    shown also starts the background decoding of its hotspots' traversals (`traversals.prefetch`;
+    not with ``prefetch=False``: the page as served, whose decoding the server starts once it is idle)."""
     if not tok:
         return []
     try:
@@ -79,7 +80,7 @@ def base_strip(tok, seed, cfg) -> list:
         thumbs = trav.thumbnails(path, 24, int(seed or 0) + 1)
     except (ValueError, FileNotFoundError, TypeError):
         return []
-    a = data.analysis_from_token(tok, cfg.cache_dir)
+    a = data.analysis_from_token(tok, cfg.cache_dir) if prefetch else None
     if a is not None:
         trav.prefetch(path, a)
     return [html.Img(src=uri, id=ids.base_thumb(row), n_clicks=0, className="vf-thumb", title=f"fingerprint item {row}")
@@ -148,7 +149,7 @@ def first_values(tok: dict | None, cfg) -> dict:
     settings): what `panel_outputs` and `base_strip` give, for `callbacks.first_page`."""
     out = dict(zip(PANEL_OUTPUTS, panel_outputs(tok, None, ids.HIGHLIGHT_AS_SERVED, True, 7, [0.05, 0.95], 2, 0,
                                                  None, 0, [], cfg)))
-    out[(ids.BASE_STRIP, "children")] = base_strip(tok, 0, cfg)
+    out[(ids.BASE_STRIP, "children")] = base_strip(tok, 0, cfg, prefetch=False)     # `first_page.prefetch`
     return out
 
 

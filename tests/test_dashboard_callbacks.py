@@ -528,3 +528,36 @@ def test_highlight_as_served_means_nothing_selected(frag_env):
     assert cbv._current(ids.HIGHLIGHT_AS_SERVED, tok) is None
     assert cbv.table_styles(tok, ids.HIGHLIGHT_AS_SERVED, cfg) == cbv.table_styles(tok, None, cfg)
     assert cbv.matrix_view(tok, "nmi", ids.HIGHLIGHT_AS_SERVED, set(), cfg) is cbv.matrix_view(tok, "nmi", None, set(), cfg)
+
+
+def test_start_up_work_waits_for_the_first_page_and_for_quiet():
+    """`app._when_idle`: nothing runs before the first page (its layout) is answered; each item runs
+    once the server has been quiet for its seconds, in order, so start-up work never competes with a
+    person clicking."""
+    import time
+
+    import flask
+
+    from vaefrag.dashboard.app import _when_idle
+
+    server = flask.Flask("t")
+    server.add_url_rule("/_dash-layout", "layout", lambda: "{}")
+    server.add_url_rule("/x", "x", lambda: "x")
+    ran = []
+    _when_idle(server, [(0.2, lambda: ran.append(("a", time.perf_counter()))),
+                        (1.0, lambda: ran.append(("b", time.perf_counter())))], latest=20.0)
+    client = server.test_client()
+    client.get("/x")
+    time.sleep(0.6)
+    assert ran == []                                  # no page yet
+    client.get("/_dash-layout")
+    t_page = time.perf_counter()
+    time.sleep(0.5)
+    assert [r[0] for r in ran] == ["a"]
+    busy_until = time.perf_counter() + 1.5
+    while time.perf_counter() < busy_until:           # someone clicking: requests every 0.2 s
+        client.get("/x")
+        time.sleep(0.2)
+    assert [r[0] for r in ran] == ["a"]
+    time.sleep(1.6)
+    assert [r[0] for r in ran] == ["a", "b"] and ran[1][1] - busy_until >= 0.75 and ran[0][1] - t_page >= 0.2

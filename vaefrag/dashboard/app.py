@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: CSS and static files (package data, so a wheel install serves them)
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
+#: seconds without a request before `vaefrag serve` starts and warms the job workers (when the default
+#: analysis is cached; a job submitted before starts them itself)
+WORKER_QUIET_S = 2.0
 #: host names answered by default (a page on another name reaching a local server is DNS rebinding)
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 #: largest request body accepted (an upload of `layout.MAX_UPLOAD_BYTES` travels base64 in JSON: 4/3)
@@ -92,7 +95,8 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
         workers with the first job. ``app.vaefrag_runner`` holds it (close it to stop the jobs).
     start_workers : start the runner's workers before the first job: at once, without a warm-up,
         when the default ensemble's analysis is not cached (the first page waits for a job), else
-        once the first page is answered (its own requests go first), warmed (`jobs._warm_worker`).
+        once the first page is answered and quiet for `WORKER_QUIET_S` (its own requests go first),
+        warmed (`jobs._warm_worker`).
 
     Raises ValueError when ``default`` names no ensemble under ``ensembles_dir`` or that is not a
     directory, FileNotFoundError when its parent does not exist.
@@ -152,9 +156,12 @@ def create_app(ensembles_dir="data/ensembles", default: str | None = None, cache
     first_thread.start()
     import PIL.Image  # noqa: F401  (plotly's JSON encoder imports it on a request thread: never half-imported)
 
-    # torch (imported with its thread count), then the first page's traversals decoded, then the workers
-    _when_idle(app.server, [lambda: data.import_numerics(torch_threads, preload),
-                            lambda: first_page.prefetch(cfg.default, cfg)] + ([start_later] if start_workers else []))
+    # torch (imported with its thread count) and the first page's traversals decoded once the page is
+    # answered; the workers (a process importing torch and scikit-learn: seconds of CPU) when the page
+    # has been quiet a while, e.g. not while someone clicks through the hotspots (a job starts them anyway)
+    _when_idle(app.server, [(0.3, lambda: data.import_numerics(torch_threads, preload)),
+                            (0.3, lambda: first_page.prefetch(cfg.default, cfg))]
+               + ([(WORKER_QUIET_S, start_later)] if start_workers else []))
     return app
 
 
@@ -229,27 +236,27 @@ def _guard(server, allowed_hosts) -> None:
         return flask.Response("bad request\n", status=400, mimetype="text/plain")
 
 
-def _when_idle(server, work: list, quiet: float = 0.3, latest: float = 10.0) -> None:
-    """Run the callables of ``work`` in order, in a thread, once the first page is answered (no
-    request for ``quiet`` seconds after its layout or a callback request), or ``latest`` seconds
-    after start. What runs here (starting the job workers, importing torch and loading the
-    default ensemble's members: `data.import_numerics`, 1.5-3 s) would otherwise compete with the
-    first page's requests for the interpreter and the cores. A failure is logged, never raised."""
-    seen = {"callback": False, "last": time.perf_counter()}
+def _when_idle(server, work: list, latest: float = 30.0) -> None:
+    """Run the (quiet seconds, callable) items of ``work`` in order, in a thread, each once the first
+    page is answered (its layout or a callback request seen) and the server has had no request for
+    its quiet seconds, or at the latest ``latest`` seconds after start. What runs here (importing
+    torch, decoding traversals, spawning the job workers: seconds of CPU) would otherwise compete
+    with the page's requests and the browser for the cores. A failure is logged, never raised."""
+    seen = {"page": False, "last": time.perf_counter()}
 
     @server.after_request
     def _note(response):
         seen["last"] = time.perf_counter()
-        seen["callback"] = seen["callback"] or flask.request.path.endswith(("_dash-update-component", "_dash-layout"))
+        seen["page"] = seen["page"] or flask.request.path.endswith(("_dash-update-component", "_dash-layout"))
         return response
 
     def run():
         start = time.perf_counter()
-        while time.perf_counter() - start < latest:
-            if seen["callback"] and time.perf_counter() - seen["last"] > quiet:
-                break
-            time.sleep(0.05)
-        for job in work:
+        for quiet, job in work:
+            while time.perf_counter() - start < latest:
+                if seen["page"] and time.perf_counter() - seen["last"] > quiet:
+                    break
+                time.sleep(0.05)
             try:
                 job()
             except Exception as exc:  # noqa: BLE001 - start-up work never takes the server down

@@ -93,7 +93,7 @@ def run(args) -> int:
     app = create_app(root, default=args.default, cache_dir=args.cache_dir, torch_threads=1, allowed_hosts=hosts,
                      scheduler=args.scheduler, n_workers=args.workers, time_limit=args.job_time_limit,
                      max_jobs=args.max_jobs, max_per_client=args.max_jobs_per_client, memory_limit=args.worker_memory,
-                     start_workers=not args.no_warm)    # once the first page is answered
+                     start_workers=not args.no_warm)    # once the first page is answered and quiet
     runner = app.vaefrag_runner
     log.info("vaefrag dashboard on http://%s:%d/ (ensembles in %s)", args.host, args.port, root)
     try:

@@ -498,3 +498,23 @@ def test_back_and_forward_walk_the_selection_history(app_duo):
     _wait(duo, lambda: _map_selected(duo) == set(int(x) for x in h0.members), msg="map follows Back")
     duo.driver.forward()
     _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h1)], msg="Forward: the second hotspot")
+
+
+def test_back_after_opening_another_ensemble_returns_to_the_first(app_duo):
+    """Back across an ensemble switch: the URL entry names the first ensemble and its hotspot, and the
+    page opens them again (the query reaches the analysis callback through the relayed URL query)."""
+    duo, a = app_duo
+    root = duo.vaefrag_root
+    if "frag25" not in data.ensemble_names(root):
+        pytest.skip("needs the second test ensemble")
+    b = data.cached_analysis(root / "frag25", data.clean_params(), duo.vaefrag_cache)
+    h0 = _hotspot_at_row(duo, a, 0)
+    _row(duo, ids.HOTSPOTS, 0).click()
+    _wait(duo, lambda: f"hotspot={h0.id + 1}" in duo.driver.current_url, msg="the hotspot in the URL")
+    _open_ensemble(duo, "frag25")
+    _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} {ROWS}")) == len(b.hotspots), msg="the new table")
+    duo.driver.back()
+    _wait(duo, lambda: a.ensemble_name in duo.find_element(f"#{ids.ENSEMBLE}").text, timeout=60, msg="Back: the first ensemble")
+    _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} {ROWS}")) == len(a.hotspots), msg="its table")
+    _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h0)], msg="Back: its hotspot's traversals")
+    assert f"ensemble={a.ensemble_name}&" in duo.driver.current_url and duo.get_logs() == []

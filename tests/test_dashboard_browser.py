@@ -518,3 +518,25 @@ def test_back_after_opening_another_ensemble_returns_to_the_first(app_duo):
     _wait(duo, lambda: len(duo.find_elements(f"#{ids.HOTSPOTS} {ROWS}")) == len(a.hotspots), msg="its table")
     _wait(duo, lambda: _caption_labels(duo)[:1] == [_medoid_label(a, h0)], msg="Back: its hotspot's traversals")
     assert f"ensemble={a.ensemble_name}&" in duo.driver.current_url and duo.get_logs() == []
+
+
+def test_a_link_to_a_hotspot_of_the_page_as_served_selects_it_without_redrawing(dash_duo, served, monkeypatch):
+    """``?ensemble=<the default>&hotspot=K``: the hotspot is selected from the URL, and the views of
+    the analysis the page carries are not built and sent again (only the selection's patches)."""
+    from vaefrag.dashboard.callbacks import views as cbv
+
+    root, cache, name, a = served
+    if len(a.hotspots) < 2:
+        pytest.skip("needs two hotspots")
+    h = next(x for x in a.hotspots if x.id == 1)
+    redrawn = []
+    real = cbv.matrix_view
+    monkeypatch.setattr(cbv, "matrix_view", lambda tok, m, sel, triggers, cfg: (
+        redrawn.append(set(triggers)) if ids.ANALYSIS in triggers else None) or real(tok, m, sel, triggers, cfg))
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(create_app(root, default=name, cache_dir=cache))
+    dash_duo.driver.get(dash_duo.server_url + f"/?ensemble={name}&hotspot=2")
+    _wait(dash_duo, lambda: _caption_labels(dash_duo)[:1] == [_medoid_label(a, h)], timeout=60, msg="hotspot 2")
+    _wait(dash_duo, lambda: _map_selected(dash_duo) == set(int(m) for m in h.members), msg="the map follows")
+    assert redrawn == []                                         # the matrix was not rebuilt for the link
+    assert f"hotspot={h.id + 1}" in dash_duo.driver.current_url and dash_duo.get_logs() == []

@@ -104,8 +104,14 @@ def test_open_analysis_is_request_then_resolve_in_one_round_trip(frag_env):
     assert cba.open_analysis("", None, None, None, None, None, None, tok, cfg)[0] is cba.no_update
     same = cba.open_analysis("", NAME, "nmi", 0.01, None, None, ids.APPLY, tok, cfg)
     assert same[0] is cba.no_update and "Nothing to recompute" in same[2].children
-    # a bookmarked hotspot is a different token (the selection follows it)
-    assert cba.open_analysis("?hotspot=1", None, None, None, None, None, None, tok, cfg)[0] == {**tok, "hotspot": 0}
+    # a bookmarked hotspot of the analysis on screen leaves the views as they are; the selection
+    # callback selects it from the URL
+    assert cba.open_analysis("?hotspot=1", None, None, None, None, None, ids.URL_QUERY, tok, cfg)[0] is cba.no_update
+    sel, _ = cbv.update_selection(f"{ids.URL_QUERY}.data", {}, tok, None, cfg, search="?hotspot=1")
+    assert sel["kind"] == "hotspot" and sel["hotspot"] == 0 and sel["from_url"]
+    # ... and of another ensemble, it is the new token's hint (the analysis there selects it)
+    assert cba.open_analysis("?hotspot=1", None, None, None, None, None, ids.URL_QUERY,
+                             {**tok, "ensemble": "other"}, cfg)[0] == {**tok, "hotspot": 0}
     # a bad control value keeps the analysis and says why; an uncached one goes to the job
     bad = cba.open_analysis("", NAME, "nmi", 0.01, 1, None, ids.APPLY, tok, cfg)
     assert bad[:2] == (cba.no_update, cba.no_update) and "min_samples" in bad[2].children

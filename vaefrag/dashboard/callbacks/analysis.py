@@ -135,7 +135,9 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg,
     if isinstance(pending, dict):
         # a request equal to one cancelled before must start again: the store only fires on a change
         pending = {**pending, "request": uuid.uuid4().hex[:12]}
-    if tok is not no_update and tok == current:
+    if tok is not no_update and isinstance(current, dict) and _without_hotspot(tok) == _without_hotspot(current):
+        # the analysis on screen (a bookmarked hotspot of it is selected from the URL by the selection
+        # callback: the views need not be sent and drawn again)
         tok = no_update
         if trigger == ids.APPLY:
             status = alert("Nothing to recompute: the analysis on screen has these parameters.", "info")
@@ -144,6 +146,10 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg,
     if status is None and tok is no_update and trigger in (None, ids.URL_QUERY):
         status = no_update          # the page as served, or a URL naming what it shows: no message to clear
     return (tok, pending, status, *controls)
+
+
+def _without_hotspot(tok: dict) -> dict:
+    return {k: v for k, v in tok.items() if k != "hotspot"}
 
 
 def _extra(req: dict) -> dict:

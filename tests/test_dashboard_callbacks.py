@@ -567,3 +567,12 @@ def test_start_up_work_waits_for_the_first_page_and_for_quiet():
     assert [r[0] for r in ran] == ["a"]
     time.sleep(1.6)
     assert [r[0] for r in ran] == ["a", "b"] and ran[1][1] - busy_until >= 0.75 and ran[0][1] - t_page >= 0.2
+
+
+def test_a_control_already_showing_a_value_is_not_set_again():
+    from vaefrag.dashboard.callbacks.controls import already_shown
+
+    assert already_shown(0.01, "0.01") and already_shown("5", 5) and already_shown(None, "") and already_shown("", None)
+    assert already_shown([0.05, 0.95], [0.05, 0.95]) and already_shown("hotspot", "hotspot")
+    assert not already_shown(6, "5") and not already_shown("vi", "nmi") and not already_shown(0.01, None)
+    assert not already_shown(cba.no_update, None) and not already_shown("abc", "abd")

@@ -27,6 +27,7 @@ from dash import Input, Output, State, ctx, html, no_update
 from vaefrag import store
 from vaefrag.dashboard import data, ids
 from vaefrag.dashboard.callbacks import jobs as jobs_ui
+from vaefrag.dashboard.callbacks.controls import already_shown
 from vaefrag.dashboard.layout import MAX_UPLOAD_BYTES
 
 SHOW, HIDE = jobs_ui.SHOW, jobs_ui.HIDE
@@ -102,19 +103,6 @@ def resolve_request(req: dict | None, cfg) -> tuple:
     return no_update, req, alert(msg, "info")
 
 
-def _same_value(new, old) -> bool:
-    """Whether a control showing ``old`` already shows ``new`` (a typed "0.01" shows 0.01; "" shows None)."""
-    if new is no_update:
-        return False
-    norm = [None if v is None or (isinstance(v, str) and not v.strip()) else v for v in (new, old)]
-    if norm[0] == norm[1]:
-        return True
-    try:
-        return float(str(norm[0]).strip()) == float(str(norm[1]).strip())
-    except (TypeError, ValueError):
-        return False
-
-
 def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg, min_nmi=None, view=None,
                   map_method=None) -> tuple:
     """`request_from` then `resolve_request` in one round trip.
@@ -128,7 +116,7 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg,
     req, status, *controls = request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg, min_nmi)
     # a control that already shows its value is not set again (that would fire its dependents for nothing)
     shown = (ensemble, measure, thr, ms, xi, view, map_method, min_nmi)
-    controls = [no_update if _same_value(new, old) else new for new, old in zip(controls, shown)]
+    controls = [no_update if already_shown(new, old) else new for new, old in zip(controls, shown)]
     if req is no_update:
         return (no_update, no_update, status, *controls)
     tok, pending, resolved = resolve_request(req, cfg)

@@ -33,6 +33,20 @@ def _number(value, name: str) -> float | None:
     return x
 
 
+def already_shown(new, shown) -> bool:
+    """Whether a control showing ``shown`` already shows ``new`` (a typed "0.01" shows 0.01, "" shows
+    None): setting it again would fire every callback reading it for nothing."""
+    if new is no_update:
+        return False
+    norm = [None if v is None or (isinstance(v, str) and not v.strip()) else v for v in (new, shown)]
+    if norm[0] == norm[1]:
+        return True
+    try:
+        return float(str(norm[0]).strip()) == float(str(norm[1]).strip())
+    except (TypeError, ValueError):
+        return False
+
+
 def analysis_errors(thr, ms, xi, min_nmi=None) -> tuple[str, str, str, str, bool]:
     """(error beside the threshold, min_samples, xi, min_nmi, Recompute disabled) for typed values."""
     errors = []

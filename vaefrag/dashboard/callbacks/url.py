@@ -17,6 +17,7 @@ from dash import Input, Output, State, ctx, no_update
 
 from vaefrag.dashboard import ids
 from vaefrag.dashboard.callbacks.analysis import parse_query
+from vaefrag.dashboard.callbacks.controls import already_shown
 from vaefrag.params import DEFAULT_MIN_NMI
 
 #: the traversal / view controls the URL restores: (query key, component id, default)
@@ -107,10 +108,14 @@ def register(app, cfg) -> None:
                             Input(ids.TRAV_STEPS, "value"), Input(ids.TRAV_NBASE, "value"),
                             Input(ids.TRAV_SEED, "value"), Input(ids.TRAV_RANGE, "value"), Input(ids.TRAV_ALL, "value"))
 
+    shown = [cid for _, cid, _ in CONTROL_KEYS] + [ids.TRAV_RANGE, ids.TRAV_ALL]
+
     @app.callback(*[Output(cid, "value", allow_duplicate=True) for _, cid, _ in CONTROL_KEYS],
                   Output(ids.TRAV_RANGE, "value"), Output(ids.TRAV_ALL, "value"),
-                  Input(ids.URL_QUERY, "data"), Input(ids.URL_POP, "data"), prevent_initial_call=True)
-    def _controls(search, pop):
+                  Input(ids.URL_QUERY, "data"), Input(ids.URL_POP, "data"), *[State(cid, "value") for cid in shown],
+                  prevent_initial_call=True)
+    def _controls(search, pop, *values):
         if ctx.triggered_id == ids.URL_POP:
             search = (pop or {}).get("search")
-        return controls_from_query(search)
+        return tuple(no_update if already_shown(new, old) else new
+                     for new, old in zip(controls_from_query(search), values))

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("dash")
 
 from dash import no_update  # noqa: E402
+import plotly.io as pio  # noqa: E402
 
 from vaefrag.analysis import analyze  # noqa: E402
 from vaefrag.dashboard import data, ids  # noqa: E402
@@ -127,11 +128,14 @@ def test_first_page_carries_the_default_views(frag_env, tmp_path):
     cfg, a, tok = frag_env
     got, values = first_page.values(NAME, cfg)
     assert got == tok
-    assert values[(ids.MATRIX, "figure")] is cbv.matrix_view(tok, "nmi", None, set(), cfg)     # the memoised figures
-    assert values[(ids.MAP, "figure")] is cbv.map_view(tok, "umap", "hotspot", None, set(), cfg)
+    # the memoised figures the callbacks send, as plotly's JSON (built once)
+    assert values[(ids.MATRIX, "figure")] == json.loads(pio.to_json(cbv.matrix_view(tok, "nmi", None, set(), cfg)))
+    assert values[(ids.MAP, "figure")] == json.loads(pio.to_json(cbv.map_view(tok, "umap", "hotspot", None, set(), cfg)))
+    assert first_page.values(NAME, cfg)[1][(ids.MATRIX, "figure")] is values[(ids.MATRIX, "figure")]
     assert (values[(ids.HOTSPOTS, "rowData")], values[(ids.MODELS, "rowData")]) == cbv.tables(tok, cfg)
-    heat = next(t for t in values[(ids.MATRIX, "figure")].data if t.name == "matrix")
-    np.testing.assert_allclose(heat.z, np.round(a.nmi[np.ix_(a.ordering, a.ordering)], 3), atol=1e-6)
+    heat = next(t for t in values[(ids.MATRIX, "figure")]["data"] if t["name"] == "matrix")["z"]
+    z = np.frombuffer(base64.b64decode(heat["bdata"]), dtype=heat["dtype"]).reshape([int(n) for n in heat["shape"].split(",")])
+    np.testing.assert_allclose(z, np.round(a.nmi[np.ix_(a.ordering, a.ordering)], 3), atol=1e-6)
     # what the callbacks without an initial call would have sent, from the same functions
     assert values[(ids.ENSEMBLE_INFO, "children")] == "6 models x 5 latents, N=160 (sprites)"     # the frag_env fixture
     assert [o["value"] for o in values[(ids.MAP_COLOR, "options")]] == [o["value"] for o in cbv.color_options(tok, cfg)]

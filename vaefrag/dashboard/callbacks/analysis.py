@@ -131,8 +131,6 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg,
             status = alert("Nothing to recompute: the analysis on screen has these parameters.", "info")
     if resolved is not no_update and resolved is not None:
         status = resolved
-    if status is None and tok is no_update and trigger in (None, ids.URL_QUERY):
-        status = no_update          # the page as served, or a URL naming what it shows: no message to clear
     return (tok, pending, status, *controls)
 
 

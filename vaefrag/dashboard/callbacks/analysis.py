@@ -110,8 +110,9 @@ def open_analysis(search, ensemble, measure, thr, ms, xi, trigger, current, cfg,
     Returns (analysis token, pending request, status, then the control values of `request_from`;
     ``no_update`` for a control that already shows its value: ``ensemble`` ... ``min_nmi``,
     ``view`` (matrix measure) and ``map_method`` are what the controls show).
-    A token equal to ``current`` (the one the layout carries for the first page) is ``no_update``,
-    so the views are not redrawn with what they already show ("Recompute" then says so).
+    A token equal to ``current`` but for its hotspot hint is ``no_update``, so the views are not
+    redrawn with what they already show ("Recompute" then says so; a hotspot the URL names is
+    selected by `views.update_selection`).
     """
     req, status, *controls = request_from(search, ensemble, measure, thr, ms, xi, trigger, cfg, min_nmi)
     # a control that already shows its value is not set again (that would fire its dependents for nothing)

@@ -5,7 +5,11 @@ The query carries the ensemble and analysis parameters (``ensemble measure thr m
 ``model``, ``channels=m1:z0,...``: `selection.to_query`), the views (``view`` nmi / vi, ``map``
 umap / mds, ``color``) and the traversal settings (``steps bases seed range all``).
 
-A clientside callback writes it: a new selection the user asked for is a new history entry
+The server callbacks read the query from ``URL_QUERY``, which a clientside callback relays from
+dcc.Location's ``search``, except the empty query of the page as served (it shows what that asks
+for). Unchanged controls are not set again (`controls.already_shown`).
+
+Another clientside callback writes the URL: a new selection the user asked for is a new history entry
 (``pushState``), anything else replaces the current one. Back / Forward fire ``popstate``; a
 listener hands the query to the ``URL_POP`` store, from which the selection callback
 (`views.update_selection`) and `controls_from_query` restore the page. A selection restored so

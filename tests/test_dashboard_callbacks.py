@@ -7,7 +7,6 @@ values come from the analysis arrays, numpy and PIL, not from the code under tes
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 import numpy as np
@@ -27,12 +26,6 @@ from vaefrag.dashboard.config import Config  # noqa: E402
 from vaefrag.figures import views  # noqa: E402
 
 NAME = "frag"
-
-
-def _npz_upload(**arrays) -> str:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return "data:application/octet-stream;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 # ------------------------------------------------------------------------------------ data layer

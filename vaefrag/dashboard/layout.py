@@ -14,6 +14,7 @@ import dash_ag_grid as dag
 from dash import dcc, html
 
 from vaefrag.dashboard import ids
+from vaefrag.dashboard import traversals
 from vaefrag.figures.views import PRINT_SIZE, empty_figure
 from vaefrag.params import DEFAULT_MIN_NMI
 
@@ -148,13 +149,13 @@ def sidebar() -> html.Aside:
     ], className="vf-side-block")
     trav = html.Div([
         html.H3("Traversals"),
-        html.Div([_field("Steps", number_input(ids.TRAV_STEPS, 7, small=True)),
-                  _field("Bases", number_input(ids.TRAV_NBASE, 2, small=True)),
-                  _field("Seed", number_input(ids.TRAV_SEED, 0, small=True))], className="vf-row",
+        html.Div([_field("Steps", number_input(ids.TRAV_STEPS, traversals.STEPS, small=True)),
+                  _field("Bases", number_input(ids.TRAV_NBASE, traversals.BASES, small=True)),
+                  _field("Seed", number_input(ids.TRAV_SEED, traversals.SEED, small=True))], className="vf-row",
                  title="steps: 3 to 15 values along the channel; bases: 1 to 6 base inputs (rows); seed: which bases"),
         html.Div(id=ids.TRAV_ERROR, className="vf-field-error", role="alert"),
         _field("Range (posterior-mean quantiles)",
-               dcc.RangeSlider(id=ids.TRAV_RANGE, min=0, max=1, step=0.01, value=[0.05, 0.95],
+               dcc.RangeSlider(id=ids.TRAV_RANGE, min=0, max=1, step=0.01, value=list(traversals.RANGE),
                                marks={0: "0", 0.5: "0.5", 1: "1"}, tooltip={"placement": "bottom"})),
     ], className="vf-side-block")
     export = html.Div([

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: cards per page of the traversal panel
 PAGE_SIZE = 12
+#: the panel's default settings (the layout's inputs, the URL's defaults, the background prefetch)
+STEPS, BASES, SEED, RANGE = 7, 2, 0, (0.05, 0.95)
 #: an image cell is shown at least this many screen pixels high (integer nearest-neighbour scale)
 MIN_CELL_PX = 40
 
@@ -124,8 +126,8 @@ def _card_grid(path: str, stamp: int, model: int, latent: int, sign: int, steps:
     return ("image", png_data_uri(traversal_image(grid, gap=1)), tuple(int(v) for v in grid.shape[2:4]))
 
 
-def cards(path, analysis, sel: dict | None, *, steps: int = 7, quantiles=(0.05, 0.95), n_bases: int = 2,
-          seed: int = 0, picked=None, page: int = 0, show_all: bool = False) -> tuple[list[dict], dict]:
+def cards(path, analysis, sel: dict | None, *, steps: int = STEPS, quantiles=RANGE, n_bases: int = BASES,
+          seed: int = SEED, picked=None, page: int = 0, show_all: bool = False) -> tuple[list[dict], dict]:
     """Traversal cards of (one page of) a selection.
 
     Returns

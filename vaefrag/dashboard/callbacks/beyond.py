@@ -26,7 +26,7 @@ from dash import Input, Output, Patch, State, ctx, html, no_update
 
 from vaefrag.dashboard import data, ids, tasks
 from vaefrag.dashboard.callbacks import jobs as jobs_ui
-from vaefrag.dashboard.callbacks.analysis import alert, alert_text
+from vaefrag.dashboard.callbacks.analysis import alert
 from vaefrag.dashboard.layout import BEYOND_HEIGHT
 from vaefrag.figures.fusion import (fused_marker_colors, fused_space_figure, fusion_agreement_figure,
                                    spaces_figure)

@@ -12,6 +12,7 @@ import math
 from dash import Input, Output, no_update
 
 from vaefrag.dashboard import data, ids
+from vaefrag.dashboard import traversals as trav
 
 #: traversal settings: (name, low, high) of the integer inputs
 TRAVERSAL_LIMITS = {"steps": (3, 15), "bases": (1, 6), "seed": (0, 2**32 - 1)}
@@ -68,7 +69,7 @@ def traversal_settings(steps, bases, seed) -> dict:
     (`TRAVERSAL_LIMITS`); empty means the default (7 steps, 2 bases, seed 0).
     """
     out = {}
-    for name, value, default in (("steps", steps, 7), ("bases", bases, 2), ("seed", seed, 0)):
+    for name, value, default in (("steps", steps, trav.STEPS), ("bases", bases, trav.BASES), ("seed", seed, trav.SEED)):
         lo, hi = TRAVERSAL_LIMITS[name]
         x = _number(value, name)
         if x is None:

@@ -58,7 +58,7 @@ def traversal_panel(tok, sel, steps, qrange, n_bases, seed, picked, cfg, *, page
     desc = selmod.describe(a, sel)
     try:
         path = data.ensemble_path(cfg.root, tok["ensemble"])
-        cards, pager = trav.cards(path, a, sel, steps=settings["steps"], quantiles=tuple(qrange or (0.05, 0.95)),
+        cards, pager = trav.cards(path, a, sel, steps=settings["steps"], quantiles=tuple(qrange or trav.RANGE),
                                   n_bases=settings["bases"], seed=settings["seed"], picked=picked, page=page,
                                   show_all=show_all)
         backdrop = trav.fingerprint_points(path) if any("points" in c for c in cards) else None
@@ -147,9 +147,9 @@ def panel_outputs(tok, sel, shown, new_sel: bool, steps, qrange, n_bases, seed, 
 def first_values(tok: dict | None, cfg) -> dict:
     """{(id, property): value} of the panel for the page as served (nothing selected, the layout's
     settings): what `panel_outputs` and `base_strip` give, for `callbacks.first_page`."""
-    out = dict(zip(PANEL_OUTPUTS, panel_outputs(tok, None, ids.HIGHLIGHT_AS_SERVED, True, 7, [0.05, 0.95], 2, 0,
-                                                 None, 0, [], cfg)))
-    out[(ids.BASE_STRIP, "children")] = base_strip(tok, 0, cfg, prefetch=False)     # `first_page.prefetch`
+    out = dict(zip(PANEL_OUTPUTS, panel_outputs(tok, None, ids.HIGHLIGHT_AS_SERVED, True, trav.STEPS,
+                                                 list(trav.RANGE), trav.BASES, trav.SEED, None, 0, [], cfg)))
+    out[(ids.BASE_STRIP, "children")] = base_strip(tok, trav.SEED, cfg, prefetch=False)     # `first_page.prefetch`
     return out
 
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 from dash import Input, Output, State, ctx, no_update
 
 from vaefrag.dashboard import ids
+from vaefrag.dashboard import traversals as trav
 from vaefrag.dashboard.callbacks.analysis import parse_query
 from vaefrag.dashboard.callbacks.controls import already_shown
 from vaefrag.params import DEFAULT_MIN_NMI
 
 #: the traversal / view controls the URL restores: (query key, component id, default)
-CONTROL_KEYS = (("color", ids.MAP_COLOR, "hotspot"), ("steps", ids.TRAV_STEPS, 7), ("bases", ids.TRAV_NBASE, 2),
-                ("seed", ids.TRAV_SEED, 0))
+CONTROL_KEYS = (("color", ids.MAP_COLOR, "hotspot"), ("steps", ids.TRAV_STEPS, trav.STEPS),
+                ("bases", ids.TRAV_NBASE, trav.BASES), ("seed", ids.TRAV_SEED, trav.SEED))
 
 URL_JS = """
 function(tok, sel, view, mapm, color, steps, nbase, seed, range, all) {
@@ -48,10 +49,10 @@ function(tok, sel, view, mapm, color, steps, nbase, seed, range, all) {
     if (view && view !== 'nmi') { q.set('view', view); }
     if (mapm && mapm !== 'umap') { q.set('map', mapm); }
     if (color && color !== 'hotspot') { q.set('color', color); }
-    if (steps !== null && steps !== undefined && String(steps) !== '7') { q.set('steps', steps); }
-    if (nbase !== null && nbase !== undefined && String(nbase) !== '2') { q.set('bases', nbase); }
-    if (seed !== null && seed !== undefined && String(seed) !== '0') { q.set('seed', seed); }
-    if (range && (range[0] !== 0.05 || range[1] !== 0.95)) { q.set('range', range[0] + '-' + range[1]); }
+    if (steps !== null && steps !== undefined && String(steps) !== '%(steps)s') { q.set('steps', steps); }
+    if (nbase !== null && nbase !== undefined && String(nbase) !== '%(bases)s') { q.set('bases', nbase); }
+    if (seed !== null && seed !== undefined && String(seed) !== '%(seed)s') { q.set('seed', seed); }
+    if (range && (range[0] !== %(lo)r || range[1] !== %(hi)r)) { q.set('range', range[0] + '-' + range[1]); }
     if (all && all.length) { q.set('all', '1'); }
     const s = '?' + q.toString();
     const n = mine ? mine.n : null;
@@ -66,7 +67,8 @@ function(tok, sel, view, mapm, color, steps, nbase, seed, range, all) {
     }
     return s;
 }
-""" % {"pop": ids.URL_POP, "min_nmi": repr(DEFAULT_MIN_NMI)}
+""" % {"pop": ids.URL_POP, "min_nmi": repr(DEFAULT_MIN_NMI), "steps": trav.STEPS, "bases": trav.BASES,
+       "seed": trav.SEED, "lo": trav.RANGE[0], "hi": trav.RANGE[1]}
 
 
 def controls_from_query(search: str | None) -> tuple:
@@ -76,7 +78,7 @@ def controls_from_query(search: str | None) -> tuple:
     out = [q.get(key, default) if q else no_update for key, _, default in CONTROL_KEYS]
     rng = no_update
     if q:
-        rng = [0.05, 0.95]
+        rng = list(trav.RANGE)
         lo, sep, hi = q.get("range", "").partition("-")
         try:
             lo_f, hi_f = float(lo), float(hi)

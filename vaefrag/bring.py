@@ -152,7 +152,10 @@ def _export(module, example, path: Path, exporter: str, n_outputs: int):
     names = ["mu", "logvar"] if n_outputs == 2 else ["x"]
     in_name = "z" if n_outputs == 1 else "x"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        # torch's own deprecation notices (the legacy exporter, internals) are not the user's to act on;
+        # anything else, e.g. a TracerWarning that the graph depends on the example, still reaches them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(module, (example,), str(path), input_names=[in_name], output_names=names,

@@ -10,7 +10,8 @@ def _js(duo, script, *args):
     return duo.driver.execute_script(script, *args)
 
 
-def _wait(duo, cond, timeout=TIMEOUT, msg="condition"):
+def _wait(duo, cond, timeout=TIMEOUT, msg="condition", state=None):
+    """Wait for ``cond()``; on timeout raise with ``msg`` and, if given, what ``state()`` reads then."""
     end = time.time() + timeout
     while time.time() < end:
         try:
@@ -19,4 +20,10 @@ def _wait(duo, cond, timeout=TIMEOUT, msg="condition"):
         except Exception:           # element not there yet / stale
             pass
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {msg}")
+    seen = ""
+    if state is not None:
+        try:
+            seen = f" (page shows: {state()!r})"
+        except Exception as exc:  # noqa: BLE001 - the report must not hide the timeout
+            seen = f" (page state unreadable: {exc})"
+    raise AssertionError(f"timed out waiting for {msg}{seen}")

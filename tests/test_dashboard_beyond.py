@@ -81,7 +81,10 @@ def test_fuse_selection_in_the_browser(dash_duo, served):
     points = ("const gd = document.querySelector('#" + ids.FUSED + " .js-plotly-plot');"
               "if (!gd || !gd.data || gd.data.length !== 2) { return -1; }"
               "const x = gd.data[1].x; return (x._inputArray || x).length;")   # typed arrays: {bdata, _inputArray}
-    _wait(dash_duo, lambda: _js(dash_duo, points) == n, timeout=120, msg="fused space graph")
+    shown = ("return ['" + ids.FUSE_STATUS + "', '" + ids.FUSE_PROGRESS_TEXT + "', '" + ids.FUSE_JOB_PANEL + "']"
+             ".map(i => { const e = document.getElementById(i); return e ? i + ': ' + e.innerText : i + ' absent'; })")
+    _wait(dash_duo, lambda: _js(dash_duo, points) == n, timeout=120, msg="fused space graph",
+          state=lambda: _js(dash_duo, shown))
     bars = _js(dash_duo, GRAPH_DATA, "#" + ids.FUSE_AGREEMENT)[0]["x"]
     assert bars == [f"model {m}, channel {c}" for m, c in a.channel_ids[a.kept[sorted(h.members)]]]
     assert "Fused" in dash_duo.find_element(f"#{ids.FUSE_STATUS}").text

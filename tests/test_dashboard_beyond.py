@@ -61,10 +61,22 @@ def _hotspot_sel(a, tok):
 
 # ----------------------------------------------------------------------------------- browser (one)
 @pytest.mark.browser
-def test_fuse_selection_in_the_browser(dash_duo, served):
-    """Select a hotspot in the list, open the fusion tab, fuse: the fused space appears."""
-    from vaefrag.dashboard import create_app
+def test_fuse_selection_in_the_browser(dash_duo, served, monkeypatch):
+    """Select a hotspot in the list, open the fusion tab, fuse: the fused space appears, also when
+    the poll that finishes the job takes longer than the poll interval (a busy server: Dash drops
+    the answer of a callback that is asked again while it runs, so a poll must never overlap the next)."""
+    import time as _time
 
+    from vaefrag.dashboard import create_app
+    from vaefrag.dashboard.callbacks import jobs as jobs_ui
+
+    finish = cbb.fuse_finish
+
+    def slow_finish(*args, **kwargs):
+        _time.sleep(3 * jobs_ui.POLL_MS / 1000)
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(cbb, "fuse_finish", slow_finish)
     cfg, a, _ = served
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(create_app(cfg.root, default=NAME, cache_dir=cfg.cache_dir))

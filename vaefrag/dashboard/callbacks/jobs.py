@@ -19,7 +19,7 @@ from vaefrag.dashboard.jobs import JobRefused
 
 SHOW = {"display": "block"}
 HIDE = {"display": "none"}
-#: polling period of a running job (ms)
+#: polling period of a running job (ms): the next poll is asked this long after the last one was answered
 POLL_MS = 500
 _CLIENT_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -155,8 +155,13 @@ def register(app, runner, panel: JobPanel, *, outputs: list, finish, preview=Non
               Output(panel.text, "children", allow_duplicate=True), *_start_outputs(panel)]
     n_out = len(outputs)
 
+    # The interval stops while a poll runs (max_intervals 0) and ticks again once it is answered (-1,
+    # Dash also does so after an error answer): Dash drops the answer of a callback asked again while
+    # it runs, so a poll slower than POLL_MS (a busy server, the poll that builds the result's figures)
+    # would be dropped at every tick, and the job it reported finished would never be shown.
     @app.callback(*common, *dup, Input(panel.interval, "n_intervals"), State(panel.store, "data"),
-                  State(ids.CLIENT, "data"), prevent_initial_call=True)
+                  State(ids.CLIENT, "data"), prevent_initial_call=True,
+                  running=[(Output(panel.interval, "max_intervals"), 0, -1)])
     def _poll(_n, store, client):
         return poll_outputs(runner, store, client, finish, preview, n_out)
 

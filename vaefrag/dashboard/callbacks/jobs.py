@@ -21,6 +21,8 @@ SHOW = {"display": "block"}
 HIDE = {"display": "none"}
 #: polling period of a running job (ms): the next poll is asked this long after the last one was answered
 POLL_MS = 500
+#: the wait for a poll's answer before it is asked again (ms; see `register`)
+STALL_MS = 15_000
 _CLIENT_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -155,13 +157,14 @@ def register(app, runner, panel: JobPanel, *, outputs: list, finish, preview=Non
               Output(panel.text, "children", allow_duplicate=True), *_start_outputs(panel)]
     n_out = len(outputs)
 
-    # The interval stops while a poll runs (max_intervals 0) and ticks again once it is answered (-1,
-    # Dash also does so after an error answer): Dash drops the answer of a callback asked again while
-    # it runs, so a poll slower than POLL_MS (a busy server, the poll that builds the result's figures)
-    # would be dropped at every tick, and the job it reported finished would never be shown.
+    # While a poll runs the interval waits STALL_MS; once the poll is answered (an error answer too)
+    # it ticks POLL_MS later. Dash drops the answer of a callback asked again while it runs, so a poll
+    # slower than POLL_MS (a busy server, the poll that builds the result's figures) was dropped at
+    # every tick, and a job it reported finished was never shown. A poll that gets no answer at all
+    # (the server restarting) is asked again after STALL_MS, which then says what became of the job.
     @app.callback(*common, *dup, Input(panel.interval, "n_intervals"), State(panel.store, "data"),
                   State(ids.CLIENT, "data"), prevent_initial_call=True,
-                  running=[(Output(panel.interval, "max_intervals"), 0, -1)])
+                  running=[(Output(panel.interval, "interval"), STALL_MS, POLL_MS)])
     def _poll(_n, store, client):
         return poll_outputs(runner, store, client, finish, preview, n_out)
 

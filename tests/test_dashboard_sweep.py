@@ -53,7 +53,10 @@ def test_sweep_tab_lists_tracks_and_opens_nodes(env):
     markers = [t for t in fig.data if t.mode == "markers+text"]
     custom = sorted(tuple(c) for t in markers for c in t.customdata)
     assert custom == sorted((i, h) for i, lv in enumerate(ref.levels) for h in range(lv.n_hotspots))
-    assert sum(1 for t in fig.data if t.mode == "lines") == len(ref.links)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == len(ref.links) and all(t.hoverinfo == "skip" for t in lines)   # a node's centre is the node's
+    mids = next(t for t in fig.data if t.name == "links")                                # the links hover at their middles
+    assert [float(x) for x in mids.x] == [i + 0.5 for i, *_ in ref.links] and len(mids.hovertext) == len(ref.links)
     by_factor = {t.name: len(t.customdata) for t in markers}
     assert by_factor == {f: sum(lv.best_factor.count(f) for lv in ref.levels)
                          for f in {f for lv in ref.levels for f in lv.best_factor}}
@@ -141,6 +144,7 @@ def test_sweep_tab_in_the_browser_tracks_and_a_node_click_opens_the_member(dash_
     import time
 
     from browser_helpers import _js, _wait
+    from selenium.webdriver.common.action_chains import ActionChains
 
     from vaefrag.dashboard import create_app, ids
 
@@ -158,12 +162,13 @@ def test_sweep_tab_in_the_browser_tracks_and_a_node_click_opens_the_member(dash_
     _wait(dash_duo, lambda: _js(dash_duo, nodes) is not None, timeout=180, msg="tracking tree")
     assert _js(dash_duo, nodes) == 3 + 4
     assert "1 splits" in dash_duo.find_element(f"#{dsw.SWEEP_STATUS}").text
-    # a click on the second level's first hotspot (plotly's click event, as the graph emits it)
-    _js(dash_duo, "const gd = document.querySelector('#" + dsw.SWEEP_GRAPH + " .js-plotly-plot');"
-                  "const c = gd.data.findIndex(d => d.mode === 'markers+text' && d.customdata.some(v => v[0] === 1 && v[1] === 0));"
-                  "const p = gd.data[c].customdata.findIndex(v => v[0] === 1 && v[1] === 0);"
-                  "gd.emit('plotly_click', {points: [{curveNumber: c, pointNumber: p, customdata: [1, 0],"
-                  " x: 1, y: 0.5}]});")
+    # a mouse click on the centre of the second level's first hotspot (where the links to it end)
+    where = ("const gd = document.querySelector('#" + dsw.SWEEP_GRAPH + " .js-plotly-plot');"
+             "const c = gd.data.findIndex(d => d.mode === 'markers+text' && d.customdata.some(v => v[0] === 1 && v[1] === 0));"
+             "return [c, gd.data[c].customdata.findIndex(v => v[0] === 1 && v[1] === 0)];")
+    curve, point = _js(dash_duo, where)
+    node = dash_duo.find_elements(f"#{dsw.SWEEP_GRAPH} .scatterlayer .trace")[curve].find_elements("css selector", ".point")[point]
+    ActionChains(dash_duo.driver).move_to_element(node).pause(0.3).click().perform()
     _wait(dash_duo, lambda: "ensemble=planted-2" in dash_duo.driver.current_url, timeout=60, msg="URL of the member")
     assert "hotspot=1" in dash_duo.driver.current_url
     _wait(dash_duo, lambda: "planted-2" in dash_duo.find_element(f"#{ids.ENSEMBLE}").text, timeout=120,

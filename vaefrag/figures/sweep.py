@@ -125,12 +125,20 @@ def tracking_plotly(tracking, factor_names=None, title: str = "", x_label: str =
     heights = tree_layout(tracking, factor_names)
     levels = tracking.levels
     fig = go.Figure()
+    # a link's line ends at the centres of its two nodes: it takes no hover (plotly would give a click
+    # on a node's centre to the line); its text hovers on an invisible marker at its middle
+    mid_x, mid_y, mid_text = [], [], []
     for (i, a, b, nmi) in tracking.links:
         fig.add_trace(go.Scatter(x=[i, i + 1], y=[heights[i][a], heights[i + 1][b]], mode="lines",
                                  line={"width": 0.5 + 6 * nmi, "color": f"rgba(50,50,50,{0.2 + 0.7 * nmi:.2f})"},
-                                 hoverinfo="text", showlegend=False,
-                                 text=f"{levels[i].label} #{a + 1} -> {levels[i + 1].label} #{b + 1}: "
-                                      f"mean NMI {nmi:.3f}"))
+                                 hoverinfo="skip", showlegend=False))
+        mid_x.append(i + 0.5)
+        mid_y.append(float(heights[i][a] + heights[i + 1][b]) / 2)
+        mid_text.append(f"{levels[i].label} #{a + 1} -> {levels[i + 1].label} #{b + 1}: mean NMI {nmi:.3f}")
+    if mid_x:
+        fig.add_trace(go.Scatter(x=mid_x, y=mid_y, mode="markers", name="links", showlegend=False,
+                                 marker={"size": 10, "color": "rgba(0,0,0,0)"}, hovertext=mid_text,
+                                 hoverinfo="text"))
     max_size = max([int(lv.sizes.max()) for lv in levels if lv.n_hotspots] or [1])
     for name in names + [None]:
         xs, ys, sizes, custom, hover = [], [], [], [], []

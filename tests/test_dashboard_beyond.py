@@ -26,6 +26,7 @@ from vaefrag.dashboard import data, ids  # noqa: E402
 from vaefrag.dashboard import selection as selmod  # noqa: E402
 from vaefrag.dashboard.callbacks import beyond as cbb  # noqa: E402
 from vaefrag.dashboard.config import Config  # noqa: E402
+from vaefrag.dashboard.jobs import job_id  # noqa: E402
 from vaefrag.figures.fusion import fused_space_figure, fusion_agreement_figure  # noqa: E402
 
 NAME = "frag"
@@ -123,6 +124,20 @@ def test_spaces_view_computes_only_on_request(served):
         np.testing.assert_allclose(np.asarray(bars.y, float), direct.info, rtol=1e-9)
         np.testing.assert_allclose(np.asarray(bars.error_y.array, float), direct.info_err, rtol=1e-9)
         assert f"{direct.n_samples} Monte Carlo draws" in status.children
+
+
+def test_spaces_start_says_what_runs(served):
+    """Compute replaces "not computed yet" by what the job computes; no analysis: nothing starts."""
+    from test_dashboard_jobs import Recorder
+
+    _, _, tok = served
+    r = Recorder()
+    store, disabled, panel, button_off, cancel_off, status = cbb.spaces_start(1, tok, "c" * 32, r)
+    assert r.submitted == [("spaces", {"ensemble": NAME}, "c" * 32)] and store["id"] == job_id("spaces", {"ensemble": NAME})
+    assert (disabled, button_off, cancel_off) == (False, True, False)
+    assert status.children.startswith(f"Computing the full latent spaces of {NAME}")
+    assert cbb.spaces_start(1, None, "c" * 32, r)[0] is no_update and len(r.submitted) == 1
+    assert cbb.spaces_start(0, tok, "c" * 32, r)[0] is no_update and len(r.submitted) == 1
 
 
 def test_spaces_view_and_job_without_ensemble(served):

@@ -101,6 +101,17 @@ def spaces_request(n_clicks, tok) -> dict | None:
     return {"ensemble": tok["ensemble"]} if n_clicks and tok else None
 
 
+def spaces_start(n_clicks, tok, client, runner) -> tuple:
+    """A click on Compute: the `jobs.start` outputs of the spaces job, its status saying what runs
+    (it replaces "not computed yet"), or `jobs.idle` when there is nothing to compute."""
+    params = spaces_request(n_clicks, tok)
+    if params is None:
+        return jobs_ui.idle()
+    msg = alert(f"Computing the full latent spaces of {params['ensemble']} (Monte Carlo estimates, cached "
+                "afterwards) ...", "info")
+    return jobs_ui.start(runner, jobs_ui.SPACES, params, client, status=msg)
+
+
 def spaces_finish(result, params: dict, _hints=None) -> tuple:
     """(status, ``SPACES_DONE`` store) once the job cached the comparison; the view then reads the cache."""
     return no_update, {"ensemble": params["ensemble"], "key": result["key"]}
@@ -390,12 +401,9 @@ def register(app, cfg) -> None:
 
     runner = cfg.runner
 
-    def start_spaces(n_clicks, tok, client):
-        params = spaces_request(n_clicks, tok)
-        return jobs_ui.idle() if params is None else jobs_ui.start(runner, jobs_ui.SPACES, params, client)
-
     jobs_ui.register_start(app, jobs_ui.SPACES, [Input(ids.SPACES_COMPUTE, "n_clicks"), State(ids.ANALYSIS, "data"),
-                                                 State(ids.CLIENT, "data")], start_spaces)
+                                                 State(ids.CLIENT, "data")],
+                           lambda n_clicks, tok, client: spaces_start(n_clicks, tok, client, runner))
     jobs_ui.register(app, runner, jobs_ui.SPACES, outputs=[Output(ids.SPACES_DONE, "data")], finish=spaces_finish)
 
     @app.callback(Output(ids.FUSE_COLOR, "options"), Output(ids.FUSE_COLOR, "value"),

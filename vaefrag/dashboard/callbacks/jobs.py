@@ -78,8 +78,9 @@ def job_ref(store) -> tuple[str | None, dict]:
     return store["id"], hints if isinstance(hints, dict) else {}
 
 
-def start(runner, panel: JobPanel, params: dict, client, hints: dict | None = None, *, status=no_update) -> tuple:
-    """Submit a job: (store, interval disabled, panel style, button disabled, cancel disabled, status).
+def start(runner, panel: JobPanel, params: dict, client, hints: dict | None = None, *, status=None) -> tuple:
+    """Submit a job: (store, interval disabled, panel style, button disabled, cancel disabled, status);
+    ``status`` replaces what the panel said before (None: nothing, the progress bar speaks).
     A refused job (cap, bad parameters) gives an error alert and leaves the panel idle."""
     from vaefrag.dashboard.callbacks.analysis import alert
 

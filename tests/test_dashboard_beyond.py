@@ -99,7 +99,7 @@ def test_fuse_selection_in_the_browser(dash_duo, served, monkeypatch):
     _wait(dash_duo, lambda: _js(dash_duo, points) == n, timeout=120, msg="fused space graph",
           state=lambda: _js(dash_duo, shown))
     bars = _js(dash_duo, GRAPH_DATA, "#" + ids.FUSE_AGREEMENT)[0]["x"]
-    assert bars == [f"model {m}, channel {c}" for m, c in a.channel_ids[a.kept[sorted(h.members)]]]
+    assert bars == [f"m{m}:z{c}" for m, c in a.channel_ids[a.kept[sorted(h.members)]]]
     assert "Fused" in dash_duo.find_element(f"#{ids.FUSE_STATUS}").text
     assert dash_duo.get_logs() == []
 
@@ -172,7 +172,7 @@ def test_fuse_job_matches_fuse_selection(served):
                                    seed=cbb.FUSE_SEED)
     bar = agree.data[0]
     np.testing.assert_allclose(np.asarray(bar.y, float), direct.nmi_inputs, rtol=1e-6)
-    assert list(bar.x) == [f"model {m}, channel {c}" for m, c in pairs]
+    assert list(bar.x) == [f"m{m}:z{c}" for m, c in pairs]
     ellipses, markers = fused.data
     np.testing.assert_allclose(np.c_[markers.x, markers.y], direct.mu, rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(markers.marker.color, ens.factors[:, 3])
@@ -230,11 +230,18 @@ def test_color_options_recolor_and_reset(served):
         return {o["location"][-1]: o["params"]["value"] for o in patch["operations"]
                 if o["location"][:3] == ["data", 1, "marker"]}
 
-    got = ops("factor:1")                                   # scale: 3 values 0, 1, 2 -> HSV over [0, 3]
-    assert got["color"] == ens.factors[:, 1].tolist() and got["colorscale"] == get_colorscale("HSV")
+    got = ops("factor:1")                         # a factor of few values: one band each, ticks naming them
     f = ens.factors[:, 1]
-    assert (got["cmin"], got["cmax"]) == (f.min(), f.max() + 1)
-    assert got["colorbar"] == {"title": {"text": ens.factor_names[1]}}
+    vals = sorted(set(f.tolist()))
+    k = len(vals)
+    assert 2 <= k <= 12 and got["color"] == [vals.index(v) for v in f.tolist()]      # the value's rank
+    assert (got["cmin"], got["cmax"]) == (-0.5, k - 0.5)
+    assert got["colorbar"] == {"title": {"text": ens.factor_names[1]}, "tickvals": list(range(k)),
+                               "ticktext": [f"{v:g}" for v in vals]}
+    scale = got["colorscale"]                     # [pos, colour] pairs: band i spans [i/k, (i+1)/k] in one colour
+    assert [p for p, _ in scale] == pytest.approx([b for i in range(k) for b in (i / k, (i + 1) / k)])
+    colours = [c for _, c in scale]
+    assert colours[0::2] == colours[1::2] and len(set(colours[0::2])) == k
     got = ops("index")
     assert got["color"] == list(range(ens.n_points)) and got["cmin"] is None and got["cmax"] is None
     assert got["colorscale"] == get_colorscale("Viridis")
@@ -242,6 +249,19 @@ def test_color_options_recolor_and_reset(served):
     assert cbb.reset_fusion(tok, None) == (no_update, no_update, None, no_update)
     fused, agree, status, new = cbb.reset_fusion({**tok, "ensemble": "other"}, store)
     assert not fused.data and not agree.data and status is None and new is None
+
+
+def test_fused_colours_band_few_values_by_rank_and_wrap_many():
+    from vaefrag.figures.fusion import DISCRETE_MAX, fused_marker_colors
+
+    few = fused_marker_colors(6, np.array([5, 0, 1, 5, 1, 0]), "shape")        # unequal spacing: by rank
+    assert few["color"].tolist() == [2, 0, 1, 2, 1, 0] and few["colorbar"]["ticktext"] == ["0", "1", "5"]
+    many = np.arange(DISCRETE_MAX + 1) * 2.0                                    # an angle-like factor
+    wide = fused_marker_colors(len(many), many, "angle")
+    assert wide["color"].tolist() == many.tolist() and wide["colorscale"] == get_colorscale("HSV")
+    assert (wide["cmin"], wide["cmax"]) == (0.0, many[-1] + 2.0) and "tickvals" not in wide["colorbar"]
+    with pytest.raises(ValueError, match="expected 6 values"):
+        fused_marker_colors(6, np.zeros(5))
 
 
 def _random_fusion(rng, n: int, c: int) -> fusion.FusionResult:

@@ -18,12 +18,18 @@ def _ellipse_path(mu: np.ndarray, logvar: np.ndarray, n: int = 24) -> tuple[np.n
     return np.hstack([xs, pad]).ravel(), np.hstack([ys, pad]).ravel()
 
 
+#: a factor with at most this many distinct values is coloured in bands, one per value
+DISCRETE_MAX = 12
+
+
 def fused_marker_colors(n: int, factor=None, factor_name: str = "factor") -> dict:
-    """Marker colour properties of `fused_space_figure` for n points: the point index on Viridis, or
-    a factor [n] on the cyclic HSV scale with its range widened by one step between values, so that
-    the smallest and largest values get different colours and an angle-like factor wraps around.
-    Colour scales are explicit [[position, colour], ...] lists (plotly.js itself has no "HSV")."""
-    from plotly.colors import get_colorscale
+    """Marker colour properties of `fused_space_figure` for n points: the point index on Viridis; a
+    factor [n] with at most `DISCRETE_MAX` values (a label such as shape) in one band per value of a
+    stepped colour bar whose ticks name the values (the colour is the value's rank); else a factor on
+    the cyclic HSV scale with its range widened by one step between values, so that the smallest and
+    largest values get different colours and an angle-like factor wraps around. Colour scales are
+    explicit [[position, colour], ...] lists (plotly.js itself has no "HSV")."""
+    from plotly.colors import get_colorscale, sample_colorscale
 
     if factor is None:
         return {"color": np.arange(n), "colorscale": get_colorscale("Viridis"), "cmin": None, "cmax": None,
@@ -31,11 +37,21 @@ def fused_marker_colors(n: int, factor=None, factor_name: str = "factor") -> dic
     color = np.asarray(factor).reshape(-1)
     if color.shape[0] != n:
         raise ValueError(f"factor: expected {n} values (one per fingerprint point), got {color.shape[0]}")
-    lo = hi = None
-    if np.issubdtype(color.dtype, np.number):
-        vals = np.unique(color[np.isfinite(color)]).astype(float)
-        step = float(np.median(np.diff(vals))) if len(vals) > 1 else 1.0
-        lo, hi = (float(vals[0]), float(vals[-1]) + step) if len(vals) else (None, None)
+    if not np.issubdtype(color.dtype, np.number):
+        return {"color": color, "colorscale": get_colorscale("HSV"), "cmin": None, "cmax": None,
+                "colorbar": {"title": {"text": factor_name}}}
+    vals = np.unique(color[np.isfinite(color)]).astype(float)
+    if 1 <= len(vals) <= DISCRETE_MAX:
+        k = len(vals)
+        bands = sample_colorscale(get_colorscale("HSV"), [i / k for i in range(k)])
+        scale = [[pos, c] for i, c in enumerate(bands) for pos in (i / k, (i + 1) / k)]
+        rank = np.searchsorted(vals, color.astype(float)).astype(float)
+        rank[~np.isfinite(color)] = np.nan
+        return {"color": rank, "colorscale": scale, "cmin": -0.5, "cmax": k - 0.5,
+                "colorbar": {"title": {"text": factor_name}, "tickvals": list(range(k)),
+                             "ticktext": [f"{v:g}" for v in vals]}}
+    step = float(np.median(np.diff(vals))) if len(vals) > 1 else 1.0
+    lo, hi = (float(vals[0]), float(vals[-1]) + step) if len(vals) else (None, None)
     return {"color": color, "colorscale": get_colorscale("HSV"), "cmin": lo, "cmax": hi,
             "colorbar": {"title": {"text": factor_name}}}
 

@@ -30,7 +30,7 @@ from vaefrag.dashboard.callbacks.analysis import alert
 from vaefrag.dashboard.layout import BEYOND_HEIGHT
 from vaefrag.figures.fusion import (fused_marker_colors, fused_space_figure, fusion_agreement_figure,
                                    spaces_figure)
-from vaefrag.figures.views import empty_figure
+from vaefrag.figures.views import channel_label, empty_figure
 
 #: at most this many channels are fused (the most informative of a larger selection)
 MAX_INPUTS = tasks.MAX_FUSE_INPUTS
@@ -228,7 +228,7 @@ def fuse_finish(res, params: dict, hints: dict, cfg) -> tuple:
     factor, name = factor_values(ens, color)
     fused = fused_space_figure(res, factor=factor, factor_name=name)
     fused.update_layout(height=BEYOND_HEIGHT, margin=_MARGIN, title_font_size=13)
-    agree = fusion_agreement_figure(res, [f"model {m}, channel {c}" for m, c in pairs])
+    agree = fusion_agreement_figure(res, [channel_label(m, c) for m, c in pairs])
     agree.update_layout(height=BEYOND_HEIGHT, margin=_MARGIN, title={"text": "agreement with each input",
                                                                      "font": {"size": 13}})
     status = alert(f"Fused {len(pairs)} channels into {FUSE_K} dimensions ({fusion.OBJECTIVES[params['objective']]}, "

@@ -104,6 +104,7 @@ def test_training_tab_draws_the_library_dynamics_and_refuses_ensembles_without_c
     assert list(fig.data[0].x) == [10, 20, 30]
     assert list(fig.data[0].y) == pytest.approx(list(ref.nmi_mean)) and list(fig.data[1].y) == pytest.approx(list(ref.vi_mean))
     assert list(fig.data[2].y) == [lv.n_hotspots for lv in ref.tracking.levels]
+    assert fig.layout.yaxis3.dtick == 1 and fig.layout.yaxis3.rangemode == "tozero"      # counts: whole ticks
     assert "agree least at step 20" in status.children and calls
     fig, status = dsw.dynamics_job(record, 1, {"ensemble": "plain"}, cfg)
     assert "checkpoints" in status.children and "vf-alert-error" in status.className

@@ -238,6 +238,8 @@ def dynamics_plotly(dyn, height: int = 440):
                                  hovertemplate="step %{x}<br>%{y} hotspots<br>%{customdata[1]} channels in them "
                                                "(%{customdata[0]:.0%} of the informative)<extra></extra>"),
                       row=1, col=3)
+        top = max([v.n_hotspots for v in lv] or [1])
+        fig.update_yaxes(dtick=max(1, -(-top // 6)), rangemode="tozero", row=1, col=3)    # counts: whole ticks
     fig.update_xaxes(title_text="training step", tickvals=steps)
     fig.update_yaxes(range=[0, 1.05], row=1, col=1)
     fig.update_layout(height=height, template="plotly_white",

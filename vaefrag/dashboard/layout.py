@@ -194,7 +194,9 @@ def column_defs(columns, sort_field: str) -> list[dict]:
     number filters on numbers, every column sortable, a tooltip naming what the column means."""
     out = []
     for field, header, fmt, tip in columns:
-        col = {"field": field, "headerName": header, "sortable": True, "resizable": True, "minWidth": 44}
+        # wide enough for the header's text (7 px a character at 12 px) beside its sort arrow
+        col = {"field": field, "headerName": header, "sortable": True, "resizable": True,
+               "minWidth": max(44, 7 * len(header) + 20)}
         if tip:
             col["headerTooltip"] = GLOSSARY.get(tip) or COLUMN_TIPS[tip]
         if fmt:

@@ -409,6 +409,14 @@ def test_recompute_carries_the_selection_over(frag_env):
     moved = {tuple(x) for x in a.channel_ids[a.kept[h.members]]}
     overlap = {hb.id: len(moved & {tuple(x) for x in b.channel_ids[b.kept[hb.members]]}) for hb in b.hotspots}
     assert got["hotspot"] == max(overlap, key=overlap.get)
+    # the traversal panel says where the selection came from (the hotspot's number may have changed)
+    assert got["carried"] == {"hotspot": h.id, "size": h.size, "kept": max(overlap.values())}
+    note = (f"Carried over from hotspot {h.id + 1} of the previous parameters: {max(overlap.values())} of its "
+            f"{h.size} channels are in this one.")
+    assert selmod.describe(b, got).endswith(note)
+    assert note not in selmod.describe(b, selmod.hotspot(b, got["hotspot"]))        # a click on it: no note
+    assert selmod.same(selmod.hotspot(b, got["hotspot"]), cbv._strip(got))            # the URL names the same one
+    assert selmod.describe(b, {**got, "carried": {"hotspot": "x"}}) == selmod.describe(b, selmod.hotspot(b, got["hotspot"]))
 
 
 def test_single_channel_has_a_row_and_column_cue(frag_env):

@@ -45,7 +45,7 @@ def stamp(sel: dict | None, current: dict | None, key: str | None) -> dict | Non
 
 def same(a: dict | None, b: dict | None) -> bool:
     """Whether two selections select the same thing (sequence numbers aside)."""
-    strip = (lambda s: None if s is None else {k: v for k, v in s.items() if k != "n"})
+    strip = (lambda s: None if s is None else {k: v for k, v in s.items() if k not in ("n", "carried")})
     return strip(a) == strip(b)
 
 
@@ -226,8 +226,23 @@ def carry_over(old, new, sel: dict | None) -> dict | None:
     if sel["kind"] == "hotspot":
         labels = np.asarray(new.labels)[moved] if moved else np.zeros(0, dtype=np.int64)
         labels = labels[labels >= 0]
-        return hotspot(new, int(np.bincount(labels).argmax())) if labels.size else None
+        if not labels.size:
+            return None
+        counts = np.bincount(labels)
+        out = hotspot(new, int(counts.argmax()))
+        if out is not None:       # said beside the traversals: the hotspot number may change
+            out["carried"] = {"hotspot": int(sel["hotspot"]), "size": len(sel["channels"]), "kept": int(counts.max())}
+        return out
     return channels(new, moved)
+
+
+def _carried_note(sel: dict) -> str:
+    """" Carried over from hotspot K ..." for a hotspot selection `carry_over` made, else ""."""
+    c = sel.get("carried")
+    if not (isinstance(c, dict) and all(type(c.get(k)) is int and 0 <= c[k] < 10**6 for k in ("hotspot", "size", "kept"))):
+        return ""
+    return (f" Carried over from hotspot {c['hotspot'] + 1} of the previous parameters: {c['kept']} of its "
+            f"{c['size']} channels are in this one.")
 
 
 def describe(analysis, sel: dict | None) -> str:
@@ -240,7 +255,8 @@ def describe(analysis, sel: dict | None) -> str:
         h = next((h for h in analysis.hotspots if h.id == sel["hotspot"]), None)
         extra = "" if h is None else f" from {h.n_models} models, {h.mean_info:.2f} bits on average"
         return (f"Hotspot {sel['hotspot'] + 1}: {n} channels{extra}. Medoid first, the others by NMI with it "
-                "(most typical first), each traversed in the direction that aligns it with the medoid.")
+                "(most typical first), each traversed in the direction that aligns it with the medoid."
+                + _carried_note(sel))
     if sel["kind"] == "model":
         return f"Model {sel['model']}: {n} informative channels, most informative first."
     ids = np.asarray(analysis.channel_ids)[np.asarray(analysis.kept, dtype=np.int64)]

@@ -261,7 +261,7 @@ def update_selection(event: str, inputs: dict, tok, current, cfg, *, search=None
 
 
 def _strip(sel):
-    return None if sel is None else {k: v for k, v in sel.items() if k not in ("key", "query", "from_url")}
+    return None if sel is None else {k: v for k, v in sel.items() if k not in ("key", "query", "from_url", "carried")}
 
 
 def _triggers() -> set[str]:

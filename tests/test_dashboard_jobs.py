@@ -171,6 +171,7 @@ def test_a_running_analysis_shows_its_structure_stage_once_then_the_whole(env):
     assert out[9] is no_update and out[3] is no_update
     last = jobs_ui.poll_outputs(runner, store, "c" * 32, finish, preview, 2)
     assert last[9] == data.token(NAME, data.DEFAULT_PARAMS, a.key) and last[3] is None and last[4] is True
+    assert out[:3] == ("2", "9", "hotspots (2/9)") and last[:3] == ("0", "1", "")   # the next job's bar starts empty
     # a cancel after the preview says what the page shows; after a whole analysis it does not
     assert "Recompute finishes it" in cba.cancelled_job(tok, NAME, cfg)[0].children
     assert "Recompute finishes it" not in cba.cancelled_job(last[9], NAME, cfg)[0].children

@@ -128,6 +128,7 @@ def poll_outputs(runner, store, client, finish, preview, n_out: int) -> tuple:
                 return bar + (no_update,) * 5 + (status,) + tuple(values)
         return bar + (no_update,) * 6 + (no_update,) * n_out
     end = (None, True, HIDE, False, True)
+    bar = ("0", "1", "")                        # the panel hides: the next job's bar starts empty
     if s["state"] == "done":
         status, *values = finish(s["result"], s.get("params"), hints)
         return bar + end + (status,) + tuple(values)
@@ -171,7 +172,7 @@ def register(app, runner, panel: JobPanel, *, outputs: list, finish, preview=Non
 
     cdup = [Output(o.component_id, o.component_property, allow_duplicate=True) for o in cancel_outputs]
 
-    @app.callback(*_start_outputs(panel), *cdup, Input(panel.cancel, "n_clicks"), State(panel.store, "data"),
+    @app.callback(*common, *cdup, Input(panel.cancel, "n_clicks"), State(panel.store, "data"),
                   State(ids.CLIENT, "data"), *cancel_states, prevent_initial_call=True)
     def _cancel(_n, store, client, *states):
         jid, _ = job_ref(store)
@@ -181,4 +182,4 @@ def register(app, runner, panel: JobPanel, *, outputs: list, finish, preview=Non
             status, extra = alert("Cancelled.", "info"), ()
         else:
             status, *extra = cancelled(*states)
-        return (None, True, HIDE, False, True, status, *extra)
+        return ("0", "1", "", None, True, HIDE, False, True, status, *extra)      # the next job's bar starts empty

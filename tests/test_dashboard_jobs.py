@@ -143,6 +143,51 @@ class Scripted:
         return self.answers.pop(0)
 
 
+def test_time_left_is_the_stage_rate_since_it_began():
+    from vaefrag.dashboard.jobs import estimate_left
+
+    ref = (100.0, 10, 100)                       # at t=100 s, 10 of 100 done
+    assert estimate_left(ref, 30, 100, 110.0) == pytest.approx(35.0)     # 20 in 10 s, 70 to go
+    assert estimate_left(ref, 30, 200, 110.0) is None                    # another stage (total)
+    assert estimate_left(ref, 10, 100, 110.0) is None                    # nothing done since
+    assert estimate_left(ref, 30, 100, 101.0) is None                    # too soon to tell
+    assert estimate_left(None, 30, 100, 110.0) is None
+    assert jobs_ui.time_left(35.2) == ", about 35 s left" and jobs_ui.time_left(600) == ", about 10 min left"
+    assert jobs_ui.time_left(None) == jobs_ui.time_left(1.0) == jobs_ui.time_left("9") == jobs_ui.time_left(float("nan")) == ""
+    running = {"state": "running", "done": 30, "total": 100, "message": "fusing", "left_s": 35.0, "partial": None,
+               "result": None, "error": None, "params": {}}
+    out = jobs_ui.poll_outputs(Scripted([running]), {"id": "a" * 24, "hints": {}}, "c" * 32, None, None, 0)
+    assert out[:3] == ("30", "100", "fusing (30/100, about 35 s left)")
+
+
+def test_the_runner_times_a_stage_from_its_first_progress(tmp_path, monkeypatch):
+    """The runner's time left: from the first progress of a stage (a new total starts a new one)."""
+    from types import SimpleNamespace
+
+    from vaefrag.dashboard import jobs
+    from vaefrag.dashboard.jobs import Job, JobRunner
+
+    r = JobRunner(tmp_path, tmp_path / "cache")                 # no cluster: the Dask client is faked
+    job = Job(id="a" * 24, kind="fusion", params={}, name="n", future=SimpleNamespace(status="pending"),
+              clients={"x"})
+    r._jobs[job.id] = job
+    events, clock = {}, [100.0]
+    r._client = SimpleNamespace(get_events=lambda topic: events.get(topic, []))
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
+    try:
+        for t, value in ((100.0, [10, 100, "fusing"]), (110.0, [30, 100, "fusing"])):
+            clock[0], events["n-progress"] = t, [(t, value)]
+            r._update(job)
+        s = r.poll(job.id, "x")
+        assert s["state"] == "running" and s["left_s"] == pytest.approx(35.0)   # 20 in 10 s, 70 to go
+        clock[0], events["n-progress"] = 111.0, [(111.0, [1, 8, "maps"])]      # the next stage
+        r._update(job)
+        assert r.poll(job.id, "x")["left_s"] is None and job.rate_ref == (111.0, 1, 8)
+    finally:
+        r._client = None
+        r.close()
+
+
 def test_a_running_analysis_shows_its_structure_stage_once_then_the_whole(env):
     cfg, a = env
     path = cfg.root / NAME

@@ -131,6 +131,7 @@ class Job:
     result: object = None
     error: str | None = None
     submitted: float = field(default_factory=time.monotonic)
+    rate_ref: tuple | None = None               # (time, done, total) the time left is measured from
     stop_asked: float | None = None             # when a cancel / the time limit asked it to stop
     finished: float | None = None
 
@@ -245,8 +246,8 @@ class JobRunner:
             return jid
 
     def poll(self, jid, client: str) -> dict:
-        """{"state", "done", "total", "message", "partial", "result", "error", "params"} of job ``jid``
-        for ``client``. partial: the task's last intermediate result the first time this client
+        """{"state", "done", "total", "message", "left_s", "partial", "result", "error", "params"} of job
+        ``jid`` for ``client``. left_s: the stage's estimated seconds left (`estimate_left`) or None. partial: the task's last intermediate result the first time this client
         polls after it appeared, else None (so a page shows each one once; the job keeps it).
 
         A finished job is reported to each subscriber; the subscriber that reads it last releases
@@ -262,7 +263,8 @@ class JobRunner:
             fresh = job.partial is not None and job.partial_sent.get(me) != job.partial
             if fresh:
                 job.partial_sent[me] = job.partial
-            out = {"state": job.state, "done": done, "total": total, "message": message,
+            left = estimate_left(job.rate_ref, done, total, time.monotonic()) if job.state == "running" else None
+            out = {"state": job.state, "done": done, "total": total, "message": message, "left_s": left,
                    "partial": job.partial if fresh else None, "result": job.result, "error": job.error,
                    "params": dict(job.params)}
             if job.state in ("done", "error", "cancelled"):
@@ -381,6 +383,9 @@ class JobRunner:
         with self._lock:
             if value is not None and job.state in ("queued", "running"):
                 job.state, job.progress = "running", tuple(value)
+                ref = job.rate_ref
+                if ref is None or ref[2] != value[1] or value[0] < ref[1]:     # a new stage: measure afresh
+                    job.rate_ref = (time.monotonic(), value[0], value[1])
             if time.monotonic() - job.submitted > self.time_limit + GRACE_S and job.state in ("queued", "running"):
                 self._stop(job, "error", f"stopped after its time limit of {self.time_limit:g} s")
 
@@ -396,6 +401,15 @@ class JobRunner:
         if workers:
             log.warning("jobs: restarting %d worker(s) that did not stop in %g s", len(workers), GRACE_S)
             self._client.restart_workers(workers)
+
+
+def estimate_left(ref: tuple | None, done: int, total: int, now: float, min_s: float = 3.0) -> float | None:
+    """Seconds a job stage has left at its rate since ``ref`` = (time, done, total), or None when the
+    stage changed (another total), nothing was done since, or less than ``min_s`` passed (too little
+    to tell)."""
+    if ref is None or ref[2] != total or done <= ref[1] or now - ref[0] < min_s:
+        return None
+    return (now - ref[0]) * (total - done) / (done - ref[1])
 
 
 def _error_message(exc: BaseException) -> str:

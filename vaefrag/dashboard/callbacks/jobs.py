@@ -109,6 +109,13 @@ def register_start(app, panel: JobPanel, inputs: list, submit, extra_outputs=())
     app.callback(*_start_outputs(panel), *extra, *inputs, prevent_initial_call=True)(submit)
 
 
+def time_left(seconds) -> str:
+    """", about 40 s left" / ", about 3 min left" for the progress text; "" when unknown or under 2 s."""
+    if not isinstance(seconds, (int, float)) or not 2 <= seconds < 10**6:
+        return ""
+    return f", about {seconds:.0f} s left" if seconds < 90 else f", about {seconds / 60:.0f} min left"
+
+
 def poll_outputs(runner, store, client, finish, preview, n_out: int) -> tuple:
     """One poll of a panel's job: (bar value, bar max, bar text, *`start` outputs, *``n_out`` values);
     ``finish`` / ``preview`` as in `register`."""
@@ -118,7 +125,7 @@ def poll_outputs(runner, store, client, finish, preview, n_out: int) -> tuple:
     if jid is None:
         return (no_update,) * 3 + (None, True, HIDE, False, True, no_update) + (no_update,) * n_out
     s = runner.poll(jid, client_id(client))
-    bar = (str(s["done"]), str(max(s["total"], 1)), f"{s['message']} ({s['done']}/{s['total']})")
+    bar = (str(s["done"]), str(max(s["total"], 1)), f"{s['message']} ({s['done']}/{s['total']}{time_left(s.get('left_s'))})")
     if s["state"] in ("queued", "running"):
         part = s.get("partial")                 # given once per page by the runner
         if preview is not None and part is not None:

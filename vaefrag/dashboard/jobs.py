@@ -247,8 +247,9 @@ class JobRunner:
 
     def poll(self, jid, client: str) -> dict:
         """{"state", "done", "total", "message", "left_s", "partial", "result", "error", "params"} of job
-        ``jid`` for ``client``. left_s: the stage's estimated seconds left (`estimate_left`) or None. partial: the task's last intermediate result the first time this client
-        polls after it appeared, else None (so a page shows each one once; the job keeps it).
+        ``jid`` for ``client``. left_s: the stage's estimated seconds left (`estimate_left`) or None.
+        partial: the task's last intermediate result the first time this client polls after it
+        appeared, else None (so a page shows each one once; the job keeps it).
 
         A finished job is reported to each subscriber; the subscriber that reads it last releases
         it. An unknown id reads as state "unknown".

@@ -239,7 +239,8 @@ def carry_over(old, new, sel: dict | None) -> dict | None:
 def _carried_note(sel: dict) -> str:
     """" Carried over from hotspot K ..." for a hotspot selection `carry_over` made, else ""."""
     c = sel.get("carried")
-    if not (isinstance(c, dict) and all(type(c.get(k)) is int and 0 <= c[k] < 10**6 for k in ("hotspot", "size", "kept"))):
+    keys = ("hotspot", "size", "kept")
+    if not (isinstance(c, dict) and all(type(c.get(k)) is int and 0 <= c[k] < 10**6 for k in keys)):
         return ""
     return (f" Carried over from hotspot {c['hotspot'] + 1} of the previous parameters: {c['kept']} of its "
             f"{c['size']} channels are in this one.")

@@ -149,8 +149,9 @@ def paper_figure(analysis, traversals=None, measure: str | None = None, *, width
             xs = np.sort(pos[sel])          # under the bars: the hotspot numbers stay free above them
             ax_r.plot(xs, np.full(xs.size, -top * 0.06), "|", color="black", markersize=3, markeredgewidth=0.6)
             ax_m.plot(xs, xs, "o", color="black", markersize=1.2, markeredgewidth=0)
-            ax_r.set_title(f"selection: {sel.size} channel{'s' if sel.size != 1 else ''}" + ("" if hotspot is None else f" (hotspot {hotspot + 1})"),
-                           loc="left", fontsize=6.5, pad=2)
+            what = f"selection: {sel.size} channel{'s' if sel.size != 1 else ''}"
+            ax_r.set_title(what + ("" if hotspot is None else f" (hotspot {hotspot + 1})"), loc="left",
+                           fontsize=6.5, pad=2)
 
         # --- factor-NMI profiles (left), rows aligned with the matrix
         if a.factor_nmi is not None and len(a.factor_names or []) > 0:

@@ -125,7 +125,8 @@ def poll_outputs(runner, store, client, finish, preview, n_out: int) -> tuple:
     if jid is None:
         return (no_update,) * 3 + (None, True, HIDE, False, True, no_update) + (no_update,) * n_out
     s = runner.poll(jid, client_id(client))
-    bar = (str(s["done"]), str(max(s["total"], 1)), f"{s['message']} ({s['done']}/{s['total']}{time_left(s.get('left_s'))})")
+    bar = (str(s["done"]), str(max(s["total"], 1)),
+           f"{s['message']} ({s['done']}/{s['total']}{time_left(s.get('left_s'))})")
     if s["state"] in ("queued", "running"):
         part = s.get("partial")                 # given once per page by the runner
         if preview is not None and part is not None:

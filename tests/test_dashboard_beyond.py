@@ -124,6 +124,7 @@ def test_spaces_view_computes_only_on_request(served):
         np.testing.assert_allclose(np.asarray(bars.y, float), direct.info, rtol=1e-9)
         np.testing.assert_allclose(np.asarray(bars.error_y.array, float), direct.info_err, rtol=1e-9)
         assert f"{direct.n_samples} Monte Carlo draws" in status.children
+        assert cbb.spaces_view(tok, measure, cfg)[0] is fig          # built once per result and measure
 
 
 def test_spaces_start_says_what_runs(served):

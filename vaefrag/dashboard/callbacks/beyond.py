@@ -21,6 +21,8 @@ returns, so tests call them without a server. Numeric modules (torch) are import
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from dash import Input, Output, Patch, State, ctx, html, no_update
 
@@ -67,6 +69,26 @@ def _progress(set_progress):
 
 
 # ----------------------------------------------------------------------------- full latent spaces
+#: spaces figures by (result key, measure): the same for every page (never mutated), built once
+#: (40-75 ms each, on the layout request and every ensemble switch once the spaces are cached)
+_SPACES_FIGURES: dict = {}
+_SPACES_LOCK = threading.Lock()
+
+
+def _spaces_figure(res, measure: str):
+    """`figures.fusion.spaces_figure` of ``res`` sized for the panel, memoised (at most 16)."""
+    with _SPACES_LOCK:
+        fig = _SPACES_FIGURES.get((res.key, measure))
+    if fig is None:
+        fig = spaces_figure(res, measure)
+        fig.update_layout(height=BEYOND_HEIGHT, margin=_MARGIN)
+        with _SPACES_LOCK:
+            while len(_SPACES_FIGURES) >= 16:
+                _SPACES_FIGURES.pop(next(iter(_SPACES_FIGURES)))
+            _SPACES_FIGURES[(res.key, measure)] = fig
+    return fig
+
+
 def spaces_view(tok: dict | None, measure: str | None, cfg) -> tuple:
     """(figure, status) of the open ensemble's full-space comparison, from the cache only.
 
@@ -89,8 +111,7 @@ def spaces_view(tok: dict | None, measure: str | None, cfg) -> tuple:
                 alert(f"The full latent spaces of {tok['ensemble']} are not computed yet. Compute estimates "
                       f"I(X;U) of each of the {k} models and NMI / VI of every pair by Monte Carlo "
                       f"({2 * k + k * (k - 1) // 2} estimates, cached afterwards).", "info"))
-    fig = spaces_figure(res, measure if measure in ("nmi", "vi") else "nmi")
-    fig.update_layout(height=BEYOND_HEIGHT, margin=_MARGIN)
+    fig = _spaces_figure(res, measure if measure in ("nmi", "vi") else "nmi")
     return fig, html.Span(f"{res.n_models} models, {res.n_samples} Monte Carlo draws over {res.n_points} points "
                           "(hover a cell for its standard error).", className="vf-hint")
 
